@@ -3,5 +3,8 @@
 //! keeping what a late joiner needs.
 
 pub mod encoder;
+pub mod gop;
+pub mod h264;
+pub mod packetizer;
 pub mod pattern;
 pub mod pixel;

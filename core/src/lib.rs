@@ -1,9 +1,39 @@
 //! rtcast: serve live video (and audio) from a host program to any number of browsers over
-//! WebRTC, with Flussonic's WebSocket signalling and WHEP, on one UDP port.
+//! WebRTC, with Flussonic's WebSocket signalling, on one UDP port.
+//!
+//! ```no_run
+//! use rtcast::{Server, ServerConfig};
+//! let server = Server::start(ServerConfig::default())?;
+//! let stream = server.stream("cam")?;
+//! # let access_unit: Vec<u8> = vec![];
+//! stream.push_h264(&access_unit, None)?; // Annex B, from your encoder
+//! println!("watch at {}", server.url("cam"));
+//! # Ok::<(), rtcast::Error>(())
+//! ```
 
 #![warn(missing_docs)]
 
+pub mod config;
+pub mod demo;
 pub mod error;
+pub mod event;
+mod http;
 pub mod media;
+pub mod metrics;
+mod net;
+mod server;
+mod session;
+pub mod signal;
+mod stream;
 
+pub use config::{AuthRequest, AuthorizeHook, IceServer, Limits, Protocol, ServerConfig, TlsConfig};
 pub use error::{Error, Result};
+pub use event::{Event, Events, LeaveReason, Recv, ViewerId};
+pub use media::encoder::EncoderConfig;
+pub use media::pixel::{PixelFormat, RawFrame};
+pub use metrics::ServerStats;
+pub use server::Server;
+pub use stream::{Stream, StreamOptions, StreamStats};
+
+/// The version of this library.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

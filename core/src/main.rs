@@ -1,1 +1,181 @@
-fn main() {}
+//! The `rtcast` command line: `rtcast demo` serves a live test pattern to browsers.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use rtcast::demo::{DemoOptions, DemoSource};
+use rtcast::{Server, ServerConfig, TlsConfig};
+
+/// Serve live video to browsers over WebRTC (Flussonic WebSocket protocol, one UDP port).
+#[derive(Parser)]
+#[command(name = "rtcast", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve a stream `demo` with a live generated test pattern (moving picture, frame counter and
+    /// clock; Opus silence). Open the printed URL in a browser.
+    Demo(DemoArgs),
+}
+
+#[derive(Args)]
+struct ServerArgs {
+    /// Address to listen on (HTTP and media). 0.0.0.0 listens on every interface.
+    #[arg(long, default_value = "0.0.0.0")]
+    bind: IpAddr,
+    /// TCP port for HTTP, WebSocket (and HTTPS/WSS with --cert/--key).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// UDP port carrying the media of every viewer [default: same number as --port].
+    #[arg(long)]
+    udp_port: Option<u16>,
+    /// Public IP to announce to viewers (1:1 NAT, e.g. a cloud VM). Repeat for several.
+    #[arg(long = "public-ip", value_name = "IP")]
+    public_ips: Vec<IpAddr>,
+    /// TLS certificate chain (PEM) to serve HTTPS/WSS; needs --key.
+    #[arg(long, requires = "key")]
+    cert: Option<PathBuf>,
+    /// TLS private key (PEM); needs --cert.
+    #[arg(long, requires = "cert")]
+    key: Option<PathBuf>,
+    /// Most viewers per stream.
+    #[arg(long, default_value_t = 1000)]
+    max_viewers: usize,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Picture size, WIDTHxHEIGHT (even numbers).
+    #[arg(long, default_value = "1280x720", value_parser = parse_size)]
+    size: (u32, u32),
+    /// Frames per second.
+    #[arg(long, default_value_t = 30)]
+    fps: u32,
+    /// Video bitrate of the built-in encoder, kbit/s.
+    #[arg(long, default_value_t = 2000)]
+    bitrate: u32,
+    /// Stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long)]
+    duration: Option<u64>,
+}
+
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("size '{s}' must look like 1280x720"))?;
+    let w: u32 = w.parse().map_err(|_| format!("bad width in '{s}'"))?;
+    let h: u32 = h.parse().map_err(|_| format!("bad height in '{s}'"))?;
+    if w == 0 || h == 0 || w % 2 == 1 || h % 2 == 1 {
+        return Err(format!("size '{s}' must be even and non-zero"));
+    }
+    Ok((w, h))
+}
+
+fn config(args: &ServerArgs) -> ServerConfig {
+    let mut config = ServerConfig {
+        bind: args.bind,
+        port: args.port,
+        udp_port: args.udp_port,
+        public_ips: args.public_ips.clone(),
+        ..ServerConfig::default()
+    };
+    if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
+        config.tls = Some(TlsConfig {
+            cert_pem: cert.clone(),
+            key_pem: key.clone(),
+        });
+    }
+    config.limits.max_viewers_per_stream = args.max_viewers;
+    config
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "rtcast=info".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo(args) => demo(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rtcast: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn demo(args: DemoArgs) -> rtcast::Result<()> {
+    let mut server = Server::start(config(&args.server))?;
+    let mut options = rtcast::StreamOptions::default();
+    options.encoder.bitrate_bps = args.bitrate.saturating_mul(1000);
+    options.encoder.max_fps = args.fps as f32;
+    let stream = server.stream_with("demo", options)?;
+    let source = DemoSource::start(
+        stream,
+        DemoOptions {
+            width: args.size.0,
+            height: args.size.1,
+            fps: args.fps,
+        },
+    );
+    println!("rtcast {} serving a live test pattern", rtcast::VERSION);
+    println!("  player:    {}", server.url("demo"));
+    println!("  websocket: {}", server.ws_url("demo"));
+    println!(
+        "  media:     udp {}",
+        server
+            .udp_addrs()
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!("Press Ctrl-C to stop.");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let _ = ctrlc_channel(tx);
+    match args.duration {
+        Some(s) => {
+            let _ = rx.recv_timeout(Duration::from_secs(s));
+        }
+        None => {
+            let _ = rx.recv();
+        }
+    }
+    source.stop();
+    server.stop();
+    Ok(())
+}
+
+/// Ctrl-C and SIGTERM end the demo cleanly.
+fn ctrlc_channel(tx: std::sync::mpsc::Sender<()>) -> std::io::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("rtcast-signal".into())
+        .spawn(move || {
+            rt.block_on(async {
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                        .expect("SIGTERM handler");
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            });
+            let _ = tx.send(());
+        })?;
+    Ok(())
+}

@@ -1,0 +1,176 @@
+//! Server configuration: addresses, TLS, ICE servers handed to viewers, limits and the
+//! authorization hook. Every limit has a default and a knob.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// How a server is started. `ServerConfig::default()` listens on every interface, HTTP port 8080
+/// and UDP port 8080.
+#[derive(Clone)]
+pub struct ServerConfig {
+    /// Address to bind, `0.0.0.0` (all interfaces) by default. Tests use `127.0.0.1`.
+    pub bind: IpAddr,
+    /// TCP port of HTTP, WebSocket and (with `tls`) HTTPS/WSS. 0 picks a free port.
+    pub port: u16,
+    /// UDP port carrying the media of every viewer. `None`: the same number as `port`
+    /// (or a free port when that is 0). `Some(0)` picks a free port.
+    pub udp_port: Option<u16>,
+    /// Public addresses to announce for 1:1 NAT (a cloud VM's public IP), in addition to the
+    /// addresses the UDP socket listens on.
+    pub public_ips: Vec<IpAddr>,
+    /// STUN/TURN servers handed to viewers (in the WebSocket `config` and WHEP `Link` headers).
+    pub ice_servers: Vec<IceServer>,
+    /// Serve HTTPS/WSS with this certificate and key.
+    pub tls: Option<TlsConfig>,
+    /// Limits and timeouts.
+    pub limits: Limits,
+    /// Decides whether a viewer may watch; `None` lets everyone in.
+    pub authorize: Option<AuthorizeHook>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            port: 8080,
+            udp_port: None,
+            public_ips: Vec::new(),
+            ice_servers: Vec::new(),
+            tls: None,
+            limits: Limits::default(),
+            authorize: None,
+        }
+    }
+}
+
+impl fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("bind", &self.bind)
+            .field("port", &self.port)
+            .field("udp_port", &self.udp_port)
+            .field("public_ips", &self.public_ips)
+            .field("ice_servers", &self.ice_servers)
+            .field("tls", &self.tls)
+            .field("limits", &self.limits)
+            .field("authorize", &self.authorize.as_ref().map(|_| "<hook>"))
+            .finish()
+    }
+}
+
+impl ServerConfig {
+    /// A configuration bound to 127.0.0.1 with free ports: what tests and benchmarks use.
+    pub fn loopback() -> Self {
+        Self {
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 0,
+            udp_port: Some(0),
+            ..Self::default()
+        }
+    }
+
+    pub(crate) fn validate(&self) -> crate::Result<()> {
+        let l = &self.limits;
+        let bad = |m: &str| Err(crate::Error::InvalidConfig(m.to_owned()));
+        if l.max_viewers == 0 || l.max_viewers_per_stream == 0 {
+            return bad("viewer limits must be at least 1");
+        }
+        if l.max_ws_message_bytes < 1024 {
+            return bad("max_ws_message_bytes must be at least 1024 (an SDP answer is ~1-4 KB)");
+        }
+        if l.connect_timeout.is_zero() || l.consent_timeout.is_zero() {
+            return bad("timeouts must be greater than zero");
+        }
+        Ok(())
+    }
+}
+
+/// A STUN or TURN server for viewers, in the shape of the W3C `RTCIceServer` dictionary.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct IceServer {
+    /// `stun:host:port` / `turn:host:port?transport=udp` URLs.
+    pub urls: Vec<String>,
+    /// TURN user name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// TURN password.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// PEM files for HTTPS/WSS.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    /// Certificate chain, PEM.
+    pub cert_pem: PathBuf,
+    /// Private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key_pem: PathBuf,
+}
+
+/// Limits and timeouts; each has a default.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Most viewers of one stream (default 1000).
+    pub max_viewers_per_stream: usize,
+    /// Most viewers of the whole server (default 5000).
+    pub max_viewers: usize,
+    /// Largest WebSocket message accepted from a viewer (default 64 KiB).
+    pub max_ws_message_bytes: usize,
+    /// Time from the socket opening to connected media before the viewer is dropped (default 15 s).
+    pub connect_timeout: Duration,
+    /// Time without ICE consent from a connected viewer before it is reaped (default 10 s).
+    pub consent_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_viewers_per_stream: 1000,
+            max_viewers: 5000,
+            max_ws_message_bytes: 64 * 1024,
+            connect_timeout: Duration::from_secs(15),
+            consent_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Which signalling protocol a viewer came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// Flussonic's WebSocket protocol (`/STREAM/webrtc`).
+    WebSocket,
+    /// WHEP (`/STREAM/whep`).
+    Whep,
+}
+
+impl Protocol {
+    /// Lower-case name: "websocket" or "whep".
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::WebSocket => "websocket",
+            Protocol::Whep => "whep",
+        }
+    }
+}
+
+/// What the authorization hook is asked about.
+#[derive(Debug, Clone)]
+pub struct AuthRequest {
+    /// Stream name.
+    pub stream: String,
+    /// `?token=` of the WebSocket URL or the WHEP `Authorization: Bearer` value.
+    pub token: Option<String>,
+    /// Remote address of the viewer's signalling connection.
+    pub remote: SocketAddr,
+    /// Signalling protocol.
+    pub protocol: Protocol,
+}
+
+/// Decides whether a viewer may watch. Runs on a server thread; keep it quick.
+pub type AuthorizeHook = Arc<dyn Fn(&AuthRequest) -> bool + Send + Sync>;

@@ -1,0 +1,99 @@
+//! The built-in live source of `rtcast demo`: a moving test pattern with a frame counter and a
+//! clock, encoded by the built-in encoder, plus Opus silence. Also used by tests and benchmarks.
+
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::media::pattern::{TestPattern, OPUS_SILENCE_20MS};
+use crate::Stream;
+
+/// What the demo source pushes.
+#[derive(Debug, Clone, Copy)]
+pub struct DemoOptions {
+    /// Frame width.
+    pub width: u32,
+    /// Frame height.
+    pub height: u32,
+    /// Frames per second.
+    pub fps: u32,
+}
+
+impl Default for DemoOptions {
+    fn default() -> Self {
+        Self {
+            width: 1280,
+            height: 720,
+            fps: 30,
+        }
+    }
+}
+
+/// A running demo source; stops when dropped.
+pub struct DemoSource {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl DemoSource {
+    /// Starts pushing the pattern into `stream` from a thread of its own, paced by the clock.
+    pub fn start(stream: Stream, options: DemoOptions) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("rtcast-demo".into())
+            .spawn(move || run(stream, options, &flag))
+            .expect("spawning the demo thread");
+        Self {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops the source and waits for its thread.
+    pub fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
+        self.stop.store(true, Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for DemoSource {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+fn run(stream: Stream, options: DemoOptions, stop: &AtomicBool) {
+    let mut pattern = TestPattern::new(options.width, options.height);
+    let frame_interval = Duration::from_secs(1) / options.fps.max(1);
+    let audio_interval = Duration::from_millis(20);
+    let start = Instant::now();
+    let (mut frame_index, mut audio_index) = (0u64, 0u64);
+    while !stop.load(Relaxed) && !stream.is_closed() {
+        let next_video = start + frame_interval * frame_index as u32;
+        let next_audio = start + audio_interval * audio_index as u32;
+        let next = next_video.min(next_audio);
+        let now = Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        }
+        if next_audio <= next_video {
+            let _ = stream.push_opus(OPUS_SILENCE_20MS, Some(audio_interval * audio_index as u32));
+            audio_index += 1;
+        } else {
+            let pts = frame_interval * frame_index as u32;
+            let picture = pattern.render(frame_index, pts);
+            if let Err(e) = stream.push_frame(&picture.as_raw_frame(), Some(pts)) {
+                tracing::warn!("demo frame not pushed: {e}");
+            }
+            frame_index += 1;
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Events from the server to the host: viewers coming and going, keyframe requests, bitrate hints.
+//!
+//! Events go through a bounded broadcast queue: a host that does not read them loses the oldest
+//! (and is told how many), the server never waits for it.
+
+use std::net::SocketAddr;
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use crate::config::Protocol;
+
+/// Identifies one viewer session for the life of the server.
+pub type ViewerId = u64;
+
+/// Something that happened that a host may act on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Event {
+    /// A viewer's media is connected (ICE and DTLS done); frames flow to it from now on.
+    ViewerJoined {
+        /// Stream name.
+        stream: String,
+        /// Viewer id.
+        viewer: ViewerId,
+        /// Signalling protocol it came through.
+        protocol: Protocol,
+        /// Address of its signalling connection.
+        remote: SocketAddr,
+    },
+    /// A viewer that had joined is gone, and everything it held is freed.
+    ViewerLeft {
+        /// Stream name.
+        stream: String,
+        /// Viewer id.
+        viewer: ViewerId,
+        /// Why it left.
+        reason: LeaveReason,
+    },
+    /// A viewer needs a keyframe and rtcast has none to give: push one soon. Coalesced, at most
+    /// one per stream every 500 ms. Streams fed raw frames never ask: the built-in encoder makes one.
+    KeyframeRequested {
+        /// Stream name.
+        stream: String,
+    },
+    /// Estimated bandwidth toward the slowest viewer of a stream, bits per second.
+    BitrateHint {
+        /// Stream name.
+        stream: String,
+        /// Bits per second.
+        bps: u64,
+    },
+}
+
+/// Why a viewer left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaveReason {
+    /// Its signalling connection closed (or WHEP DELETE).
+    Closed,
+    /// ICE consent was lost (the viewer vanished) or DTLS failed.
+    ConnectionLost,
+    /// Media did not connect within the connect timeout.
+    Timeout,
+    /// The stream was removed or the server stopped.
+    Shutdown,
+}
+
+impl LeaveReason {
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            LeaveReason::Closed => "closed",
+            LeaveReason::ConnectionLost => "connection_lost",
+            LeaveReason::Timeout => "timeout",
+            LeaveReason::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// Capacity of the event queue of each subscriber.
+pub const EVENT_QUEUE: usize = 1024;
+
+/// A subscription to server events (see [`crate::Server::subscribe`]).
+pub struct Events {
+    rx: broadcast::Receiver<Event>,
+    lost: u64,
+}
+
+/// Result of waiting for an event.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Recv {
+    /// The next event.
+    Event(Event),
+    /// No event within the time asked.
+    Timeout,
+    /// The server stopped; no more events will come.
+    Closed,
+}
+
+impl Events {
+    pub(crate) fn new(rx: broadcast::Receiver<Event>) -> Self {
+        Self { rx, lost: 0 }
+    }
+
+    /// Waits for the next event (async). `None` when the server stopped.
+    pub async fn recv(&mut self) -> Option<Event> {
+        loop {
+            match self.rx.recv().await {
+                Ok(e) => return Some(e),
+                Err(broadcast::error::RecvError::Lagged(n)) => self.lost += n,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+
+    /// Waits at most `timeout` for the next event, blocking the calling thread. Must not be called
+    /// from inside an async runtime.
+    pub fn recv_blocking(&mut self, timeout: std::time::Duration) -> Recv {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            match self.rx.try_recv() {
+                Ok(e) => return Recv::Event(e),
+                Err(broadcast::error::TryRecvError::Lagged(n)) => self.lost += n,
+                Err(broadcast::error::TryRecvError::Closed) => return Recv::Closed,
+                Err(broadcast::error::TryRecvError::Empty) => {
+                    if std::time::Instant::now() >= deadline {
+                        return Recv::Timeout;
+                    }
+                    // A blocking receiver with a timeout does not exist on broadcast; 5 ms polling
+                    // keeps latency low and costs nothing measurable.
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+            }
+        }
+    }
+
+    /// The next event if one is waiting.
+    pub fn try_recv(&mut self) -> Option<Event> {
+        loop {
+            match self.rx.try_recv() {
+                Ok(e) => return Some(e),
+                Err(broadcast::error::TryRecvError::Lagged(n)) => self.lost += n,
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// How many events this subscriber lost because it read too slowly.
+    pub fn lost(&self) -> u64 {
+        self.lost
+    }
+}

@@ -1,0 +1,133 @@
+//! The one TCP port: HTTP pages, metrics and the WebSocket signalling endpoint, over TLS when a
+//! certificate is configured.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::{ConnectInfo, Path, Query, State, WebSocketUpgrade};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde::Deserialize;
+use tokio::sync::oneshot;
+
+use crate::config::{ServerConfig, TlsConfig};
+use crate::server::ServerShared;
+use crate::signal::ws;
+use crate::{Error, Result};
+
+mod pages;
+
+/// Binds the HTTP port synchronously, so that "port in use" is an error of `Server::start`.
+pub(crate) fn bind(config: &ServerConfig) -> Result<std::net::TcpListener> {
+    let addr = SocketAddr::new(config.bind, config.port);
+    let listener = std::net::TcpListener::bind(addr).map_err(|source| Error::Bind {
+        what: "HTTP",
+        addr,
+        source,
+    })?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+pub(crate) fn router(server: Arc<ServerShared>) -> Router {
+    Router::new()
+        .route("/", get(pages::index))
+        .route("/metrics", get(metrics))
+        .route("/{stream}/webrtc", get(websocket))
+        .route("/{stream}/embed.html", get(pages::embed))
+        .fallback(not_found)
+        .with_state(server)
+}
+
+pub(crate) async fn serve(
+    listener: std::net::TcpListener,
+    app: Router,
+    tls: Option<TlsConfig>,
+    stop: oneshot::Receiver<()>,
+) -> Result<()> {
+    let service = app.into_make_service_with_connect_info::<SocketAddr>();
+    match tls {
+        None => {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            axum::serve(listener, service)
+                .with_graceful_shutdown(async {
+                    let _ = stop.await;
+                })
+                .await?;
+        }
+        Some(tls) => {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let config =
+                axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert_pem, &tls.key_pem)
+                    .await
+                    .map_err(|e| {
+                        Error::Tls(format!(
+                            "cannot use certificate {} and key {}: {e}",
+                            tls.cert_pem.display(),
+                            tls.key_pem.display()
+                        ))
+                    })?;
+            let handle = axum_server::Handle::new();
+            let h = handle.clone();
+            tokio::spawn(async move {
+                let _ = stop.await;
+                h.shutdown();
+            });
+            axum_server::from_tcp_rustls(listener, config)
+                .handle(handle)
+                .serve(service)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct WsQuery {
+    token: Option<String>,
+}
+
+async fn websocket(
+    State(server): State<Arc<ServerShared>>,
+    Path(stream): Path<String>,
+    Query(q): Query<WsQuery>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    upgrade: std::result::Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let Ok(upgrade) = upgrade else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "this URL is a WebSocket endpoint (Flussonic WebRTC playback); open it with a WebSocket client\n",
+        )
+            .into_response();
+    };
+    let cap = ws::hard_message_cap(server.config.limits.max_ws_message_bytes);
+    upgrade
+        .max_message_size(cap)
+        .max_frame_size(cap)
+        .on_upgrade(move |socket| ws::session(socket, server, stream, q.token, remote))
+}
+
+async fn metrics(State(server): State<Arc<ServerShared>>) -> Response {
+    let streams = server.stream_names().len() as u64;
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        server.metrics.render_prometheus(streams),
+    )
+        .into_response()
+}
+
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        "not found; try / for the list of streams, /STREAM/embed.html or /STREAM/webrtc\n",
+    )
+        .into_response()
+}
+
+fn html(body: String) -> Response {
+    Html(body).into_response()
+}

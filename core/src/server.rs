@@ -1,0 +1,346 @@
+//! The server: owns its async runtime, the HTTP/WebSocket listener, the media port and its event
+//! loop, and the registry of streams.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::config::{AuthRequest, ServerConfig};
+use crate::event::{Event, Events, EVENT_QUEUE};
+use crate::metrics::{Metrics, ServerStats};
+use crate::net::event_loop::{Control, EventLoop, MediaInput, CONTROL_QUEUE, MEDIA_QUEUE};
+use crate::net::udp::MediaPort;
+use crate::session::peer::PeerTemplate;
+use crate::stream::{Stream, StreamOptions, StreamShared};
+use crate::{Error, Result};
+
+/// Longest stream name accepted.
+const MAX_STREAM_NAME: usize = 128;
+
+/// What the HTTP handlers and the streams share with the server.
+pub(crate) struct ServerShared {
+    pub config: ServerConfig,
+    streams: Mutex<BTreeMap<String, Arc<StreamShared>>>,
+    control_tx: mpsc::Sender<Control>,
+    media_tx: mpsc::Sender<MediaInput>,
+    pub events: broadcast::Sender<Event>,
+    pub metrics: Arc<Metrics>,
+    next_stream: AtomicU64,
+}
+
+impl ServerShared {
+    pub(crate) fn find_stream(&self, name: &str) -> Option<Arc<StreamShared>> {
+        self.lock_streams().get(name).cloned()
+    }
+
+    pub(crate) fn stream_names(&self) -> Vec<String> {
+        self.lock_streams().keys().cloned().collect()
+    }
+
+    /// Names for error messages: "demo, cam" or "(none)".
+    pub(crate) fn stream_list(&self) -> String {
+        let names = self.stream_names();
+        if names.is_empty() {
+            "(none)".to_owned()
+        } else {
+            names.join(", ")
+        }
+    }
+
+    pub(crate) fn authorize(&self, req: &AuthRequest) -> bool {
+        match &self.config.authorize {
+            None => true,
+            // A panicking hook refuses rather than taking the connection task down.
+            Some(hook) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(req)))
+                .unwrap_or(false),
+        }
+    }
+
+    pub(crate) async fn control(&self, cmd: Control) -> Result<()> {
+        self.control_tx.send(cmd).await.map_err(|_| Error::ServerStopped)
+    }
+
+    pub(crate) fn control_sender(&self) -> mpsc::Sender<Control> {
+        self.control_tx.clone()
+    }
+
+    fn lock_streams(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<StreamShared>>> {
+        self.streams.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A running rtcast server. Stopped by [`Server::stop`] or when dropped.
+pub struct Server {
+    shared: Arc<ServerShared>,
+    runtime: Option<tokio::runtime::Runtime>,
+    http_addr: SocketAddr,
+    udp_addrs: Vec<SocketAddr>,
+    http_stop: Option<oneshot::Sender<()>>,
+    done: Vec<std::sync::mpsc::Receiver<()>>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("http_addr", &self.http_addr)
+            .field("udp_addrs", &self.udp_addrs)
+            .finish()
+    }
+}
+
+impl Server {
+    /// Starts a server: binds the HTTP port and the media UDP port and returns once both listen.
+    /// The server runs on its own threads; this call does not need (and does not touch) an async
+    /// runtime of the caller's.
+    pub fn start(config: ServerConfig) -> Result<Server> {
+        config.validate()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("rtcast")
+            .enable_all()
+            .build()?;
+        let _enter = runtime.enter();
+
+        let udp_port = config.udp_port.unwrap_or(config.port);
+        let port = MediaPort::bind(config.bind, udp_port)?;
+        let udp_addrs = port.local_addrs();
+        let metrics = Arc::new(Metrics::default());
+        let template = PeerTemplate::new(
+            metrics.clone(),
+            config.limits.consent_timeout,
+            &udp_addrs,
+            &config.public_ips,
+        )?;
+        let (control_tx, control_rx) = mpsc::channel(CONTROL_QUEUE);
+        let (media_tx, media_rx) = mpsc::channel(MEDIA_QUEUE);
+        let (events, _) = broadcast::channel(EVENT_QUEUE);
+        let shared = Arc::new(ServerShared {
+            config: config.clone(),
+            streams: Mutex::new(BTreeMap::new()),
+            control_tx,
+            media_tx,
+            events: events.clone(),
+            metrics: metrics.clone(),
+            next_stream: AtomicU64::new(1),
+        });
+
+        let listener = crate::http::bind(&config)?;
+        let http_addr = listener.local_addr()?;
+
+        let event_loop = EventLoop::new(
+            port,
+            template,
+            config.limits.clone(),
+            metrics,
+            events,
+            control_rx,
+            media_rx,
+        );
+        let (loop_done_tx, loop_done) = std::sync::mpsc::channel();
+        runtime.spawn(async move {
+            event_loop.run().await;
+            let _ = loop_done_tx.send(());
+        });
+
+        let (http_stop, http_stop_rx) = oneshot::channel();
+        let (http_done_tx, http_done) = std::sync::mpsc::channel();
+        let app = crate::http::router(shared.clone());
+        let tls = config.tls.clone();
+        runtime.spawn(async move {
+            if let Err(e) = crate::http::serve(listener, app, tls, http_stop_rx).await {
+                tracing::error!("HTTP server failed: {e}");
+            }
+            let _ = http_done_tx.send(());
+        });
+        tracing::info!(%http_addr, ?udp_addrs, "rtcast server started");
+
+        drop(_enter);
+        Ok(Server {
+            shared,
+            runtime: Some(runtime),
+            http_addr,
+            udp_addrs,
+            http_stop: Some(http_stop),
+            done: vec![http_done, loop_done],
+        })
+    }
+
+    /// The stream called `name`, created (with default options) if it does not exist yet.
+    /// Names are 1-128 characters of `A-Z a-z 0-9 _ - .`.
+    pub fn stream(&self, name: &str) -> Result<Stream> {
+        self.stream_with(name, StreamOptions::default())
+    }
+
+    /// The stream called `name`, created with `options` if it does not exist yet (an existing
+    /// stream keeps its options).
+    pub fn stream_with(&self, name: &str, options: StreamOptions) -> Result<Stream> {
+        if self.runtime.is_none() {
+            return Err(Error::ServerStopped);
+        }
+        validate_stream_name(name)?;
+        let mut streams = self.shared.lock_streams();
+        if let Some(s) = streams.get(name) {
+            return Ok(Stream { shared: s.clone() });
+        }
+        let stream = Arc::new(StreamShared::new(
+            name.to_owned(),
+            self.shared.next_stream.fetch_add(1, Relaxed),
+            &options,
+            self.shared.media_tx.clone(),
+            self.shared.events.clone(),
+            self.shared.metrics.clone(),
+        ));
+        self.shared
+            .control_tx
+            .try_send(Control::OpenStream(stream.clone()))
+            .map_err(|_| Error::LimitReached("the server's control queue is full; retry".into()))?;
+        streams.insert(name.to_owned(), stream.clone());
+        Ok(Stream { shared: stream })
+    }
+
+    /// Removes a stream: its viewers are disconnected and pushing into it fails from now on.
+    /// Returns whether it existed.
+    pub fn remove_stream(&self, name: &str) -> bool {
+        let Some(stream) = self.shared.lock_streams().remove(name) else {
+            return false;
+        };
+        stream.close();
+        let tx = self.shared.control_tx.clone();
+        if let Some(rt) = &self.runtime {
+            rt.spawn(async move {
+                let _ = tx.send(Control::CloseStream(stream.id)).await;
+            });
+        }
+        true
+    }
+
+    /// Names of the streams, sorted.
+    pub fn streams(&self) -> Vec<String> {
+        self.shared.stream_names()
+    }
+
+    /// The address HTTP/WebSocket listens on.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The addresses of the media UDP port (one per interface when bound to all).
+    pub fn udp_addrs(&self) -> &[SocketAddr] {
+        &self.udp_addrs
+    }
+
+    /// The player page of a stream, e.g. `http://127.0.0.1:8080/demo/embed.html`.
+    pub fn url(&self, stream: &str) -> String {
+        format!("{}/{stream}/embed.html", self.base_url("http"))
+    }
+
+    /// The Flussonic WebSocket URL of a stream, e.g. `ws://127.0.0.1:8080/demo/webrtc`.
+    pub fn ws_url(&self, stream: &str) -> String {
+        format!("{}/{stream}/webrtc", self.base_url("ws"))
+    }
+
+    fn base_url(&self, scheme: &str) -> String {
+        let secure = if self.shared.config.tls.is_some() { "s" } else { "" };
+        let host = if self.http_addr.ip().is_unspecified() {
+            "127.0.0.1".to_owned()
+        } else {
+            match self.http_addr {
+                SocketAddr::V6(a) => format!("[{}]", a.ip()),
+                SocketAddr::V4(a) => a.ip().to_string(),
+            }
+        };
+        format!("{scheme}{secure}://{host}:{}", self.http_addr.port())
+    }
+
+    /// Subscribes to server events. Each subscriber has its own bounded queue.
+    pub fn subscribe(&self) -> Events {
+        Events::new(self.shared.events.subscribe())
+    }
+
+    /// Counters of the whole server.
+    pub fn stats(&self) -> ServerStats {
+        self.shared
+            .metrics
+            .snapshot(self.shared.lock_streams().len() as u64)
+    }
+
+    /// Counters of every stream.
+    pub fn stream_stats(&self) -> Vec<crate::stream::StreamStats> {
+        self.shared
+            .lock_streams()
+            .values()
+            .map(|s| s.stats())
+            .collect()
+    }
+
+    /// Viewer sessions and streams held by the event loop right now, whatever their state (for
+    /// leak checks: after every viewer left, sessions must be 0).
+    pub fn census(&self) -> Result<(usize, usize)> {
+        let rt = self.runtime.as_ref().ok_or(Error::ServerStopped)?;
+        let (tx, rx) = oneshot::channel();
+        self.shared
+            .control_tx
+            .try_send(Control::Census(tx))
+            .map_err(|_| Error::ServerStopped)?;
+        let _enter = rt.enter();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        rt.spawn(async move {
+            let _ = done_tx.send(rx.await);
+        });
+        done_rx
+            .recv_timeout(Duration::from_secs(5))
+            .ok()
+            .and_then(|r| r.ok())
+            .ok_or(Error::ServerStopped)
+    }
+
+    /// Stops the server: every viewer is disconnected, the ports are released, every stream is
+    /// closed. Idempotent; also done on drop. Waits at most a few seconds.
+    pub fn stop(&mut self) {
+        let Some(runtime) = self.runtime.take() else {
+            return;
+        };
+        for stream in std::mem::take(&mut *self.shared.lock_streams()).into_values() {
+            stream.close();
+        }
+        if let Some(tx) = self.http_stop.take() {
+            let _ = tx.send(());
+        }
+        let control = self.shared.control_tx.clone();
+        runtime.spawn(async move {
+            let _ = control.send(Control::Shutdown).await;
+        });
+        for done in self.done.drain(..) {
+            let _ = done.recv_timeout(Duration::from_secs(5));
+        }
+        runtime.shutdown_background();
+        tracing::info!("rtcast server stopped");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn validate_stream_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_STREAM_NAME
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        && name != "."
+        && name != "..";
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidConfig(format!(
+            "stream name {name:?} is not valid: use 1-{MAX_STREAM_NAME} characters of A-Z a-z 0-9 _ - ."
+        )))
+    }
+}

@@ -1,0 +1,4 @@
+//! Signalling: how a viewer and the server exchange SDP and ICE candidates.
+
+pub mod message;
+pub(crate) mod ws;

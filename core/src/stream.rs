@@ -1,0 +1,316 @@
+//! A stream: what a host pushes into and viewers watch. Pushing validates, encodes (raw frames)
+//! and packetizes once on the caller's thread, then hands the frame to the event loop without ever
+//! waiting: when the loop is behind, the frame is dropped and viewers wait for the next keyframe.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc};
+
+use crate::event::Event;
+use crate::media::encoder::{EncoderConfig, H264Encoder};
+use crate::media::h264::ParameterSets;
+use crate::media::packetizer::{
+    H264Packetizer, MediaFrame, RtpClock, TrackKind, OPUS_CLOCK_RATE, VIDEO_CLOCK_RATE,
+};
+use crate::media::pixel::RawFrame;
+use crate::metrics::Metrics;
+use crate::net::event_loop::MediaInput;
+use crate::{Error, Result};
+
+/// Largest Opus packet (RFC 6716 §3.4: 1275 bytes per frame, up to 120 ms): anything bigger is
+/// not Opus.
+const MAX_OPUS_PACKET: usize = 1275 * 3;
+
+/// Minimum time between two keyframe-requested events of a stream.
+const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Options of a stream, fixed when it is created.
+#[derive(Debug, Clone)]
+pub struct StreamOptions {
+    /// Offer an Opus audio track (default true).
+    pub audio: bool,
+    /// Settings of the built-in encoder used by [`Stream::push_frame`].
+    pub encoder: EncoderConfig,
+}
+
+impl Default for StreamOptions {
+    fn default() -> Self {
+        Self {
+            audio: true,
+            encoder: EncoderConfig::default(),
+        }
+    }
+}
+
+/// Counters of one stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct StreamStats {
+    /// Stream name.
+    pub name: String,
+    /// Viewers connected now.
+    pub viewers: usize,
+    /// Video frames pushed (raw or encoded).
+    pub video_frames: u64,
+    /// Audio packets pushed.
+    pub audio_packets: u64,
+    /// Frames dropped because the event loop was behind.
+    pub frames_dropped: u64,
+    /// Raw frames encoded by the built-in encoder (0 with no viewers: nothing is encoded then).
+    pub frames_encoded: u64,
+    /// Keyframes asked for (coalesced).
+    pub keyframe_requests: u64,
+}
+
+pub(crate) struct StreamShared {
+    pub name: String,
+    pub id: u64,
+    pub video_ssrc: u32,
+    pub audio_ssrc: Option<u32>,
+    media_tx: mpsc::Sender<MediaInput>,
+    events: broadcast::Sender<Event>,
+    metrics: Arc<Metrics>,
+    input: Mutex<Input>,
+    /// Set by the event loop when a viewer needs a keyframe and the built-in encoder can make one.
+    force_keyframe: AtomicBool,
+    /// Whether the host feeds raw frames (the encoder answers keyframe requests) or encoded video.
+    raw_source: AtomicBool,
+    pub(crate) viewers: AtomicUsize,
+    closed: AtomicBool,
+    last_keyframe_event: Mutex<Option<Instant>>,
+    video_frames: AtomicU64,
+    audio_packets: AtomicU64,
+    frames_dropped: AtomicU64,
+    frames_encoded: AtomicU64,
+    keyframe_requests: AtomicU64,
+}
+
+struct Input {
+    start: Instant,
+    video_clock: RtpClock,
+    audio_clock: RtpClock,
+    params: ParameterSets,
+    packetizer: H264Packetizer,
+    encoder: H264Encoder,
+    /// A frame was dropped since the last one that went through: the next must tell the loop.
+    gap: bool,
+}
+
+impl StreamShared {
+    pub(crate) fn new(
+        name: String,
+        id: u64,
+        options: &StreamOptions,
+        media_tx: mpsc::Sender<MediaInput>,
+        events: broadcast::Sender<Event>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            name,
+            id,
+            video_ssrc: rand::random(),
+            audio_ssrc: options.audio.then(rand::random),
+            media_tx,
+            events,
+            metrics,
+            input: Mutex::new(Input {
+                start: Instant::now(),
+                video_clock: RtpClock::new(VIDEO_CLOCK_RATE),
+                audio_clock: RtpClock::new(OPUS_CLOCK_RATE),
+                params: ParameterSets::default(),
+                packetizer: H264Packetizer::default(),
+                encoder: H264Encoder::new(options.encoder.clone()),
+                gap: false,
+            }),
+            force_keyframe: AtomicBool::new(false),
+            raw_source: AtomicBool::new(false),
+            viewers: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+            last_keyframe_event: Mutex::new(None),
+            video_frames: AtomicU64::new(0),
+            audio_packets: AtomicU64::new(0),
+            frames_dropped: AtomicU64::new(0),
+            frames_encoded: AtomicU64::new(0),
+            keyframe_requests: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Relaxed);
+    }
+
+    pub(crate) fn is_raw_source(&self) -> bool {
+        self.raw_source.load(Relaxed)
+    }
+
+    /// A viewer needs a keyframe: the encoder makes one at the next raw frame; a host pushing
+    /// encoded video gets a coalesced event.
+    pub(crate) fn want_keyframe(&self) {
+        if self.is_raw_source() {
+            if !self.force_keyframe.swap(true, Relaxed) {
+                self.count_keyframe_request();
+            }
+            return;
+        }
+        let now = Instant::now();
+        let mut last = self.last_keyframe_event.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_some_and(|t| now.duration_since(t) < KEYFRAME_REQUEST_INTERVAL) {
+            return;
+        }
+        *last = Some(now);
+        self.count_keyframe_request();
+        let _ = self.events.send(Event::KeyframeRequested {
+            stream: self.name.clone(),
+        });
+    }
+
+    fn count_keyframe_request(&self) {
+        self.keyframe_requests.fetch_add(1, Relaxed);
+        Metrics::add(&self.metrics.keyframe_requests, 1);
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Relaxed) {
+            return Err(Error::StreamClosed(self.name.clone()));
+        }
+        Ok(())
+    }
+
+    fn input(&self) -> std::sync::MutexGuard<'_, Input> {
+        // A panic while holding the lock cannot leave Input in a state worse than "skip a frame".
+        self.input.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hands a frame to the event loop without waiting.
+    fn submit(&self, input: &mut Input, frame: MediaFrame) {
+        let after_gap = std::mem::take(&mut input.gap);
+        let msg = MediaInput {
+            stream: self.id,
+            frame: Arc::new(frame),
+            after_gap,
+        };
+        if self.media_tx.try_send(msg).is_err() {
+            input.gap = true;
+            self.frames_dropped.fetch_add(1, Relaxed);
+            Metrics::add(&self.metrics.frames_dropped, 1);
+        }
+    }
+
+    pub(crate) fn stats(&self) -> StreamStats {
+        StreamStats {
+            name: self.name.clone(),
+            viewers: self.viewers.load(Relaxed),
+            video_frames: self.video_frames.load(Relaxed),
+            audio_packets: self.audio_packets.load(Relaxed),
+            frames_dropped: self.frames_dropped.load(Relaxed),
+            frames_encoded: self.frames_encoded.load(Relaxed),
+            keyframe_requests: self.keyframe_requests.load(Relaxed),
+        }
+    }
+}
+
+/// A live stream. Cheap to clone; every clone pushes into the same stream. All push methods may
+/// be called from any thread, never wait for the network, and fail with a clear error on bad
+/// input without disturbing viewers.
+#[derive(Clone)]
+pub struct Stream {
+    pub(crate) shared: Arc<StreamShared>,
+}
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stream").field("name", &self.shared.name).finish()
+    }
+}
+
+impl Stream {
+    /// The stream's name (the `STREAM` of its URLs).
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// Viewers connected now.
+    pub fn viewers(&self) -> usize {
+        self.shared.viewers.load(Relaxed)
+    }
+
+    /// Counters of this stream.
+    pub fn stats(&self) -> StreamStats {
+        self.shared.stats()
+    }
+
+    /// Whether the stream was removed or its server stopped.
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.load(Relaxed)
+    }
+
+    /// Pushes one H.264 access unit in Annex B form (start codes; constrained baseline or main,
+    /// no B-frames). `pts` is the frame's media time from any fixed origin; `None` takes the wall
+    /// clock. Keyframes should carry SPS and PPS; if they do not, the last ones seen are added.
+    pub fn push_h264(&self, data: &[u8], pts: Option<Duration>) -> Result<()> {
+        let s = &*self.shared;
+        s.check_open()?;
+        let mut input = s.input();
+        let au = input.params.access_unit(data)?;
+        let payloads = input.packetizer.packetize(&au)?;
+        s.raw_source.store(false, Relaxed);
+        s.video_frames.fetch_add(1, Relaxed);
+        let ts = input.video_clock.timestamp(pts.unwrap_or_else(|| input.start.elapsed()));
+        let frame = MediaFrame::new(TrackKind::Video, ts, au.keyframe, payloads);
+        s.submit(&mut input, frame);
+        Ok(())
+    }
+
+    /// Pushes one Opus packet (as produced by an Opus encoder, typically 20 ms). Fails if the
+    /// stream was created without audio.
+    pub fn push_opus(&self, data: &[u8], pts: Option<Duration>) -> Result<()> {
+        let s = &*self.shared;
+        s.check_open()?;
+        if s.audio_ssrc.is_none() {
+            return Err(Error::UnsupportedCodec(format!(
+                "stream '{}' was created without audio; create it with StreamOptions {{ audio: true, .. }}",
+                s.name
+            )));
+        }
+        if data.is_empty() || data.len() > MAX_OPUS_PACKET {
+            return Err(Error::InvalidData(format!(
+                "an Opus packet is 1..={MAX_OPUS_PACKET} bytes, got {}",
+                data.len()
+            )));
+        }
+        let mut input = s.input();
+        s.audio_packets.fetch_add(1, Relaxed);
+        let ts = input.audio_clock.timestamp(pts.unwrap_or_else(|| input.start.elapsed()));
+        let frame = MediaFrame::new(TrackKind::Audio, ts, true, vec![Bytes::copy_from_slice(data)]);
+        s.submit(&mut input, frame);
+        Ok(())
+    }
+
+    /// Pushes a raw frame; the built-in H.264 encoder encodes it once for all viewers, on the
+    /// calling thread. With no viewer connected nothing is encoded (the call only validates).
+    pub fn push_frame(&self, frame: &RawFrame<'_>, pts: Option<Duration>) -> Result<()> {
+        let s = &*self.shared;
+        s.check_open()?;
+        frame.validate()?;
+        s.raw_source.store(true, Relaxed);
+        s.video_frames.fetch_add(1, Relaxed);
+        if s.viewers.load(Relaxed) == 0 && !s.force_keyframe.load(Relaxed) {
+            return Ok(());
+        }
+        let mut input = s.input();
+        let force = s.force_keyframe.swap(false, Relaxed);
+        let Some(encoded) = input.encoder.encode(frame, force)? else {
+            return Ok(());
+        };
+        s.frames_encoded.fetch_add(1, Relaxed);
+        let au = input.params.access_unit(&encoded.data)?;
+        let payloads = input.packetizer.packetize(&au)?;
+        let ts = input.video_clock.timestamp(pts.unwrap_or_else(|| input.start.elapsed()));
+        let frame = MediaFrame::new(TrackKind::Video, ts, au.keyframe, payloads);
+        s.submit(&mut input, frame);
+        Ok(())
+    }
+}

@@ -5,6 +5,7 @@
 //! The pages live in `tests/pages/` and are opened as `file://` URLs built by [`page_url`].
 
 pub mod chromium;
+pub mod viewer;
 
 use std::path::Path;
 

@@ -1,0 +1,343 @@
+//! A native WebRTC viewer for tests and benchmarks: speaks Flussonic's WebSocket protocol exactly
+//! as the documented browser client does, answers with webrtc-rs (`rtc`, sans-IO) over its own
+//! UDP socket, and depacketizes what it receives without decoding it.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{SinkExt, StreamExt};
+use rtc::peer_connection::configuration::media_engine::{
+    MediaEngine, MIME_TYPE_H264, MIME_TYPE_OPUS,
+};
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::event::RTCPeerConnectionEvent;
+use rtc::peer_connection::message::RTCMessage;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::transport::{
+    CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate, RTCIceCandidateInit,
+};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtp::codec::h264::H264Packet;
+use rtc::rtp::packetizer::Depacketizer;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use serde_json::{json, Value};
+use tokio::net::UdpSocket;
+use tokio_tungstenite::tungstenite::Message;
+
+/// How a viewer behaves.
+#[derive(Debug, Clone)]
+pub struct ViewerOptions {
+    /// `ws://HOST:PORT/STREAM/webrtc`.
+    pub url: String,
+    /// Keep every received video access unit (Annex B) in the report.
+    pub record: bool,
+    /// Stop after this long in any case.
+    pub max_duration: Duration,
+    /// Stop once this many complete video frames arrived.
+    pub stop_after_frames: Option<u64>,
+    /// How to leave.
+    pub leave: Leave,
+}
+
+impl ViewerOptions {
+    /// Watch `url` for at most `max_duration`, leaving by closing the socket.
+    pub fn new(url: impl Into<String>, max_duration: Duration) -> Self {
+        Self {
+            url: url.into(),
+            record: false,
+            max_duration,
+            stop_after_frames: None,
+            leave: Leave::Close,
+        }
+    }
+}
+
+/// How a viewer ends its session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leave {
+    /// Close the WebSocket (and the peer connection) cleanly.
+    Close,
+    /// Vanish: stop answering anything and drop both sockets without a word.
+    Vanish,
+}
+
+/// What a viewer saw.
+#[derive(Debug, Default, Clone)]
+pub struct ViewerReport {
+    /// ICE and DTLS connected.
+    pub connected: bool,
+    /// From opening the WebSocket to the first complete keyframe.
+    pub time_to_first_frame: Option<Duration>,
+    /// Complete video frames (marker bit seen).
+    pub video_frames: u64,
+    /// Video RTP packets.
+    pub video_packets: u64,
+    /// Audio RTP packets.
+    pub audio_packets: u64,
+    /// Video packets missing by sequence number (never retransmitted in time).
+    pub video_packets_lost: u64,
+    /// Access units in order, when recorded; the first is a keyframe.
+    pub access_units: Vec<Bytes>,
+    /// `{"type":"error"}` messages received.
+    pub errors: Vec<Value>,
+    /// The WebSocket close code and reason, if the server closed it.
+    pub close: Option<(u16, String)>,
+}
+
+fn codec(mime: &str, rate: u32, channels: u16, fmtp: &str, pt: u8) -> RTCRtpCodecParameters {
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: mime.to_owned(),
+            clock_rate: rate,
+            channels,
+            sdp_fmtp_line: fmtp.to_owned(),
+            rtcp_feedback: vec![],
+        },
+        payload_type: pt,
+    }
+}
+
+fn new_peer(local: SocketAddr) -> Result<RTCPeerConnection, String> {
+    let e = |e: rtc::shared::error::Error| e.to_string();
+    let mut media = MediaEngine::default();
+    media
+        .register_codec(
+            codec(
+                MIME_TYPE_H264,
+                90_000,
+                0,
+                "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+                102,
+            ),
+            RtpCodecKind::Video,
+        )
+        .map_err(e)?;
+    media
+        .register_codec(
+            codec(MIME_TYPE_OPUS, 48_000, 2, "minptime=10;useinbandfec=1", 111),
+            RtpCodecKind::Audio,
+        )
+        .map_err(e)?;
+    let settings = SettingEngineBuilder::new()
+        // Browsers answer `a=setup:active`.
+        .with_answering_dtls_role(RTCDtlsRole::Client)
+        .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
+        .build();
+    let mut pc = RTCPeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_setting_engine(settings)
+        .with_media_engine(media)
+        .build(Instant::now())
+        .map_err(e)?;
+    let host = CandidateHostConfig {
+        base_config: CandidateConfig {
+            network: "udp".to_owned(),
+            address: local.ip().to_string(),
+            port: local.port(),
+            component: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+    .new_candidate_host()
+    .map_err(e)?;
+    let init = RTCIceCandidate::from(&host).to_json().map_err(e)?;
+    pc.add_local_candidate(init).map_err(e)?;
+    Ok(pc)
+}
+
+/// Runs one viewer to its end and reports what it received.
+pub async fn run_viewer(opts: ViewerOptions) -> Result<ViewerReport, String> {
+    let started = Instant::now();
+    let deadline = tokio::time::Instant::from_std(started + opts.max_duration);
+    let (mut ws, _) = tokio_tungstenite::connect_async(&opts.url)
+        .await
+        .map_err(|e| format!("WebSocket {}: {e}", opts.url))?;
+    let socket = UdpSocket::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let local = socket.local_addr().map_err(|e| e.to_string())?;
+    let mut report = ViewerReport::default();
+    let mut pc: Option<RTCPeerConnection> = None;
+    let mut pending_candidates: Vec<RTCIceCandidateInit> = Vec::new();
+    let mut depacketizer = H264Packet::default();
+    let mut au = BytesMut::new();
+    let mut last_video_seq: Option<u16> = None;
+    let mut buf = vec![0u8; 2048];
+
+    let result: Result<(), String> = async {
+        loop {
+            if let Some(pc) = pc.as_mut() {
+                while let Some(out) = pc.poll_write() {
+                    let _ = socket.send_to(&out.message, out.transport.peer_addr).await;
+                }
+                while let Some(ev) = pc.poll_event() {
+                    if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) = ev {
+                        match s {
+                            RTCPeerConnectionState::Connected => report.connected = true,
+                            RTCPeerConnectionState::Failed => return Err("peer connection failed".into()),
+                            _ => {}
+                        }
+                    }
+                }
+                while let Some(msg) = pc.poll_read() {
+                    let RTCMessage::RtpPacket(_, packet) = msg.message else { continue };
+                    if packet.header.payload_type == 111 {
+                        report.audio_packets += 1;
+                        continue;
+                    }
+                    report.video_packets += 1;
+                    let seq = packet.header.sequence_number;
+                    if let Some(last) = last_video_seq {
+                        let gap = seq.wrapping_sub(last);
+                        if gap > 1 && gap < 0x8000 {
+                            report.video_packets_lost += u64::from(gap - 1);
+                        }
+                    }
+                    last_video_seq = Some(seq);
+                    if let Ok(nals) = depacketizer.depacketize(&packet.payload) {
+                        au.extend_from_slice(&nals);
+                    }
+                    if packet.header.marker {
+                        let frame = au.split().freeze();
+                        if report.video_frames == 0 {
+                            report.time_to_first_frame = Some(started.elapsed());
+                        }
+                        report.video_frames += 1;
+                        if opts.record {
+                            report.access_units.push(frame);
+                        }
+                        if opts.stop_after_frames.is_some_and(|n| report.video_frames >= n) {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+            let timeout = pc
+                .as_mut()
+                .and_then(|pc| pc.poll_timeout())
+                .map(tokio::time::Instant::from_std)
+                .unwrap_or(deadline)
+                .min(deadline);
+            tokio::select! {
+                msg = ws.next() => {
+                    let msg = match msg {
+                        None => return Ok(()),
+                        Some(Err(e)) => return Err(format!("WebSocket: {e}")),
+                        Some(Ok(m)) => m,
+                    };
+                    match msg {
+                        Message::Text(t) => {
+                            let v: Value = serde_json::from_str(&t).map_err(|e| e.to_string())?;
+                            match v["type"].as_str() {
+                                Some("offer") => {
+                                    let mut p = new_peer(local)?;
+                                    let offer = RTCSessionDescription::offer(v["sdp"].as_str().unwrap_or("").to_owned())
+                                        .map_err(|e| e.to_string())?;
+                                    p.set_remote_description(Instant::now(), offer).map_err(|e| e.to_string())?;
+                                    let answer = p.create_answer(None).map_err(|e| e.to_string())?;
+                                    p.set_local_description(Instant::now(), answer.clone()).map_err(|e| e.to_string())?;
+                                    for c in pending_candidates.drain(..) {
+                                        let _ = p.add_remote_candidate(c);
+                                    }
+                                    ws.send(Message::Text(json!({"type":"answer","sdp":answer.sdp}).to_string().into()))
+                                        .await.map_err(|e| e.to_string())?;
+                                    // Our candidate, in the shape of Flussonic's documented client.
+                                    let c = format!("candidate:1 1 udp 2130706431 {} {} typ host", local.ip(), local.port());
+                                    ws.send(Message::Text(json!({
+                                        "type":"candidate","stream_id":"local1","label":0,"id":"0",
+                                        "candidate":{"candidate":c,"sdpMid":"0","sdpMLineIndex":0}
+                                    }).to_string().into())).await.map_err(|e| e.to_string())?;
+                                    pc = Some(p);
+                                }
+                                Some("candidate") => {
+                                    let c = &v["candidate"];
+                                    let cand = c["candidate"].as_str().unwrap_or("");
+                                    // Loopback only, as the tests promise.
+                                    if !cand.contains(" 127.0.0.1 ") {
+                                        continue;
+                                    }
+                                    let init = RTCIceCandidateInit {
+                                        candidate: cand.to_owned(),
+                                        sdp_mid: c["sdpMid"].as_str().map(str::to_owned),
+                                        sdp_mline_index: c["sdpMLineIndex"].as_u64().map(|x| x as u16),
+                                        ..Default::default()
+                                    };
+                                    match pc.as_mut() {
+                                        Some(p) => { let _ = p.add_remote_candidate(init); }
+                                        None => pending_candidates.push(init),
+                                    }
+                                }
+                                Some("error") => report.errors.push(v),
+                                _ => {}
+                            }
+                        }
+                        Message::Close(frame) => {
+                            report.close = frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+                            return Ok(());
+                        }
+                        _ => {}
+                    }
+                }
+                res = socket.recv_from(&mut buf) => {
+                    let (n, from) = res.map_err(|e| e.to_string())?;
+                    if let Some(p) = pc.as_mut() {
+                        let _ = p.handle_read(TaggedBytesMut {
+                            now: Instant::now(),
+                            transport: TransportContext { local_addr: local, peer_addr: from, ecn: None, transport_protocol: TransportProtocol::UDP },
+                            message: BytesMut::from(&buf[..n]),
+                        });
+                    }
+                }
+                _ = tokio::time::sleep_until(timeout) => {
+                    if tokio::time::Instant::now() >= deadline {
+                        return Ok(());
+                    }
+                    if let Some(p) = pc.as_mut() {
+                        let _ = p.handle_timeout(Instant::now());
+                    }
+                }
+            }
+        }
+    }
+    .await;
+    match opts.leave {
+        Leave::Close => {
+            if let Some(mut p) = pc.take() {
+                let _ = p.close();
+                while let Some(out) = p.poll_write() {
+                    let _ = socket.send_to(&out.message, out.transport.peer_addr).await;
+                }
+            }
+            let _ = ws.close(None).await;
+        }
+        Leave::Vanish => {
+            // Dropping the TCP stream without a close handshake still tells the server through
+            // TCP; to vanish for real, keep the WebSocket open and silent until the server gives
+            // up on the media (ICE consent) and closes it.
+            drop(pc.take());
+            drop(socket);
+            let wait = tokio::time::sleep(Duration::from_secs(60));
+            tokio::pin!(wait);
+            loop {
+                tokio::select! {
+                    msg = ws.next() => match msg {
+                        None | Some(Err(_)) => break,
+                        Some(Ok(Message::Close(frame))) => {
+                            report.close = frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+                            break;
+                        }
+                        Some(Ok(_)) => {}
+                    },
+                    _ = &mut wait => break,
+                }
+            }
+        }
+    }
+    result.map(|()| report)
+}

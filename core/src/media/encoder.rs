@@ -547,7 +547,7 @@ mod tests {
             keyframe_interval: Duration::ZERO,
         });
         let t0 = Instant::now();
-        let mut run = |enc: &mut H264Encoder, from: u32, n: u32| -> (usize, usize) {
+        let run = |enc: &mut H264Encoder, from: u32, n: u32| -> (usize, usize) {
             let (mut bytes, mut idrs) = (0, 0);
             for i in from..from + n {
                 let buf = busy_i420(320, 240, i);

@@ -383,6 +383,16 @@ fn luma(r: i32, g: i32, b: i32) -> u8 {
     (((66 * r + 129 * g + 25 * b + 128) >> 8) + 16) as u8
 }
 
+/// One RGB colour in BT.601 limited range, as [`to_i420`] converts it; for drawing in I420.
+pub(crate) fn rgb_to_yuv(r: u8, g: u8, b: u8) -> [u8; 3] {
+    let (r, g, b) = (i32::from(r), i32::from(g), i32::from(b));
+    [
+        luma(r, g, b),
+        (((-38 * r - 74 * g + 112 * b + 128) >> 8) + 128) as u8,
+        (((112 * r - 94 * g - 18 * b + 128) >> 8) + 128) as u8,
+    ]
+}
+
 /// Packed RGB to I420, two rows at a time so each 2x2 block is read once. Const parameters
 /// (bytes per pixel, offsets of R, G, B) let the compiler build one tight loop per layout.
 fn rgb_to_i420<const BPP: usize, const R: usize, const G: usize, const B: usize>(

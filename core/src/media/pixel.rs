@@ -393,8 +393,9 @@ pub(crate) fn rgb_to_yuv(r: u8, g: u8, b: u8) -> [u8; 3] {
     ]
 }
 
-/// Packed RGB to I420, two rows at a time so each 2x2 block is read once. Const parameters
-/// (bytes per pixel, offsets of R, G, B) let the compiler build one tight loop per layout.
+/// Packed RGB to I420. Luma is a plain per-pixel map over each row, a shape the compiler
+/// vectorizes; chroma then reads each 2x2 block once. Const parameters (bytes per pixel,
+/// offsets of R, G, B) let the compiler build tight loops per layout.
 fn rgb_to_i420<const BPP: usize, const R: usize, const G: usize, const B: usize>(
     frame: &RawFrame,
     out: &mut I420Buffer,
@@ -403,33 +404,30 @@ fn rgb_to_i420<const BPP: usize, const R: usize, const G: usize, const B: usize>
     let cw = w / 2;
     let (src, stride) = (frame.planes[0], frame.strides[0]);
     let row_bytes = w * BPP;
+    for (row, y_row) in out.y.chunks_exact_mut(w).take(h).enumerate() {
+        let pixels = &src[row * stride..][..row_bytes];
+        for (y, p) in y_row.iter_mut().zip(pixels.chunks_exact(BPP)) {
+            // 16-bit lanes: the largest sum, (66+129+25)*255+128, fits in a u16, and twice as
+            // many u16 as i32 fit in a vector register.
+            let (r, g, b) = (u16::from(p[R]), u16::from(p[G]), u16::from(p[B]));
+            *y = (((66 * r + 129 * g + 25 * b + 128) >> 8) + 16) as u8;
+        }
+    }
     for cy in 0..h / 2 {
         let top = &src[2 * cy * stride..][..row_bytes];
         let bottom = &src[(2 * cy + 1) * stride..][..row_bytes];
-        let (y_top, y_bottom) = out.y[2 * cy * w..][..2 * w].split_at_mut(w);
         let u_row = &mut out.u[cy * cw..][..cw];
         let v_row = &mut out.v[cy * cw..][..cw];
         let blocks = top
             .chunks_exact(2 * BPP)
             .zip(bottom.chunks_exact(2 * BPP))
-            .zip(y_top.chunks_exact_mut(2))
-            .zip(y_bottom.chunks_exact_mut(2))
             .zip(u_row.iter_mut().zip(v_row.iter_mut()));
-        for ((((t, b), yt), yb), (u, v)) in blocks {
-            let px = |p: &[u8], i: usize| {
-                let p = &p[i * BPP..];
-                (i32::from(p[R]), i32::from(p[G]), i32::from(p[B]))
-            };
-            let (r0, g0, b0) = px(t, 0);
-            let (r1, g1, b1) = px(t, 1);
-            let (r2, g2, b2) = px(b, 0);
-            let (r3, g3, b3) = px(b, 1);
-            yt[0] = luma(r0, g0, b0);
-            yt[1] = luma(r1, g1, b1);
-            yb[0] = luma(r2, g2, b2);
-            yb[1] = luma(r3, g3, b3);
+        for ((t, b), (u, v)) in blocks {
             // Sums of four pixels: the average is folded into the shift (>> 8 + 2).
-            let (rs, gs, bs) = (r0 + r1 + r2 + r3, g0 + g1 + g2 + g3, b0 + b1 + b2 + b3);
+            let sum = |c: usize| {
+                i32::from(t[c]) + i32::from(t[BPP + c]) + i32::from(b[c]) + i32::from(b[BPP + c])
+            };
+            let (rs, gs, bs) = (sum(R), sum(G), sum(B));
             *u = (((-38 * rs - 74 * gs + 112 * bs + 512) >> 10) + 128) as u8;
             *v = (((112 * rs - 94 * gs - 18 * bs + 512) >> 10) + 128) as u8;
         }

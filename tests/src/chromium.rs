@@ -44,7 +44,7 @@ const FLAGS: &[&str] = &[
     // Host candidates must be real addresses (127.0.0.1), not `.local` mDNS names.
     "--disable-features=WebRtcHideLocalIpsWithMdns",
     // Nothing but localhost resolves: a test can never reach the network by accident.
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
     "--remote-debugging-port=0",
 ];
 

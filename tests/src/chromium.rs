@@ -43,8 +43,9 @@ const FLAGS: &[&str] = &[
     "--allow-loopback-in-peer-connection",
     // Host candidates must be real addresses (127.0.0.1), not `.local` mDNS names.
     "--disable-features=WebRtcHideLocalIpsWithMdns",
-    // Nothing but localhost resolves: a test can never reach the network by accident.
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
+    // Nothing but localhost resolves: a test can never reach the network by accident. The rules
+    // apply to IP literals too, so loopback addresses must be excluded by name as well.
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1, EXCLUDE [::1]",
     "--remote-debugging-port=0",
 ];
 
@@ -386,8 +387,8 @@ impl Page {
             .unwrap_or(Value::Null))
     }
 
-    /// Waits until the page's first `<video>` has presented at least `min_frames` frames and
-    /// returns what it saw. Fails after `timeout` with the last report, the page's console and
+    /// Waits until the page's first `<video>` has presented at least `min_frames` frames (and
+    /// at least one, whatever `min_frames`) and returns what it saw. Fails after `timeout` with the last report, the page's console and
     /// the tail of Chromium's log.
     pub async fn wait_for_video(
         &self,

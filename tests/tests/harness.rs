@@ -3,6 +3,8 @@
 use std::time::{Duration, Instant};
 
 use rtcast_e2e::{page_url, Chromium};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpListener;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn canvas_capture_is_reported_as_playing_640x360() {
@@ -90,22 +92,41 @@ async fn eval_returns_values_and_turns_exceptions_into_errors() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn only_localhost_resolves() {
+async fn only_loopback_is_reachable() {
     let chromium = Chromium::launch().await.unwrap();
     let page = chromium
         .open(&page_url("selftest-no-video.html", ""))
         .await
         .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let mut request = [0u8; 1024];
+        let _ = tcp.read(&mut request).await.unwrap();
+        tcp.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+    });
+    let fetch = |url: String| {
+        format!("fetch('{url}', {{mode: 'no-cors'}}).then(() => 'reached', e => 'failed: ' + e.message)")
+    };
 
-    let outcome = page
-        .eval("fetch('http://example.com/').then(() => 'reached', e => 'failed: ' + e.message)")
+    let remote = page
+        .eval(&fetch("http://example.com/".into()))
+        .await
+        .unwrap();
+    let loopback = page
+        .eval(&fetch(format!("http://127.0.0.1:{port}/")))
         .await
         .unwrap();
 
-    assert!(
-        outcome.as_str().unwrap_or("").starts_with("failed"),
-        "{outcome}"
-    );
+    assert!(remote.as_str().unwrap().starts_with("failed"), "{remote}");
+    assert_eq!(loopback, "reached");
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -12,6 +12,10 @@ use rtcast_e2e::{page_url, Chromium};
 const PLAY_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn demo_server() -> (Server, DemoSource) {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let server = Server::start(ServerConfig::loopback()).unwrap();
     let stream = server.stream("demo").unwrap();
     let source = DemoSource::start(stream, DemoOptions::default());

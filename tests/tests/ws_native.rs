@@ -64,3 +64,4 @@ async fn pushed_h264_access_units_arrive_intact_and_in_order() {
         assert!(got[..] == want[..], "access unit {i} differs");
     }
 }
+

@@ -218,6 +218,10 @@ impl EventLoop {
                 let _ = reply.send(res);
             }
             Control::RemoteCandidate { viewer, candidate } => {
+                if !self.reachable(&candidate) {
+                    tracing::debug!(viewer, candidate = %candidate.candidate, "unreachable remote candidate dropped");
+                    return;
+                }
                 if let Some(v) = self.viewers.get_mut(&viewer) {
                     if let Err(e) = v.pc.add_remote_candidate(candidate) {
                         tracing::debug!(viewer, "remote candidate ignored: {e}");
@@ -231,6 +235,22 @@ impl EventLoop {
             }
             Control::Shutdown => {} // handled by run()
         }
+    }
+
+    /// Whether one of our sockets can send to a remote candidate. Checks toward an address we
+    /// cannot reach (a LAN address while we listen on loopback only, an mDNS name with mDNS off)
+    /// only fail slowly and delay the pair that works.
+    fn reachable(&self, candidate: &RTCIceCandidateInit) -> bool {
+        // candidate:<foundation> <component> <transport> <priority> <address> <port> typ ...
+        let Some(addr) = candidate.candidate.split_whitespace().nth(4) else {
+            return false;
+        };
+        let Ok(ip) = addr.parse::<std::net::IpAddr>() else {
+            return false; // mDNS (.local) names: not resolved, mDNS is off
+        };
+        self.port.local_addrs().iter().any(|local| {
+            local.is_ipv4() == ip.is_ipv4() && (ip.is_loopback() == local.ip().is_loopback())
+        })
     }
 
     fn new_viewer(

@@ -134,6 +134,13 @@ impl PeerTemplate {
         let setting_engine = SettingEngineBuilder::new()
             .with_ice_credentials(ufrag.clone(), pwd)
             .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
+            // A server with host candidates has nothing better to wait for: nominate the first
+            // pair that works (the defaults wait up to a second for "better" candidate types,
+            // and browsers hiding behind mDNS show up as peer-reflexive).
+            .with_host_acceptance_min_wait(Some(Duration::ZERO))
+            .with_srflx_acceptance_min_wait(Some(Duration::ZERO))
+            .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
+            .with_relay_acceptance_min_wait(Some(Duration::ZERO))
             .with_ice_timeouts(
                 Some(disconnected),
                 Some(failed),

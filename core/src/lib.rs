@@ -32,7 +32,7 @@ pub use event::{Event, Events, LeaveReason, Recv, ViewerId};
 pub use media::encoder::EncoderConfig;
 pub use media::pixel::{PixelFormat, RawFrame};
 pub use metrics::ServerStats;
-pub use server::Server;
+pub use server::{Census, Server};
 pub use stream::{Stream, StreamOptions, StreamStats};
 
 /// The version of this library.

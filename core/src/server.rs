@@ -73,6 +73,18 @@ impl ServerShared {
     }
 }
 
+/// What a server holds (see [`Server::census`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Census {
+    /// Viewer sessions in the event loop, in any state (connecting or connected).
+    pub sessions: usize,
+    /// Streams in the event loop.
+    pub streams: usize,
+    /// Tasks alive in the server's runtime (the event loop, the HTTP listener, one per open
+    /// signalling connection).
+    pub tasks: usize,
+}
+
 /// A running rtcast server. Stopped by [`Server::stop`] or when dropped.
 pub struct Server {
     shared: Arc<ServerShared>,
@@ -277,25 +289,24 @@ impl Server {
             .collect()
     }
 
-    /// Viewer sessions and streams held by the event loop right now, whatever their state (for
-    /// leak checks: after every viewer left, sessions must be 0).
-    pub fn census(&self) -> Result<(usize, usize)> {
+    /// What the server holds right now, for leak checks: after every viewer left, `sessions` is 0
+    /// and `tasks` is back to its idle value.
+    pub fn census(&self) -> Result<Census> {
         let rt = self.runtime.as_ref().ok_or(Error::ServerStopped)?;
-        let (tx, rx) = oneshot::channel();
+        // A std channel: answered by the loop without a task of ours in the count.
+        let (tx, rx) = std::sync::mpsc::channel();
         self.shared
             .control_tx
             .try_send(Control::Census(tx))
             .map_err(|_| Error::ServerStopped)?;
-        let _enter = rt.enter();
-        let (done_tx, done_rx) = std::sync::mpsc::channel();
-        rt.spawn(async move {
-            let _ = done_tx.send(rx.await);
-        });
-        done_rx
+        let (sessions, streams) = rx
             .recv_timeout(Duration::from_secs(5))
-            .ok()
-            .and_then(|r| r.ok())
-            .ok_or(Error::ServerStopped)
+            .map_err(|_| Error::ServerStopped)?;
+        Ok(Census {
+            sessions,
+            streams,
+            tasks: rt.metrics().num_alive_tasks(),
+        })
     }
 
     /// Stops the server: every viewer is disconnected, the ports are released, every stream is

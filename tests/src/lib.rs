@@ -6,6 +6,7 @@
 
 pub mod chromium;
 pub mod viewer;
+pub mod witness;
 
 use std::path::Path;
 

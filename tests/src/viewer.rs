@@ -3,6 +3,8 @@
 //! UDP socket, and depacketizes what it receives without decoding it.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -42,6 +44,8 @@ pub struct ViewerOptions {
     pub stop_after_frames: Option<u64>,
     /// How to leave.
     pub leave: Leave,
+    /// Bumped at every complete video frame, for watching a viewer while it runs.
+    pub progress: Option<Arc<AtomicU64>>,
 }
 
 impl ViewerOptions {
@@ -53,6 +57,7 @@ impl ViewerOptions {
             max_duration,
             stop_after_frames: None,
             leave: Leave::Close,
+            progress: None,
         }
     }
 }
@@ -209,6 +214,9 @@ pub async fn run_viewer(opts: ViewerOptions) -> Result<ViewerReport, String> {
                             report.time_to_first_frame = Some(started.elapsed());
                         }
                         report.video_frames += 1;
+                        if let Some(p) = &opts.progress {
+                            p.fetch_add(1, Ordering::Relaxed);
+                        }
                         if opts.record {
                             report.access_units.push(frame);
                         }

@@ -83,7 +83,7 @@ pub(crate) enum Control {
         reason: LeaveReason,
     },
     /// Reply with the number of viewer sessions and streams held (for leak checks).
-    Census(oneshot::Sender<(usize, usize)>),
+    Census(std::sync::mpsc::Sender<(usize, usize)>),
     /// Close every viewer and end the loop.
     Shutdown,
 }

@@ -26,7 +26,9 @@ mod session;
 pub mod signal;
 mod stream;
 
-pub use config::{AuthRequest, AuthorizeHook, IceServer, Limits, Protocol, ServerConfig, TlsConfig};
+pub use config::{
+    AuthRequest, AuthorizeHook, IceServer, Limits, Protocol, ServerConfig, TlsConfig,
+};
 pub use error::{Error, Result};
 pub use event::{Event, Events, LeaveReason, Recv, ViewerId};
 pub use media::encoder::EncoderConfig;

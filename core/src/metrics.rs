@@ -103,26 +103,73 @@ impl Metrics {
         let s = self.snapshot(streams);
         let mut out = String::with_capacity(2048);
         let mut metric = |name: &str, kind: &str, help: &str, v: u64| {
-            let _ = writeln!(out, "# HELP rtcast_{name} {help}\n# TYPE rtcast_{name} {kind}\nrtcast_{name} {v}");
+            let _ = writeln!(
+                out,
+                "# HELP rtcast_{name} {help}\n# TYPE rtcast_{name} {kind}\nrtcast_{name} {v}"
+            );
         };
         metric("viewers", "gauge", "Viewers connected now.", s.viewers);
         metric("streams", "gauge", "Streams that exist now.", s.streams);
-        metric("viewers_total", "counter", "Viewers that ever connected.", s.viewers_total);
-        metric("packets_sent_total", "counter", "UDP datagrams sent.", s.packets_sent);
-        metric("bytes_sent_total", "counter", "UDP bytes sent.", s.bytes_sent);
-        metric("send_drops_total", "counter", "Datagrams dropped on a full socket buffer.", s.send_drops);
+        metric(
+            "viewers_total",
+            "counter",
+            "Viewers that ever connected.",
+            s.viewers_total,
+        );
+        metric(
+            "packets_sent_total",
+            "counter",
+            "UDP datagrams sent.",
+            s.packets_sent,
+        );
+        metric(
+            "bytes_sent_total",
+            "counter",
+            "UDP bytes sent.",
+            s.bytes_sent,
+        );
+        metric(
+            "send_drops_total",
+            "counter",
+            "Datagrams dropped on a full socket buffer.",
+            s.send_drops,
+        );
         metric("nacks_total", "counter", "NACK feedback received.", s.nacks);
         metric("plis_total", "counter", "PLI/FIR received.", s.plis);
-        metric("keyframe_requests_total", "counter", "Keyframes asked of the host or encoder.", s.keyframe_requests);
-        metric("frames_dropped_total", "counter", "Frames dropped before the viewers.", s.frames_dropped);
-        let _ = writeln!(out, "# HELP rtcast_time_to_first_frame_seconds Signalling start to first video packet.");
+        metric(
+            "keyframe_requests_total",
+            "counter",
+            "Keyframes asked of the host or encoder.",
+            s.keyframe_requests,
+        );
+        metric(
+            "frames_dropped_total",
+            "counter",
+            "Frames dropped before the viewers.",
+            s.frames_dropped,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP rtcast_time_to_first_frame_seconds Signalling start to first video packet."
+        );
         let _ = writeln!(out, "# TYPE rtcast_time_to_first_frame_seconds histogram");
         for (b, c) in TTFF_BUCKETS.iter().zip(&self.ttff_buckets) {
-            let _ = writeln!(out, "rtcast_time_to_first_frame_seconds_bucket{{le=\"{b}\"}} {}", c.load(Relaxed));
+            let _ = writeln!(
+                out,
+                "rtcast_time_to_first_frame_seconds_bucket{{le=\"{b}\"}} {}",
+                c.load(Relaxed)
+            );
         }
         let count = self.ttff_count.load(Relaxed);
-        let _ = writeln!(out, "rtcast_time_to_first_frame_seconds_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(out, "rtcast_time_to_first_frame_seconds_sum {}", self.ttff_sum_us.load(Relaxed) as f64 / 1e6);
+        let _ = writeln!(
+            out,
+            "rtcast_time_to_first_frame_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            out,
+            "rtcast_time_to_first_frame_seconds_sum {}",
+            self.ttff_sum_us.load(Relaxed) as f64 / 1e6
+        );
         let _ = writeln!(out, "rtcast_time_to_first_frame_seconds_count {count}");
         out
     }

@@ -61,7 +61,10 @@ impl ServerShared {
     }
 
     pub(crate) async fn control(&self, cmd: Control) -> Result<()> {
-        self.control_tx.send(cmd).await.map_err(|_| Error::ServerStopped)
+        self.control_tx
+            .send(cmd)
+            .await
+            .map_err(|_| Error::ServerStopped)
     }
 
     pub(crate) fn control_sender(&self) -> mpsc::Sender<Control> {
@@ -256,7 +259,11 @@ impl Server {
     }
 
     fn base_url(&self, scheme: &str) -> String {
-        let secure = if self.shared.config.tls.is_some() { "s" } else { "" };
+        let secure = if self.shared.config.tls.is_some() {
+            "s"
+        } else {
+            ""
+        };
         let host = if self.http_addr.ip().is_unspecified() {
             "127.0.0.1".to_owned()
         } else {

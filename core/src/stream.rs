@@ -122,7 +122,7 @@ impl StreamShared {
                 audio_clock: RtpClock::new(OPUS_CLOCK_RATE),
                 params: ParameterSets::default(),
                 packetizer: H264Packetizer::default(),
-                encoder: H264Encoder::new(options.encoder.clone()),
+                encoder: H264Encoder::new(options.encoder),
                 gap: false,
             }),
             force_keyframe: AtomicBool::new(false),
@@ -156,7 +156,10 @@ impl StreamShared {
             return;
         }
         let now = Instant::now();
-        let mut last = self.last_keyframe_event.lock().unwrap_or_else(|e| e.into_inner());
+        let mut last = self
+            .last_keyframe_event
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if last.is_some_and(|t| now.duration_since(t) < KEYFRAME_REQUEST_INTERVAL) {
             return;
         }
@@ -222,7 +225,9 @@ pub struct Stream {
 
 impl std::fmt::Debug for Stream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Stream").field("name", &self.shared.name).finish()
+        f.debug_struct("Stream")
+            .field("name", &self.shared.name)
+            .finish()
     }
 }
 
@@ -258,7 +263,9 @@ impl Stream {
         let payloads = input.packetizer.packetize(&au)?;
         s.raw_source.store(false, Relaxed);
         s.video_frames.fetch_add(1, Relaxed);
-        let ts = input.video_clock.timestamp(pts.unwrap_or_else(|| input.start.elapsed()));
+        let ts = input
+            .video_clock
+            .timestamp(pts.unwrap_or_else(|| input.start.elapsed()));
         let frame = MediaFrame::new(TrackKind::Video, ts, au.keyframe, payloads);
         s.submit(&mut input, frame);
         Ok(())
@@ -283,8 +290,15 @@ impl Stream {
         }
         let mut input = s.input();
         s.audio_packets.fetch_add(1, Relaxed);
-        let ts = input.audio_clock.timestamp(pts.unwrap_or_else(|| input.start.elapsed()));
-        let frame = MediaFrame::new(TrackKind::Audio, ts, true, vec![Bytes::copy_from_slice(data)]);
+        let ts = input
+            .audio_clock
+            .timestamp(pts.unwrap_or_else(|| input.start.elapsed()));
+        let frame = MediaFrame::new(
+            TrackKind::Audio,
+            ts,
+            true,
+            vec![Bytes::copy_from_slice(data)],
+        );
         s.submit(&mut input, frame);
         Ok(())
     }
@@ -308,7 +322,9 @@ impl Stream {
         s.frames_encoded.fetch_add(1, Relaxed);
         let au = input.params.access_unit(&encoded.data)?;
         let payloads = input.packetizer.packetize(&au)?;
-        let ts = input.video_clock.timestamp(pts.unwrap_or_else(|| input.start.elapsed()));
+        let ts = input
+            .video_clock
+            .timestamp(pts.unwrap_or_else(|| input.start.elapsed()));
         let frame = MediaFrame::new(TrackKind::Video, ts, au.keyframe, payloads);
         s.submit(&mut input, frame);
         Ok(())

@@ -64,7 +64,11 @@ impl Refused {
     /// The `{"type":"error"}` message, which must be the last one.
     pub fn error(&self) -> &Value {
         let last = self.messages.last().expect("no message at all");
-        assert_eq!(last["type"], "error", "last message is not an error: {:?}", self.messages);
+        assert_eq!(
+            last["type"], "error",
+            "last message is not an error: {:?}",
+            self.messages
+        );
         last
     }
 }
@@ -72,7 +76,9 @@ impl Refused {
 /// Connects to `url`, waits for the first message (the offer, or an error), sends `send` (text
 /// or binary), and reads until the server closes, for at most `timeout`.
 pub async fn misbehave(url: &str, send: Option<Message>, timeout: Duration) -> Refused {
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("connect");
     let mut messages = Vec::new();
     let mut close = None;
     let mut pending = send;

@@ -26,7 +26,10 @@ fn demo_server() -> (Server, DemoSource) {
 async fn flussonic_documented_client_plays_the_demo_at_1280x720() {
     let (server, _source) = demo_server();
     let chromium = Chromium::launch().await.unwrap();
-    let url = page_url("flussonic-ws-client.html", &format!("src={}", server.ws_url("demo")));
+    let url = page_url(
+        "flussonic-ws-client.html",
+        &format!("src={}", server.ws_url("demo")),
+    );
     let page = chromium.open(&url).await.unwrap();
     let report = page.wait_for_video(30, PLAY_TIMEOUT).await.unwrap();
     assert!(report.frames_presented >= 30, "{report:?}");
@@ -81,7 +84,10 @@ async fn late_joiner_mid_gop_shows_a_picture_within_a_second() {
     // Join 3 s into the 10 s GOP.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let chromium = Chromium::launch().await.unwrap();
-    let url = page_url("flussonic-ws-client.html", &format!("src={}", server.ws_url("gop")));
+    let url = page_url(
+        "flussonic-ws-client.html",
+        &format!("src={}", server.ws_url("gop")),
+    );
     let page = chromium.open(&url).await.unwrap();
     let report = page.wait_for_video(10, PLAY_TIMEOUT).await.unwrap();
     let opened_after = source_start.elapsed();

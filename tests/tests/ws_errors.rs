@@ -41,7 +41,10 @@ fn assert_refused(r: &Refused, code: u64, close: u16, needle: &str) {
     let e = r.error();
     assert_eq!(e["code"], code, "{r:?}");
     let msg = e["message"].as_str().unwrap_or_default();
-    assert!(msg.contains(needle), "message {msg:?} should mention {needle:?}");
+    assert!(
+        msg.contains(needle),
+        "message {msg:?} should mention {needle:?}"
+    );
     assert_eq!(r.close.as_ref().map(|c| c.0), Some(close), "{r:?}");
 }
 
@@ -112,7 +115,12 @@ async fn message_over_the_size_limit_is_refused_with_4400() {
     config.limits.max_ws_message_bytes = 4096;
     let s = setup(config).await;
     let big = format!(r#"{{"type":"answer","sdp":"{}"}}"#, "a".repeat(5000));
-    let r = misbehave(&s.server.ws_url("live"), Some(Message::Text(big.into())), WAIT).await;
+    let r = misbehave(
+        &s.server.ws_url("live"),
+        Some(Message::Text(big.into())),
+        WAIT,
+    )
+    .await;
     assert_refused(&r, 413, 4400, "over the limit of 4096 bytes");
     finish(s, "an oversized message").await;
 }
@@ -136,6 +144,9 @@ async fn viewer_that_never_connects_media_times_out_with_4408() {
     assert_eq!(r.messages[0]["type"], "offer");
     assert_refused(&r, 408, 4408, "did not connect within");
     let census = s.server.census().unwrap();
-    assert_eq!(census.sessions, 1, "only the witness session is left: {census:?}");
+    assert_eq!(
+        census.sessions, 1,
+        "only the witness session is left: {census:?}"
+    );
     finish(s, "a connect timeout").await;
 }

@@ -39,7 +39,10 @@ async fn pushed_h264_access_units_arrive_intact_and_in_order() {
     // Push the first keyframe repeatedly until the viewer is connected, then the sequence.
     let mut events = server.subscribe();
     let joined = tokio::time::timeout(Duration::from_secs(10), events.recv()).await;
-    assert!(matches!(joined, Ok(Some(rtcast::Event::ViewerJoined { .. }))), "{joined:?}");
+    assert!(
+        matches!(joined, Ok(Some(rtcast::Event::ViewerJoined { .. }))),
+        "{joined:?}"
+    );
     let pusher = {
         let stream = stream.clone();
         let aus = aus.clone();
@@ -64,4 +67,3 @@ async fn pushed_h264_access_units_arrive_intact_and_in_order() {
         assert!(got[..] == want[..], "access unit {i} differs");
     }
 }
-

@@ -35,7 +35,10 @@ pub(super) async fn embed(
     if server.find_stream(&stream).is_none() {
         return (
             StatusCode::NOT_FOUND,
-            format!("stream '{stream}' not found; streams: {}\n", server.stream_list()),
+            format!(
+                "stream '{stream}' not found; streams: {}\n",
+                server.stream_list()
+            ),
         )
             .into_response();
     }

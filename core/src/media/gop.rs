@@ -120,7 +120,10 @@ mod tests {
         gop.push(&frame(false, 10));
         assert!(gop.frames().is_empty());
         gop.push(&frame(true, 2000));
-        assert!(gop.frames().is_empty(), "a keyframe over the byte bound is not kept");
+        assert!(
+            gop.frames().is_empty(),
+            "a keyframe over the byte bound is not kept"
+        );
         gop.push(&frame(true, 500));
         assert_eq!(gop.frames().len(), 1);
     }

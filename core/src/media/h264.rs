@@ -70,7 +70,11 @@ fn find_start_code(data: &[u8], from: usize) -> Option<(usize, usize)> {
     while i + 3 <= data.len() {
         if data[i] == 0 && data[i + 1] == 0 {
             if data[i + 2] == 1 {
-                let begin = if i > from && data[i - 1] == 0 { i - 1 } else { i };
+                let begin = if i > from && data[i - 1] == 0 {
+                    i - 1
+                } else {
+                    i
+                };
                 return Some((begin, i + 3));
             }
             if data[i + 2] == 0 {
@@ -238,7 +242,9 @@ mod tests {
     #[test]
     fn access_unit_delimiters_are_dropped() {
         let mut ps = ParameterSets::default();
-        let au = ps.access_unit(&annex_b(&[&[0x09, 0xf0], P], false)).unwrap();
+        let au = ps
+            .access_unit(&annex_b(&[&[0x09, 0xf0], P], false))
+            .unwrap();
         assert_eq!(au.nals, vec![Bytes::from_static(P)]);
     }
 }

@@ -115,7 +115,9 @@ mod tests {
     #[test]
     fn large_idr_is_fragmented_under_the_mtu_and_parameter_sets_are_aggregated() {
         let mut ps = ParameterSets::default();
-        let mut data = vec![0, 0, 0, 1, 0x67, 0x42, 0xc0, 0x1f, 0, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80];
+        let mut data = vec![
+            0, 0, 0, 1, 0x67, 0x42, 0xc0, 0x1f, 0, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80,
+        ];
         data.extend_from_slice(&[0, 0, 0, 1, 0x65]);
         data.extend(std::iter::repeat_n(0xab, 5000));
         let au = ps.access_unit(&data).unwrap();

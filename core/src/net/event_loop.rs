@@ -292,7 +292,6 @@ impl EventLoop {
         };
         self.by_ufrag.insert(peer.ufrag.clone(), id);
         let viewer = Viewer::new(
-            id,
             stream,
             protocol,
             remote,
@@ -331,7 +330,10 @@ impl EventLoop {
         let by_ufrag = stun::local_ufrag(data).and_then(|u| self.by_ufrag.get(u).copied());
         let id = match by_ufrag {
             Some(id) => {
-                let v = self.viewers.get_mut(&id).expect("ufrag index matches viewers");
+                let v = self
+                    .viewers
+                    .get_mut(&id)
+                    .expect("ufrag index matches viewers");
                 if !v.addrs.contains(&from) && v.addrs.len() < MAX_ADDRS_PER_VIEWER {
                     v.addrs.push(from);
                     self.by_addr.insert(from, id);
@@ -344,7 +346,10 @@ impl EventLoop {
             },
         };
         let now = Instant::now();
-        let v = self.viewers.get_mut(&id).expect("address index matches viewers");
+        let v = self
+            .viewers
+            .get_mut(&id)
+            .expect("address index matches viewers");
         let msg = TaggedBytesMut {
             now,
             transport: TransportContext {
@@ -388,7 +393,9 @@ impl EventLoop {
         self.scratch.extend_from_slice(&st.viewers);
         let ids = std::mem::take(&mut self.scratch);
         for &id in &ids {
-            let Some(v) = self.viewers.get_mut(&id) else { continue };
+            let Some(v) = self.viewers.get_mut(&id) else {
+                continue;
+            };
             if v.phase != Phase::Connected {
                 continue;
             }
@@ -407,8 +414,12 @@ impl EventLoop {
 
     /// A viewer's media just connected: give it a picture as soon as possible.
     fn start_media(&mut self, id: ViewerId) {
-        let Some(v) = self.viewers.get_mut(&id) else { return };
-        let Some(st) = self.streams.get(&v.stream) else { return };
+        let Some(v) = self.viewers.get_mut(&id) else {
+            return;
+        };
+        let Some(st) = self.streams.get(&v.stream) else {
+            return;
+        };
         v.waiting_keyframe = true;
         let gop = st.gop.frames();
         if st.shared.is_raw_source() || gop.is_empty() {
@@ -441,9 +452,13 @@ impl EventLoop {
                 break;
             }
             self.timers.pop_first();
-            let Some(v) = self.viewers.get_mut(&id) else { continue };
+            let Some(v) = self.viewers.get_mut(&id) else {
+                continue;
+            };
             v.deadline = None;
-            if v.phase != Phase::Connected && now.duration_since(v.started) >= self.limits.connect_timeout {
+            if v.phase != Phase::Connected
+                && now.duration_since(v.started) >= self.limits.connect_timeout
+            {
                 self.close_viewer(id, LeaveReason::Timeout);
                 continue;
             }
@@ -461,7 +476,9 @@ impl EventLoop {
         let mut lost = false;
         let mut wants_keyframe = false;
         {
-            let Some(v) = self.viewers.get_mut(&id) else { return };
+            let Some(v) = self.viewers.get_mut(&id) else {
+                return;
+            };
             while let Some(ev) = v.pc.poll_event() {
                 if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) = ev {
                     match state {
@@ -469,7 +486,9 @@ impl EventLoop {
                             v.phase = Phase::Connected;
                             connected_now = true;
                         }
-                        RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => lost = true,
+                        RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
+                            lost = true
+                        }
                         _ => {}
                     }
                 }
@@ -485,7 +504,11 @@ impl EventLoop {
             self.on_connected(id);
         }
         if wants_keyframe {
-            if let Some(st) = self.viewers.get(&id).and_then(|v| self.streams.get(&v.stream)) {
+            if let Some(st) = self
+                .viewers
+                .get(&id)
+                .and_then(|v| self.streams.get(&v.stream))
+            {
                 st.shared.want_keyframe();
             }
         }
@@ -498,7 +521,9 @@ impl EventLoop {
     }
 
     fn on_connected(&mut self, id: ViewerId) {
-        let Some(v) = self.viewers.get(&id) else { return };
+        let Some(v) = self.viewers.get(&id) else {
+            return;
+        };
         let _ = v.notices.try_send(Notice::Connected);
         if let Some(st) = self.streams.get(&v.stream) {
             st.shared.viewers.fetch_add(1, Relaxed);
@@ -516,10 +541,16 @@ impl EventLoop {
 
     /// Sends everything a viewer's connection has queued.
     fn flush(&mut self, id: ViewerId) {
-        let Some(v) = self.viewers.get_mut(&id) else { return };
+        let Some(v) = self.viewers.get_mut(&id) else {
+            return;
+        };
         let (mut packets, mut bytes, mut drops) = (0u64, 0u64, 0u64);
         while let Some(out) = v.pc.poll_write() {
-            if self.port.try_send(out.transport.local_addr, out.transport.peer_addr, &out.message) {
+            if self.port.try_send(
+                out.transport.local_addr,
+                out.transport.peer_addr,
+                &out.message,
+            ) {
                 packets += 1;
                 bytes += out.message.len() as u64;
             } else {
@@ -536,7 +567,9 @@ impl EventLoop {
     }
 
     fn rearm(&mut self, id: ViewerId) {
-        let Some(v) = self.viewers.get_mut(&id) else { return };
+        let Some(v) = self.viewers.get_mut(&id) else {
+            return;
+        };
         let mut next = v.pc.poll_timeout();
         if v.phase != Phase::Connected {
             let limit = v.started + self.limits.connect_timeout;
@@ -556,13 +589,19 @@ impl EventLoop {
     }
 
     fn close_viewer(&mut self, id: ViewerId, reason: LeaveReason) {
-        let Some(mut v) = self.viewers.remove(&id) else { return };
+        let Some(mut v) = self.viewers.remove(&id) else {
+            return;
+        };
         if let Err(e) = v.pc.close() {
             tracing::debug!(viewer = id, "close: {e}");
         }
         // Let the close reach the viewer (DTLS close_notify) so it does not wait for a timeout.
         while let Some(out) = v.pc.poll_write() {
-            self.port.try_send(out.transport.local_addr, out.transport.peer_addr, &out.message);
+            self.port.try_send(
+                out.transport.local_addr,
+                out.transport.peer_addr,
+                &out.message,
+            );
         }
         if let Some(t) = v.deadline {
             self.timers.remove(&(t, id));

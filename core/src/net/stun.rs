@@ -62,7 +62,9 @@ mod tests {
 
     #[test]
     fn dtls_rtp_and_truncated_messages_are_not_routed_by_ufrag() {
-        let dtls = [22u8, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let dtls = [
+            22u8, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
         assert!(!is_stun(&dtls));
         let mut rtp = vec![0x80u8, 96];
         rtp.extend_from_slice(&[0; 30]);

@@ -78,9 +78,7 @@ impl MediaPort {
             loop {
                 let mut rb = ReadBuf::new(buf);
                 match sock.poll_recv_from(cx, &mut rb) {
-                    Poll::Ready(Ok(from)) => {
-                        return Poll::Ready(Ok((i, rb.filled().len(), from)))
-                    }
+                    Poll::Ready(Ok(from)) => return Poll::Ready(Ok((i, rb.filled().len(), from))),
                     Poll::Ready(Err(e)) if is_transient(&e) => continue,
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                     Poll::Pending => break,
@@ -112,7 +110,11 @@ impl MediaPort {
             .sockets
             .iter()
             .find(|(_, a)| *a == from)
-            .or_else(|| self.sockets.iter().find(|(_, a)| a.ip().is_loopback() == to.ip().is_loopback()))
+            .or_else(|| {
+                self.sockets
+                    .iter()
+                    .find(|(_, a)| a.ip().is_loopback() == to.ip().is_loopback())
+            })
             .unwrap_or(&self.sockets[0]);
         sock.0.try_send_to(data, to).is_ok()
     }
@@ -129,6 +131,9 @@ fn is_link_local(ip: &IpAddr) -> bool {
 fn is_transient(e: &io::Error) -> bool {
     matches!(
         e.kind(),
-        io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset | io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::HostUnreachable
+            | io::ErrorKind::NetworkUnreachable
     )
 }

@@ -174,9 +174,17 @@ impl PeerTemplate {
         // The msid (stream id) makes the browser put the tracks in one MediaStream, which
         // `video.srcObject = event.streams[0]` relies on.
         let msid = format!("rtcast-{}", tracks.stream);
-        let video_sender = pc.add_track(track(&msid, "video", RtpCodecKind::Video, tracks.video_ssrc, &video))?;
+        let video_sender = pc.add_track(track(
+            &msid,
+            "video",
+            RtpCodecKind::Video,
+            tracks.video_ssrc,
+            &video,
+        ))?;
         let audio_sender = match tracks.audio_ssrc {
-            Some(ssrc) => Some(pc.add_track(track(&msid, "audio", RtpCodecKind::Audio, ssrc, &audio))?),
+            Some(ssrc) => {
+                Some(pc.add_track(track(&msid, "audio", RtpCodecKind::Audio, ssrc, &audio))?)
+            }
             None => None,
         };
         for c in &self.candidates {

@@ -10,7 +10,7 @@ use rtc::rtp_transceiver::RTCRtpSenderId;
 use tokio::sync::mpsc;
 
 use crate::config::Protocol;
-use crate::event::{LeaveReason, ViewerId};
+use crate::event::LeaveReason;
 use crate::media::packetizer::{MediaFrame, TrackKind};
 use crate::session::peer::{NewPeer, H264_PT, OPUS_PT};
 use crate::Result;
@@ -36,7 +36,6 @@ pub(crate) enum Phase {
 }
 
 pub(crate) struct Viewer {
-    pub id: ViewerId,
     pub stream: u64,
     pub protocol: Protocol,
     pub remote: SocketAddr,
@@ -63,7 +62,6 @@ pub(crate) struct Viewer {
 impl Viewer {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        id: ViewerId,
         stream: u64,
         protocol: Protocol,
         remote: SocketAddr,
@@ -74,7 +72,6 @@ impl Viewer {
         notices: mpsc::Sender<Notice>,
     ) -> Self {
         Self {
-            id,
             stream,
             protocol,
             remote,
@@ -98,7 +95,12 @@ impl Viewer {
 
     /// Queues a shared frame for this viewer with its own sequence numbers. `timestamp` overrides
     /// the frame's RTP timestamp (a late joiner's catch-up burst). Returns the packets queued.
-    pub fn send_frame(&mut self, now: Instant, frame: &MediaFrame, timestamp: u32) -> Result<usize> {
+    pub fn send_frame(
+        &mut self,
+        now: Instant,
+        frame: &MediaFrame,
+        timestamp: u32,
+    ) -> Result<usize> {
         let (sender, ssrc, pt, seq) = match frame.kind {
             TrackKind::Video => {
                 if self.waiting_keyframe {
@@ -107,7 +109,12 @@ impl Viewer {
                     }
                     self.waiting_keyframe = false;
                 }
-                (self.video_sender, self.video_ssrc, H264_PT, &mut self.video_seq)
+                (
+                    self.video_sender,
+                    self.video_ssrc,
+                    H264_PT,
+                    &mut self.video_seq,
+                )
             }
             TrackKind::Audio => match (self.audio_sender, self.audio_ssrc) {
                 (Some(s), Some(ssrc)) => (s, ssrc, OPUS_PT, &mut self.audio_seq),

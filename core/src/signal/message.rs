@@ -110,7 +110,11 @@ fn parse_candidate(
                 ..Default::default()
             }
         }
-        Some(_) => return Err(Refusal::bad("\"candidate\" must be an object, a string or null")),
+        Some(_) => {
+            return Err(Refusal::bad(
+                "\"candidate\" must be an object, a string or null",
+            ))
+        }
     };
     if init.candidate.trim().is_empty() {
         return Ok(None);
@@ -167,7 +171,10 @@ mod tests {
     #[test]
     fn parses_bare_init_string_candidate_and_end_of_candidates() {
         let bare = r#"{"type":"candidate","candidate":{"candidate":"candidate:2 1 udp 1 127.0.0.1 1 typ host","sdpMLineIndex":0}}"#;
-        assert!(matches!(parse_client_message(bare), Ok(ClientMessage::Candidate(Some(_)))));
+        assert!(matches!(
+            parse_client_message(bare),
+            Ok(ClientMessage::Candidate(Some(_)))
+        ));
         let string = r#"{"type":"candidate","label":0,"id":"0","candidate":"candidate:2 1 udp 1 127.0.0.1 1 typ host"}"#;
         let ClientMessage::Candidate(Some(c)) = parse_client_message(string).unwrap() else {
             panic!()
@@ -178,7 +185,11 @@ mod tests {
             r#"{"type":"candidate"}"#,
             r#"{"type":"candidate","candidate":{"candidate":"","sdpMid":"0"}}"#,
         ] {
-            assert_eq!(parse_client_message(end), Ok(ClientMessage::Candidate(None)), "{end}");
+            assert_eq!(
+                parse_client_message(end),
+                Ok(ClientMessage::Candidate(None)),
+                "{end}"
+            );
         }
     }
 
@@ -210,6 +221,9 @@ mod tests {
             credential: Some("p".into()),
         }];
         let v: Value = serde_json::from_str(&offer("v=0", &servers)).unwrap();
-        assert_eq!(v["config"]["iceServers"][0]["urls"][0], "turn:t.example:3478");
+        assert_eq!(
+            v["config"]["iceServers"][0]["urls"][0],
+            "turn:t.example:3478"
+        );
     }
 }

@@ -63,7 +63,9 @@ impl Drop for SessionGuard {
 
 async fn refuse(socket: &mut WebSocket, code: u16, close: u16, text: &str) {
     tracing::debug!(code, "refusing WebSocket viewer: {text}");
-    let _ = socket.send(Message::Text(message::error(code, text).into())).await;
+    let _ = socket
+        .send(Message::Text(message::error(code, text).into()))
+        .await;
     let _ = socket
         .send(Message::Close(Some(CloseFrame {
             code: close,
@@ -139,14 +141,20 @@ pub(crate) async fn session(
     };
     let ice_servers = &server.config.ice_servers;
     if socket
-        .send(Message::Text(message::offer(&offer.sdp, ice_servers).into()))
+        .send(Message::Text(
+            message::offer(&offer.sdp, ice_servers).into(),
+        ))
         .await
         .is_err()
     {
         return;
     }
     for c in &offer.candidates {
-        if socket.send(Message::Text(message::candidate(c).into())).await.is_err() {
+        if socket
+            .send(Message::Text(message::candidate(c).into()))
+            .await
+            .is_err()
+        {
             return;
         }
     }

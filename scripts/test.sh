@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs every test of rtcast, as CI does: formatting, lints, unit tests, end-to-end tests with a
+# native WebRTC client and with headless Chromium (installed here if missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/ensure-chromium.sh
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy"
+cargo clippy --release --workspace --all-targets -- -D warnings
+
+echo "== cargo test (release: the media path and the encoder need optimized code)"
+cargo test --release --workspace

@@ -39,3 +39,8 @@ pub use stream::{Stream, StreamOptions, StreamStats};
 
 /// The version of this library.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The README's Rust example, compiled by `cargo test` so it keeps working as printed.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

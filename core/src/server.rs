@@ -143,6 +143,11 @@ impl Server {
             next_stream: AtomicU64::new(1),
         });
 
+        let tls = config
+            .tls
+            .as_ref()
+            .map(crate::http::tls_config)
+            .transpose()?;
         let listener = crate::http::bind(&config)?;
         let http_addr = listener.local_addr()?;
 
@@ -164,7 +169,6 @@ impl Server {
         let (http_stop, http_stop_rx) = oneshot::channel();
         let (http_done_tx, http_done) = std::sync::mpsc::channel();
         let app = crate::http::router(shared.clone());
-        let tls = config.tls.clone();
         runtime.spawn(async move {
             if let Err(e) = crate::http::serve(listener, app, tls, http_stop_rx).await {
                 tracing::error!("HTTP server failed: {e}");

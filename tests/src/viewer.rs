@@ -46,6 +46,8 @@ pub struct ViewerOptions {
     pub leave: Leave,
     /// Bumped at every complete video frame, for watching a viewer while it runs.
     pub progress: Option<Arc<AtomicU64>>,
+    /// For `wss://`: the only certificate authority to trust (DER), e.g. a test's self-signed one.
+    pub tls_ca_der: Option<Vec<u8>>,
 }
 
 impl ViewerOptions {
@@ -58,6 +60,7 @@ impl ViewerOptions {
             stop_after_frames: None,
             leave: Leave::Close,
             progress: None,
+            tls_ca_der: None,
         }
     }
 }
@@ -160,9 +163,27 @@ fn new_peer(local: SocketAddr) -> Result<RTCPeerConnection, String> {
 pub async fn run_viewer(opts: ViewerOptions) -> Result<ViewerReport, String> {
     let started = Instant::now();
     let deadline = tokio::time::Instant::from_std(started + opts.max_duration);
-    let (mut ws, _) = tokio_tungstenite::connect_async(&opts.url)
-        .await
-        .map_err(|e| format!("WebSocket {}: {e}", opts.url))?;
+    let connector = match &opts.tls_ca_der {
+        None => None,
+        Some(der) => {
+            let mut roots = rustls::RootCertStore::empty();
+            roots
+                .add(der.clone().into())
+                .map_err(|e| format!("bad CA certificate: {e}"))?;
+            let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+            Some(tokio_tungstenite::Connector::Rustls(Arc::new(config)))
+        }
+    };
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async_tls_with_config(&opts.url, None, false, connector)
+            .await
+            .map_err(|e| format!("WebSocket {}: {e}", opts.url))?;
     let socket = UdpSocket::bind("127.0.0.1:0")
         .await
         .map_err(|e| e.to_string())?;

@@ -13,6 +13,8 @@ use axum::Router;
 use serde::Deserialize;
 use tokio::sync::oneshot;
 
+use axum_server::tls_rustls::RustlsConfig;
+
 use crate::config::{ServerConfig, TlsConfig};
 use crate::server::ServerShared;
 use crate::signal::ws;
@@ -32,6 +34,49 @@ pub(crate) fn bind(config: &ServerConfig) -> Result<std::net::TcpListener> {
     Ok(listener)
 }
 
+/// Reads the certificate chain and key now, so that a bad file is an error of `Server::start`.
+pub(crate) fn tls_config(tls: &TlsConfig) -> Result<RustlsConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let certs = CertificateDer::pem_file_iter(&tls.cert_pem)
+        .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
+        .map_err(|e| {
+            Error::Tls(format!(
+                "cannot read certificate chain {}: {e}",
+                tls.cert_pem.display()
+            ))
+        })?;
+    if certs.is_empty() {
+        return Err(Error::Tls(format!(
+            "{} holds no PEM certificate",
+            tls.cert_pem.display()
+        )));
+    }
+    let key = PrivateKeyDer::from_pem_file(&tls.key_pem).map_err(|e| {
+        Error::Tls(format!(
+            "cannot read private key {}: {e}",
+            tls.key_pem.display()
+        ))
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| {
+            Error::Tls(format!(
+                "certificate {} and key {} do not make a usable pair: {e}",
+                tls.cert_pem.display(),
+                tls.key_pem.display()
+            ))
+        })?;
+    // HTTP/1.1 only: WebSocket upgrades (RFC 6455) need it, and pages gain nothing from h2 here.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(RustlsConfig::from_config(Arc::new(config)))
+}
+
 pub(crate) fn router(server: Arc<ServerShared>) -> Router {
     Router::new()
         .route("/", get(pages::index))
@@ -45,7 +90,7 @@ pub(crate) fn router(server: Arc<ServerShared>) -> Router {
 pub(crate) async fn serve(
     listener: std::net::TcpListener,
     app: Router,
-    tls: Option<TlsConfig>,
+    tls: Option<RustlsConfig>,
     stop: oneshot::Receiver<()>,
 ) -> Result<()> {
     let service = app.into_make_service_with_connect_info::<SocketAddr>();
@@ -58,18 +103,7 @@ pub(crate) async fn serve(
                 })
                 .await?;
         }
-        Some(tls) => {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            let config =
-                axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert_pem, &tls.key_pem)
-                    .await
-                    .map_err(|e| {
-                        Error::Tls(format!(
-                            "cannot use certificate {} and key {}: {e}",
-                            tls.cert_pem.display(),
-                            tls.key_pem.display()
-                        ))
-                    })?;
+        Some(config) => {
             let handle = axum_server::Handle::new();
             let h = handle.clone();
             tokio::spawn(async move {

@@ -132,6 +132,10 @@ fn demo(args: DemoArgs) -> rtcast::Result<()> {
     );
     println!("rtcast {} serving a live test pattern", rtcast::VERSION);
     println!("  player:    {}", server.url("demo"));
+    let port = server.http_addr().port();
+    for addr in server.udp_addrs().iter().filter(|a| !a.ip().is_loopback()) {
+        println!("             http://{}:{port}/demo/embed.html", addr.ip());
+    }
     println!("  websocket: {}", server.ws_url("demo"));
     println!(
         "  media:     udp {}",

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
+use rtc::interceptor::Registry;
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::{
     MediaEngine, MIME_TYPE_H264, MIME_TYPE_OPUS,
 };
@@ -48,6 +50,8 @@ pub struct ViewerOptions {
     pub progress: Option<Arc<AtomicU64>>,
     /// For `wss://`: the only certificate authority to trust (DER), e.g. a test's self-signed one.
     pub tls_ca_der: Option<Vec<u8>>,
+    /// Once connected, throw away every Nth datagram received (simulated loss, answered by NACKs).
+    pub drop_every: Option<u64>,
 }
 
 impl ViewerOptions {
@@ -61,6 +65,7 @@ impl ViewerOptions {
             leave: Leave::Close,
             progress: None,
             tls_ca_der: None,
+            drop_every: None,
         }
     }
 }
@@ -87,8 +92,12 @@ pub struct ViewerReport {
     pub video_packets: u64,
     /// Audio RTP packets.
     pub audio_packets: u64,
-    /// Video packets missing by sequence number (never retransmitted in time).
+    /// Video packets missing by sequence number and never retransmitted.
     pub video_packets_lost: u64,
+    /// Video packets that arrived after a later one, i.e. retransmitted after a NACK.
+    pub video_packets_recovered: u64,
+    /// Datagrams thrown away by `drop_every`.
+    pub datagrams_dropped: u64,
     /// Access units in order, when recorded; the first is a keyframe.
     pub access_units: Vec<Bytes>,
     /// `{"type":"error"}` messages received.
@@ -136,10 +145,13 @@ fn new_peer(local: SocketAddr) -> Result<RTCPeerConnection, String> {
         .with_answering_dtls_role(RTCDtlsRole::Client)
         .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
         .build();
+    // NACK generator and receiver reports, as a browser has.
+    let registry = register_default_interceptors(Registry::new(), &mut media).map_err(e)?;
     let mut pc = RTCPeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().build())
         .with_setting_engine(settings)
         .with_media_engine(media)
+        .with_interceptor_registry(registry)
         .build(Instant::now())
         .map_err(e)?;
     let host = CandidateHostConfig {
@@ -194,6 +206,8 @@ pub async fn run_viewer(opts: ViewerOptions) -> Result<ViewerReport, String> {
     let mut depacketizer = H264Packet::default();
     let mut au = BytesMut::new();
     let mut last_video_seq: Option<u16> = None;
+    let mut missing: std::collections::HashSet<u16> = std::collections::HashSet::new();
+    let mut datagrams: u64 = 0;
     let mut buf = vec![0u8; 2048];
 
     let result: Result<(), String> = async {
@@ -219,10 +233,15 @@ pub async fn run_viewer(opts: ViewerOptions) -> Result<ViewerReport, String> {
                     }
                     report.video_packets += 1;
                     let seq = packet.header.sequence_number;
+                    if missing.remove(&seq) {
+                        // A retransmission: it does not belong to the frame being assembled.
+                        report.video_packets_recovered += 1;
+                        continue;
+                    }
                     if let Some(last) = last_video_seq {
                         let gap = seq.wrapping_sub(last);
                         if gap > 1 && gap < 0x8000 {
-                            report.video_packets_lost += u64::from(gap - 1);
+                            missing.extend((1..gap).map(|k| last.wrapping_add(k)));
                         }
                     }
                     last_video_seq = Some(seq);
@@ -315,6 +334,13 @@ pub async fn run_viewer(opts: ViewerOptions) -> Result<ViewerReport, String> {
                 }
                 res = socket.recv_from(&mut buf) => {
                     let (n, from) = res.map_err(|e| e.to_string())?;
+                    if report.connected {
+                        datagrams += 1;
+                        if opts.drop_every.is_some_and(|k| datagrams % k == 0) {
+                            report.datagrams_dropped += 1;
+                            continue;
+                        }
+                    }
                     if let Some(p) = pc.as_mut() {
                         let _ = p.handle_read(TaggedBytesMut {
                             now: Instant::now(),
@@ -368,5 +394,6 @@ pub async fn run_viewer(opts: ViewerOptions) -> Result<ViewerReport, String> {
             }
         }
     }
+    report.video_packets_lost = missing.len() as u64;
     result.map(|()| report)
 }

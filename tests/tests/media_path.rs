@@ -135,3 +135,26 @@ async fn public_ips_are_announced_as_candidates() {
         "{candidates:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_packets_are_retransmitted_on_nack() {
+    let server = Server::start(ServerConfig::loopback()).unwrap();
+    let stream = server.stream("lossy").unwrap();
+    let _source = DemoSource::start(
+        stream,
+        DemoOptions {
+            width: 640,
+            height: 360,
+            fps: 30,
+        },
+    );
+    let mut opts = ViewerOptions::new(server.ws_url("lossy"), Duration::from_secs(6));
+    opts.drop_every = Some(40);
+    let report = run_viewer(opts).await.unwrap();
+    assert!(report.datagrams_dropped > 5, "{report:?}");
+    assert!(server.stats().nacks > 0, "{:?}", server.stats());
+    assert!(
+        report.video_packets_recovered > 0,
+        "no retransmission arrived: {report:?}"
+    );
+}

@@ -561,6 +561,9 @@ impl EventLoop {
             // Its packets were lost: decoding would break until the next keyframe anyway.
             v.waiting_keyframe = true;
             Metrics::add(&self.metrics.send_drops, drops);
+            if let Some(st) = self.streams.get(&v.stream) {
+                st.shared.want_keyframe();
+            }
         }
         Metrics::add(&self.metrics.packets_sent, packets);
         Metrics::add(&self.metrics.bytes_sent, bytes);

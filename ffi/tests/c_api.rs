@@ -196,3 +196,51 @@ fn asan_build_serves_a_native_viewer_without_memory_errors_or_leaks() {
     assert!(status.success(), "{context}");
     assert!(rest.contains("done joined=1 left=1"), "{context}");
 }
+
+#[test]
+fn install_sh_makes_a_prefix_that_pkg_config_builds_against() {
+    let prefix = out_dir().join("prefix");
+    let _ = std::fs::remove_dir_all(&prefix);
+    let output = Command::new("sh")
+        .arg(repo().join("ffi/install.sh"))
+        .arg(&prefix)
+        // The libraries cargo just built: a nested cargo build would wait on this run's lock.
+        .env("RTCAST_LIB_DIR", lib_dir())
+        .output()
+        .expect("install.sh runs");
+    assert!(output.status.success(), "{}", describe(&output));
+
+    let pkg_config = |arg: &str| {
+        let out = Command::new("pkg-config")
+            .args([arg, "rtcast"])
+            .env("PKG_CONFIG_PATH", prefix.join("lib/pkgconfig"))
+            .output()
+            .expect("pkg-config runs (apt-get install pkg-config)");
+        assert!(out.status.success(), "{}", describe(&out));
+        String::from_utf8(out.stdout)
+            .expect("UTF-8")
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(pkg_config("--modversion"), env!("CARGO_PKG_VERSION"));
+    let mut flags: Vec<String> = pkg_config("--cflags")
+        .split_whitespace()
+        .map(Into::into)
+        .collect();
+    flags.extend(pkg_config("--libs").split_whitespace().map(String::from));
+    let exe = out_dir().join("pattern_pkg_config");
+    let output = Command::new("cc")
+        .arg(repo().join("examples/c/pattern.c"))
+        .args(&flags)
+        .arg("-o")
+        .arg(&exe)
+        .output()
+        .expect("cc runs");
+    assert!(output.status.success(), "{}", describe(&output));
+    let output = Command::new(&exe)
+        .args(["0", "1", "127.0.0.1"])
+        .env("LD_LIBRARY_PATH", prefix.join("lib"))
+        .output()
+        .expect("pattern runs");
+    assert!(output.status.success(), "{}", describe(&output));
+}

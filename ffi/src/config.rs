@@ -1,0 +1,300 @@
+//! `rtcast_config`: the settings a server is started with.
+
+use std::ffi::c_char;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rtcast_core::{IceServer, ServerConfig, TlsConfig};
+
+use crate::error::{guard, guard_void, rtcast_result, str_arg, Failure, FfiResult};
+use crate::handle::{self, borrow, out, Handle};
+
+/// Settings of a server (opaque). Made by `rtcast_config_new`, changed by the
+/// `rtcast_config_set_*`/`_add_*` calls, read (not consumed) by `rtcast_server_start`, freed by
+/// `rtcast_config_free` exactly once.
+///
+/// A config is not synchronized: do not change it from two threads at once, nor while
+/// `rtcast_server_start` reads it.
+pub struct rtcast_config {
+    magic: u64,
+    pub(crate) inner: ServerConfig,
+}
+
+impl Handle for rtcast_config {
+    const NAME: &'static str = "config";
+    const MAGIC: u64 = 0x7274_6361_7374_6366; // "rtcastcf"
+    fn magic(&self) -> u64 {
+        self.magic
+    }
+    fn clear_magic(&mut self) {
+        self.magic = 0;
+    }
+}
+
+/// Changes the config behind `config` with `f`.
+///
+/// # Safety
+/// `config` must be NULL or a live config, not used by another thread during the call.
+unsafe fn with_config(
+    config: *mut rtcast_config,
+    f: impl FnOnce(&mut ServerConfig) -> FfiResult,
+) -> FfiResult {
+    borrow(config.cast_const())?;
+    f(&mut (*config).inner)
+}
+
+/// Parses an IP address argument.
+unsafe fn ip_arg(s: *const c_char, what: &str) -> FfiResult<IpAddr> {
+    let s = str_arg(s, what)?;
+    s.parse().map_err(|_| {
+        Failure::invalid(format!(
+            "{what} {s:?} is not an IP address (e.g. \"0.0.0.0\", \"127.0.0.1\", \"::\")"
+        ))
+    })
+}
+
+/// A path argument: bytes as given on Unix, UTF-8 elsewhere.
+unsafe fn path_arg(s: *const c_char, what: &str) -> FfiResult<PathBuf> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        if s.is_null() {
+            return Err(Failure::null(what));
+        }
+        let bytes = std::ffi::CStr::from_ptr(s).to_bytes();
+        if bytes.is_empty() {
+            return Err(Failure::invalid(format!("{what} is empty")));
+        }
+        Ok(PathBuf::from(std::ffi::OsStr::from_bytes(bytes)))
+    }
+    #[cfg(not(unix))]
+    {
+        let s = str_arg(s, what)?;
+        if s.is_empty() {
+            return Err(Failure::invalid(format!("{what} is empty")));
+        }
+        Ok(PathBuf::from(s))
+    }
+}
+
+/// Creates a config with the defaults: every interface (`0.0.0.0`), HTTP port 8080, media UDP
+/// port the same number as the HTTP port, no TLS, 1000 viewers per stream, 5000 per server,
+/// 15 s connect timeout. On success `*out_config` owns a new config: free it with
+/// `rtcast_config_free`.
+///
+/// # Safety
+/// `out_config` must be NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn rtcast_config_new(out_config: *mut *mut rtcast_config) -> rtcast_result {
+    guard("rtcast_config_new", || {
+        let slot = out(out_config, "out_config")?;
+        *slot = handle::into_raw(rtcast_config {
+            magic: rtcast_config::MAGIC,
+            inner: ServerConfig::default(),
+        });
+        Ok(())
+    })
+}
+
+/// Frees a config. NULL is a no-op. Free each config exactly once; servers started from it are
+/// not affected.
+///
+/// # Safety
+/// `config` must be NULL or a live config not used by any other thread.
+#[no_mangle]
+pub unsafe extern "C" fn rtcast_config_free(config: *mut rtcast_config) {
+    guard_void("rtcast_config_free", || {
+        let _ = handle::free(config);
+    })
+}
+
+/// Sets the address to listen on: `"0.0.0.0"` (all IPv4 interfaces, the default),
+/// `"127.0.0.1"` (this machine only), `"::"`, or one interface's address.
+///
+/// # Safety
+/// `config` must be NULL or a live config; `address` NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn rtcast_config_set_bind(
+    config: *mut rtcast_config,
+    address: *const c_char,
+) -> rtcast_result {
+    guard("rtcast_config_set_bind", || {
+        borrow(config.cast_const())?;
+        let ip = ip_arg(address, "address")?;
+        with_config(config, |c| {
+            c.bind = ip;
+            Ok(())
+        })
+    })
+}
+
+/// Sets the TCP port of HTTP, WebSocket and HTTPS/WSS (default 8080; 0 picks a free port, see
+/// `rtcast_server_port`).
+///
+/// # Safety
+/// `config` must be NULL or a live config.
+#[no_mangle]
+pub unsafe extern "C" fn rtcast_config_set_port(
+    config: *mut rtcast_config,
+    port: u16,
+) -> rtcast_result {
+    guard("rtcast_config_set_port", || {
+        with_config(config, |c| {
+            c.port = port;
+            Ok(())
+        })
+    })
+}
+
+/// Sets the UDP port that carries the media of every viewer (default: the same number as the
+/// HTTP port; 0 picks a free port).
+///
+/// # Safety
+/// `config` must be NULL or a live config.
+#[no_mangle]
+pub unsafe extern "C" fn rtcast_config_set_udp_port(
+    config: *mut rtcast_config,
+    port: u16,
+) -> rtcast_result {
+    guard("rtcast_config_set_udp_port", || {
+        with_config(config, |c| {
+            c.udp_port = Some(port);
+            Ok(())
+        })
+    })
+}
+
+/// Adds a public address to announce to viewers for 1:1 NAT (a cloud VM's public IP), in
+/// addition to the addresses the UDP socket listens on.
+///
+/// # Safety
+/// `config` must be NULL or a live config; `address` NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn rtcast_config_add_public_ip(
+    config: *mut rtcast_config,
+    address: *const c_char,
+) -> rtcast_result {
+    guard("rtcast_config_add_public_ip", || {
+        borrow(config.cast_const())?;
+        let ip = ip_arg(address, "address")?;
+        with_config(config, |c| {
+            c.public_ips.push(ip);
+            Ok(())
+        })
+    })
+}
+
+/// Adds a STUN or TURN server handed to viewers. `url` is `stun:host:port` or
+/// `turn:host:port?transport=udp`; `username` and `credential` may be NULL (STUN).
+///
+/// # Safety
+/// `config` must be NULL or a live config; the strings NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn rtcast_config_add_ice_server(
+    config: *mut rtcast_config,
+    url: *const c_char,
+    username: *const c_char,
+    credential: *const c_char,
+) -> rtcast_result {
+    guard("rtcast_config_add_ice_server", || {
+        borrow(config.cast_const())?;
+        let url = str_arg(url, "url")?;
+        let optional = |s: *const c_char, what| -> FfiResult<Option<String>> {
+            if s.is_null() {
+                Ok(None)
+            } else {
+                str_arg(s, what).map(|s| Some(s.to_owned()))
+            }
+        };
+        let server = IceServer {
+            urls: vec![url.to_owned()],
+            username: optional(username, "username")?,
+            credential: optional(credential, "credential")?,
+        };
+        with_config(config, |c| {
+            c.ice_servers.push(server);
+            Ok(())
+        })
+    })
+}
+
+/// Serves HTTPS/WSS with a PEM certificate chain and a PEM private key (PKCS#8, PKCS#1 or
+/// SEC1). The files are read by `rtcast_server_start`, which fails with `RTCAST_ERR_TLS` if they
+/// cannot be used.
+///
+/// # Safety
+/// `config` must be NULL or a live config; the paths NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn rtcast_config_set_tls(
+    config: *mut rtcast_config,
+    cert_pem_path: *const c_char,
+    key_pem_path: *const c_char,
+) -> rtcast_result {
+    guard("rtcast_config_set_tls", || {
+        borrow(config.cast_const())?;
+        let tls = TlsConfig {
+            cert_pem: path_arg(cert_pem_path, "cert_pem_path")?,
+            key_pem: path_arg(key_pem_path, "key_pem_path")?,
+        };
+        with_config(config, |c| {
+            c.tls = Some(tls);
+            Ok(())
+        })
+    })
+}
+
+/// Sets the most viewers of one stream (default 1000). Checked by `rtcast_server_start`: 0 is
+/// refused there with `RTCAST_ERR_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `config` must be NULL or a live config.
+#[no_mangle]
+pub unsafe extern "C" fn rtcast_config_set_max_viewers_per_stream(
+    config: *mut rtcast_config,
+    max: usize,
+) -> rtcast_result {
+    guard("rtcast_config_set_max_viewers_per_stream", || {
+        with_config(config, |c| {
+            c.limits.max_viewers_per_stream = max;
+            Ok(())
+        })
+    })
+}
+
+/// Sets the most viewers of the whole server (default 5000). Checked by `rtcast_server_start`:
+/// 0 is refused there with `RTCAST_ERR_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `config` must be NULL or a live config.
+#[no_mangle]
+pub unsafe extern "C" fn rtcast_config_set_max_viewers(
+    config: *mut rtcast_config,
+    max: usize,
+) -> rtcast_result {
+    guard("rtcast_config_set_max_viewers", || {
+        with_config(config, |c| {
+            c.limits.max_viewers = max;
+            Ok(())
+        })
+    })
+}
+
+/// Sets the time a viewer has from opening its signalling connection to connected media before
+/// it is dropped, in milliseconds (default 15000). Checked by `rtcast_server_start`: 0 is
+/// refused there with `RTCAST_ERR_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `config` must be NULL or a live config.
+#[no_mangle]
+pub unsafe extern "C" fn rtcast_config_set_connect_timeout_ms(
+    config: *mut rtcast_config,
+    ms: u32,
+) -> rtcast_result {
+    guard("rtcast_config_set_connect_timeout_ms", || {
+        with_config(config, |c| {
+            c.limits.connect_timeout = Duration::from_millis(u64::from(ms));
+            Ok(())
+        })
+    })
+}

@@ -1,0 +1,237 @@
+//! Events to C: one dedicated thread per server reads the core's event subscription and calls the
+//! host's callback, so callbacks never run concurrently and never on a network thread.
+
+use std::ffi::{c_char, c_void, CString};
+use std::ptr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::{JoinHandle, ThreadId};
+use std::time::Duration;
+
+use rtcast_core::{Event, Events, LeaveReason, Protocol, Recv};
+
+/// What happened.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
+pub enum rtcast_event_kind {
+    /// A viewer's media is connected; frames flow to it from now on. `stream`, `viewer`,
+    /// `protocol` and `remote` are set.
+    RTCAST_EVENT_VIEWER_JOINED = 1,
+    /// A viewer that had joined is gone. `stream`, `viewer` and `leave_reason` are set.
+    RTCAST_EVENT_VIEWER_LEFT = 2,
+    /// A viewer needs a keyframe and rtcast has none: push one soon (coalesced, at most one per
+    /// stream every 500 ms; streams fed raw frames never ask). `stream` is set.
+    RTCAST_EVENT_KEYFRAME_REQUESTED = 3,
+    /// Estimated bandwidth toward the slowest viewer of `stream`, in `bps`.
+    RTCAST_EVENT_BITRATE_HINT = 4,
+}
+
+/// Signalling protocol a viewer came through.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
+pub enum rtcast_protocol {
+    /// Not applicable to this event.
+    RTCAST_PROTOCOL_NONE = 0,
+    /// Flussonic's WebSocket protocol (`/STREAM/webrtc`).
+    RTCAST_PROTOCOL_WEBSOCKET = 1,
+    /// WHEP (`/STREAM/whep`).
+    RTCAST_PROTOCOL_WHEP = 2,
+}
+
+/// Why a viewer left.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
+pub enum rtcast_leave_reason {
+    /// Not applicable to this event.
+    RTCAST_LEAVE_NONE = 0,
+    /// Its signalling connection closed (or WHEP DELETE).
+    RTCAST_LEAVE_CLOSED = 1,
+    /// ICE consent was lost (the viewer vanished) or DTLS failed.
+    RTCAST_LEAVE_CONNECTION_LOST = 2,
+    /// Media did not connect within the connect timeout.
+    RTCAST_LEAVE_TIMEOUT = 3,
+    /// The stream was removed or the server stopped.
+    RTCAST_LEAVE_SHUTDOWN = 4,
+}
+
+/// One event, lent to the callback: it and its strings are valid only until the callback
+/// returns (copy what you keep).
+#[repr(C)]
+#[derive(Debug)]
+pub struct rtcast_event {
+    /// What happened.
+    pub kind: rtcast_event_kind,
+    /// Stream name, NUL-terminated; never NULL.
+    pub stream: *const c_char,
+    /// Viewer id, unique for the life of the server; 0 for stream events.
+    pub viewer: u64,
+    /// Address of the viewer's signalling connection ("203.0.113.7:51234"), NUL-terminated;
+    /// "" when not applicable; never NULL.
+    pub remote: *const c_char,
+    /// Signalling protocol of a joining viewer; `RTCAST_PROTOCOL_NONE` otherwise.
+    pub protocol: rtcast_protocol,
+    /// Why a viewer left; `RTCAST_LEAVE_NONE` otherwise.
+    pub leave_reason: rtcast_leave_reason,
+    /// Bits per second of a bitrate hint; 0 otherwise.
+    pub bps: u64,
+}
+
+/// Receives server events. Runs on the server's one event thread (named "rtcast-events"), one
+/// call at a time, never concurrently with itself; `userdata` is the pointer given to
+/// `rtcast_server_set_event_callback`. It must return promptly (events queue up meanwhile; past
+/// 1024 the oldest are dropped) and must not unwind (C++ exceptions, longjmp) out of itself.
+/// It may call any rtcast function, including `rtcast_server_stop` and `rtcast_server_free`
+/// (the event thread then ends after the callback returns), but not
+/// `rtcast_server_set_event_callback`.
+#[allow(non_camel_case_types)]
+pub type rtcast_event_callback =
+    Option<unsafe extern "C" fn(event: *const rtcast_event, userdata: *mut c_void)>;
+
+/// The callback and its userdata, moved to the event thread.
+struct Target {
+    callback: unsafe extern "C" fn(*const rtcast_event, *mut c_void),
+    userdata: *mut c_void,
+}
+
+// SAFETY: the host promises, by registering the callback, that `userdata` may be used from the
+// rtcast event thread (documented on rtcast_server_set_event_callback).
+unsafe impl Send for Target {}
+
+/// A running event thread.
+pub(crate) struct EventThread {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<Events>,
+}
+
+/// How long the thread waits for an event before looking at its stop flag.
+const POLL: Duration = Duration::from_millis(20);
+
+impl EventThread {
+    /// Starts a thread delivering the events of `events` to `callback`.
+    pub fn start(
+        events: Events,
+        callback: unsafe extern "C" fn(*const rtcast_event, *mut c_void),
+        userdata: *mut c_void,
+    ) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let target = Target { callback, userdata };
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("rtcast-events".into())
+            .spawn(move || run(events, target, &flag))?;
+        Ok(Self { stop, thread })
+    }
+
+    pub fn thread_id(&self) -> ThreadId {
+        self.thread.thread().id()
+    }
+
+    /// Stops the thread after it delivered the events already queued, and waits for it; returns
+    /// the subscription so a new callback can go on from there. Called on the event thread
+    /// itself (from the callback), it only asks the thread to end and returns `None`.
+    pub fn stop(self) -> Option<Events> {
+        self.stop.store(true, Ordering::Release);
+        if std::thread::current().id() == self.thread_id() {
+            return None;
+        }
+        self.thread.join().ok()
+    }
+}
+
+thread_local! {
+    static ON_EVENT_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the calling thread is an rtcast event thread (i.e. inside an event callback).
+pub(crate) fn on_event_thread() -> bool {
+    ON_EVENT_THREAD.with(|f| f.get())
+}
+
+fn run(mut events: Events, target: Target, stop: &AtomicBool) -> Events {
+    ON_EVENT_THREAD.with(|f| f.set(true));
+    loop {
+        if stop.load(Ordering::Acquire) {
+            // Deliver what was queued before the stop (e.g. viewers left on shutdown).
+            while let Some(e) = events.try_recv() {
+                deliver(&target, &e);
+            }
+            return events;
+        }
+        match events.recv_blocking(POLL) {
+            Recv::Event(e) => deliver(&target, &e),
+            Recv::Timeout => {}
+            Recv::Closed => return events,
+        }
+    }
+}
+
+fn deliver(target: &Target, event: &Event) {
+    let empty = c"";
+    let mut out = rtcast_event {
+        kind: rtcast_event_kind::RTCAST_EVENT_KEYFRAME_REQUESTED,
+        stream: ptr::null(),
+        viewer: 0,
+        remote: empty.as_ptr(),
+        protocol: rtcast_protocol::RTCAST_PROTOCOL_NONE,
+        leave_reason: rtcast_leave_reason::RTCAST_LEAVE_NONE,
+        bps: 0,
+    };
+    let mut remote = None;
+    let stream = match event {
+        Event::ViewerJoined {
+            stream,
+            viewer,
+            protocol,
+            remote: addr,
+        } => {
+            out.kind = rtcast_event_kind::RTCAST_EVENT_VIEWER_JOINED;
+            out.viewer = *viewer;
+            out.protocol = match protocol {
+                Protocol::WebSocket => rtcast_protocol::RTCAST_PROTOCOL_WEBSOCKET,
+                Protocol::Whep => rtcast_protocol::RTCAST_PROTOCOL_WHEP,
+            };
+            remote = Some(c_string(&addr.to_string()));
+            stream
+        }
+        Event::ViewerLeft {
+            stream,
+            viewer,
+            reason,
+        } => {
+            out.kind = rtcast_event_kind::RTCAST_EVENT_VIEWER_LEFT;
+            out.viewer = *viewer;
+            out.leave_reason = match reason {
+                LeaveReason::Closed => rtcast_leave_reason::RTCAST_LEAVE_CLOSED,
+                LeaveReason::ConnectionLost => rtcast_leave_reason::RTCAST_LEAVE_CONNECTION_LOST,
+                LeaveReason::Timeout => rtcast_leave_reason::RTCAST_LEAVE_TIMEOUT,
+                LeaveReason::Shutdown => rtcast_leave_reason::RTCAST_LEAVE_SHUTDOWN,
+            };
+            stream
+        }
+        Event::KeyframeRequested { stream } => stream,
+        Event::BitrateHint { stream, bps } => {
+            out.kind = rtcast_event_kind::RTCAST_EVENT_BITRATE_HINT;
+            out.bps = *bps;
+            stream
+        }
+        // An event kind this binding does not know yet is not delivered.
+        _ => return,
+    };
+    let stream = c_string(stream);
+    out.stream = stream.as_ptr();
+    if let Some(r) = &remote {
+        out.remote = r.as_ptr();
+    }
+    // SAFETY: the host registered this callback for these events; `out` and its strings live
+    // until it returns.
+    unsafe { (target.callback)(&out, target.userdata) };
+}
+
+/// Stream names and addresses hold no NUL; anything after one would be cut rather than fail.
+fn c_string(s: &str) -> CString {
+    let s = s.split('\0').next().unwrap_or_default();
+    CString::new(s).unwrap_or_default()
+}

@@ -1,0 +1,246 @@
+//! The C API tested from C: the C programs in `ffi/tests/c` and `examples/c` are compiled with
+//! `gcc -Wall -Wextra -Werror` against the library cargo just built, and run.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use rtcast_e2e::viewer::{run_viewer, ViewerOptions};
+
+/// `target/<profile>`, where cargo put librtcast.so and librtcast.a before running this test.
+fn lib_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.parent() // deps
+        .and_then(Path::parent)
+        .expect("target/<profile>")
+        .to_path_buf()
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn out_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("c");
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// Compiles `source` (relative to the repository) into `out_dir()/name` with `extra` flags.
+fn compile(source: &str, name: &str, extra: &[&str]) -> PathBuf {
+    let exe = out_dir().join(name);
+    let include = repo().join("include");
+    let output = Command::new("gcc")
+        .args(["-std=c11", "-g", "-Wall", "-Wextra", "-Werror", "-I"])
+        .arg(&include)
+        .arg(repo().join(source))
+        .args(extra)
+        .arg("-o")
+        .arg(&exe)
+        .output()
+        .expect("gcc runs (apt-get install gcc)");
+    assert!(
+        output.status.success(),
+        "gcc {source} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    exe
+}
+
+/// Links against librtcast.so, found at run time through an rpath.
+fn shared_lib_flags() -> Vec<String> {
+    let dir = lib_dir();
+    vec![
+        format!("-L{}", dir.display()),
+        "-lrtcast".into(),
+        format!("-Wl,-rpath,{}", dir.display()),
+    ]
+}
+
+fn describe(output: &Output) -> String {
+    format!(
+        "status {}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn c_program_gets_codes_and_messages_for_every_misuse_and_runs_start_push_stop() {
+    let flags = shared_lib_flags();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let exe = compile("ffi/tests/c/api_test.c", "api_test", &flags);
+    let output = Command::new(&exe)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("api_test runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains(" passed, 0 failed"),
+        "{}",
+        describe(&output)
+    );
+    // The forced panic was reported by the panic hook and caught: the process went on.
+    assert!(String::from_utf8_lossy(&output.stderr).contains("forced by rtcast_test_force_panic"));
+}
+
+#[test]
+fn pattern_example_serves_and_shuts_down_cleanly() {
+    let flags = shared_lib_flags();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let exe = compile("examples/c/pattern.c", "pattern", &flags);
+    let output = Command::new(&exe)
+        .args(["0", "1", "127.0.0.1"])
+        .output()
+        .expect("pattern runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", describe(&output));
+    assert!(
+        stdout.contains("watch at http://127.0.0.1:") && stdout.contains("/pattern/embed.html"),
+        "{}",
+        describe(&output)
+    );
+    assert!(
+        stdout.contains("pushed 30 frames") && stdout.contains("stopped"),
+        "{}",
+        describe(&output)
+    );
+}
+
+/// Libraries the Rust standard library and the bundled openh264 (C++) need when librtcast.a is
+/// linked statically, as `cargo rustc -p rtcast-ffi --crate-type staticlib -- --print
+/// native-static-libs` lists them.
+const NATIVE_STATIC_LIBS: &[&str] = &[
+    "-lstdc++",
+    "-lgcc_s",
+    "-lutil",
+    "-lrt",
+    "-lpthread",
+    "-lm",
+    "-ldl",
+];
+
+#[test]
+fn asan_build_serves_a_native_viewer_without_memory_errors_or_leaks() {
+    let lib = lib_dir().join("librtcast.a");
+    let mut flags = vec![
+        "-fsanitize=address",
+        "-fno-omit-frame-pointer",
+        lib.to_str().expect("UTF-8 path"),
+    ];
+    flags.extend_from_slice(NATIVE_STATIC_LIBS);
+    let exe = compile("ffi/tests/c/serve_once.c", "serve_once_asan", &flags);
+
+    let mut child = Command::new(&exe)
+        .env(
+            "ASAN_OPTIONS",
+            "detect_leaks=1:abort_on_error=0:exitcode=86",
+        )
+        .env(
+            "LSAN_OPTIONS",
+            format!(
+                "suppressions={}",
+                repo().join("ffi/tests/c/lsan.supp").display()
+            ),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve_once runs");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut url = String::new();
+    stdout.read_line(&mut url).expect("first line");
+    let url = url.trim().to_owned();
+    assert!(url.starts_with("ws://127.0.0.1:"), "first line: {url:?}");
+
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let mut options = ViewerOptions::new(url, Duration::from_secs(20));
+    options.stop_after_frames = Some(10);
+    let report = runtime.block_on(run_viewer(options));
+
+    // The program stops by itself once the viewer left; give ASan time for its leak check.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break child.wait().expect("wait");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).expect("stdout");
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("stderr");
+    let context = format!("status {status}\n--- stdout\n{rest}\n--- stderr\n{stderr}");
+
+    let report = report.unwrap_or_else(|e| panic!("viewer failed: {e}\n{context}"));
+    assert!(
+        report.video_frames >= 10,
+        "viewer got {} frames\n{context}",
+        report.video_frames
+    );
+    assert!(
+        !stderr.contains("AddressSanitizer") && !stderr.contains("LeakSanitizer"),
+        "{context}"
+    );
+    assert!(status.success(), "{context}");
+    assert!(rest.contains("done joined=1 left=1"), "{context}");
+}
+
+#[test]
+fn install_sh_makes_a_prefix_that_pkg_config_builds_against() {
+    let prefix = out_dir().join("prefix");
+    let _ = std::fs::remove_dir_all(&prefix);
+    let output = Command::new("sh")
+        .arg(repo().join("ffi/install.sh"))
+        .arg(&prefix)
+        // The libraries cargo just built: a nested cargo build would wait on this run's lock.
+        .env("RTCAST_LIB_DIR", lib_dir())
+        .output()
+        .expect("install.sh runs");
+    assert!(output.status.success(), "{}", describe(&output));
+
+    let pkg_config = |arg: &str| {
+        let out = Command::new("pkg-config")
+            .args([arg, "rtcast"])
+            .env("PKG_CONFIG_PATH", prefix.join("lib/pkgconfig"))
+            .output()
+            .expect("pkg-config runs (apt-get install pkg-config)");
+        assert!(out.status.success(), "{}", describe(&out));
+        String::from_utf8(out.stdout)
+            .expect("UTF-8")
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(pkg_config("--modversion"), env!("CARGO_PKG_VERSION"));
+    let mut flags: Vec<String> = pkg_config("--cflags")
+        .split_whitespace()
+        .map(Into::into)
+        .collect();
+    flags.extend(pkg_config("--libs").split_whitespace().map(String::from));
+    let exe = out_dir().join("pattern_pkg_config");
+    let output = Command::new("cc")
+        .arg(repo().join("examples/c/pattern.c"))
+        .args(&flags)
+        .arg("-o")
+        .arg(&exe)
+        .output()
+        .expect("cc runs");
+    assert!(output.status.success(), "{}", describe(&output));
+    let output = Command::new(&exe)
+        .args(["0", "1", "127.0.0.1"])
+        .env("LD_LIBRARY_PATH", prefix.join("lib"))
+        .output()
+        .expect("pattern runs");
+    assert!(output.status.success(), "{}", describe(&output));
+}

@@ -85,6 +85,9 @@ pub const EVENT_QUEUE: usize = 1024;
 /// A subscription to server events (see [`crate::Server::subscribe`]).
 pub struct Events {
     rx: broadcast::Receiver<Event>,
+    /// Becomes true when the server stops: streams a host still holds keep the channel open, so
+    /// its closing cannot tell.
+    stopped: tokio::sync::watch::Receiver<bool>,
     lost: u64,
 }
 
@@ -100,17 +103,39 @@ pub enum Recv {
 }
 
 impl Events {
-    pub(crate) fn new(rx: broadcast::Receiver<Event>) -> Self {
-        Self { rx, lost: 0 }
+    pub(crate) fn new(
+        rx: broadcast::Receiver<Event>,
+        stopped: tokio::sync::watch::Receiver<bool>,
+    ) -> Self {
+        Self {
+            rx,
+            stopped,
+            lost: 0,
+        }
     }
 
-    /// Waits for the next event (async). `None` when the server stopped.
+    /// Waits for the next event (async). `None` once the server stopped and every event sent
+    /// before was read.
     pub async fn recv(&mut self) -> Option<Event> {
         loop {
-            match self.rx.recv().await {
-                Ok(e) => return Some(e),
-                Err(broadcast::error::RecvError::Lagged(n)) => self.lost += n,
-                Err(broadcast::error::RecvError::Closed) => return None,
+            if let Some(e) = self.try_recv() {
+                return Some(e);
+            }
+            if *self.stopped.borrow() {
+                return None;
+            }
+            tokio::select! {
+                r = self.rx.recv() => match r {
+                    Ok(e) => return Some(e),
+                    Err(broadcast::error::RecvError::Lagged(n)) => self.lost += n,
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                },
+                r = self.stopped.changed() => {
+                    if r.is_err() {
+                        // The server is gone entirely; drain what is left.
+                        return self.try_recv();
+                    }
+                }
             }
         }
     }
@@ -125,6 +150,9 @@ impl Events {
                 Err(broadcast::error::TryRecvError::Lagged(n)) => self.lost += n,
                 Err(broadcast::error::TryRecvError::Closed) => return Recv::Closed,
                 Err(broadcast::error::TryRecvError::Empty) => {
+                    if *self.stopped.borrow() {
+                        return Recv::Closed;
+                    }
                     if std::time::Instant::now() >= deadline {
                         return Recv::Timeout;
                     }

@@ -30,6 +30,7 @@ pub(crate) struct ServerShared {
     pub events: broadcast::Sender<Event>,
     pub metrics: Arc<Metrics>,
     next_stream: AtomicU64,
+    stopped: tokio::sync::watch::Sender<bool>,
 }
 
 impl ServerShared {
@@ -141,6 +142,7 @@ impl Server {
             events: events.clone(),
             metrics: metrics.clone(),
             next_stream: AtomicU64::new(1),
+            stopped: tokio::sync::watch::Sender::new(false),
         });
 
         let tls = config
@@ -281,7 +283,10 @@ impl Server {
 
     /// Subscribes to server events. Each subscriber has its own bounded queue.
     pub fn subscribe(&self) -> Events {
-        Events::new(self.shared.events.subscribe())
+        Events::new(
+            self.shared.events.subscribe(),
+            self.shared.stopped.subscribe(),
+        )
     }
 
     /// Counters of the whole server.
@@ -340,6 +345,7 @@ impl Server {
             let _ = done.recv_timeout(Duration::from_secs(5));
         }
         runtime.shutdown_background();
+        self.shared.stopped.send_replace(true);
         tracing::info!("rtcast server stopped");
     }
 }

@@ -1,0 +1,70 @@
+//! A server's life from the host's side: start, push, stop, and what works after stop.
+
+use std::time::Duration;
+
+use rtcast::{Error, PixelFormat, RawFrame, Recv, Server, ServerConfig};
+
+#[test]
+fn after_stop_pushes_fail_events_end_and_the_ports_are_free() {
+    let mut server = Server::start(ServerConfig::loopback()).unwrap();
+    let http = server.http_addr();
+    let udp = server.udp_addrs()[0];
+    let stream = server.stream("cam").unwrap();
+    let mut events = server.subscribe();
+    let rgba = vec![0u8; 64 * 48 * 4];
+    let frame = RawFrame::packed(PixelFormat::Rgba, 64, 48, &rgba).unwrap();
+    stream.push_frame(&frame, None).unwrap();
+
+    server.stop();
+    server.stop(); // idempotent
+
+    assert!(matches!(
+        stream.push_frame(&frame, None),
+        Err(Error::StreamClosed(_))
+    ));
+    assert!(matches!(
+        stream.push_h264(&[0, 0, 0, 1, 0x65, 1], None),
+        Err(Error::StreamClosed(_))
+    ));
+    assert!(stream.is_closed());
+    assert!(matches!(server.stream("cam"), Err(Error::ServerStopped)));
+    assert_eq!(events.recv_blocking(Duration::from_secs(2)), Recv::Closed);
+    std::net::TcpListener::bind(http).expect("HTTP port released");
+    std::net::UdpSocket::bind(udp).expect("UDP port released");
+}
+
+#[test]
+fn port_in_use_and_bad_names_are_clear_errors() {
+    let server = Server::start(ServerConfig::loopback()).unwrap();
+    let mut config = ServerConfig::loopback();
+    config.port = server.http_addr().port();
+    let err = Server::start(config).unwrap_err();
+    assert!(matches!(err, Error::Bind { what: "HTTP", .. }), "{err}");
+    assert!(err.to_string().contains("cannot bind HTTP"), "{err}");
+
+    let err = server.stream("a/b").unwrap_err().to_string();
+    assert!(err.contains("stream name \"a/b\" is not valid"), "{err}");
+}
+
+#[test]
+fn bad_pushes_are_refused_and_the_stream_keeps_working() {
+    let server = Server::start(ServerConfig::loopback()).unwrap();
+    let stream = server.stream("cam").unwrap();
+    let err = stream
+        .push_h264(&[0x00, 0x00, 0x00, 0x05, 0x65], None)
+        .unwrap_err();
+    assert!(err.to_string().contains("not H.264 Annex B"), "{err}");
+    let err = stream.push_opus(&[], None).unwrap_err();
+    assert!(err.to_string().contains("Opus packet"), "{err}");
+    let err = RawFrame::packed(PixelFormat::Rgba, 1280, 720, &[0u8; 100]).unwrap_err();
+    assert!(err.to_string().contains("needs 3686400 bytes"), "{err}");
+    stream
+        .push_h264(
+            &[
+                0, 0, 0, 1, 0x67, 0x42, 0, 0, 0, 1, 0x68, 0xce, 0, 0, 0, 1, 0x65, 0x88,
+            ],
+            None,
+        )
+        .unwrap();
+    stream.push_opus(&[0xf8, 0xff, 0xfe], None).unwrap();
+}

@@ -53,10 +53,14 @@ impl Drop for SessionGuard {
             reason: self.reason,
         };
         if let Err(mpsc::error::TrySendError::Full(cmd)) = self.control.try_send(cmd) {
-            let control = self.control.clone();
-            tokio::spawn(async move {
-                let _ = control.send(cmd).await;
-            });
+            // The queue is full only under a burst of control traffic: wait for room in a task.
+            // Without a runtime (the server is being torn down) the loop closes everyone anyway.
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                let control = self.control.clone();
+                rt.spawn(async move {
+                    let _ = control.send(cmd).await;
+                });
+            }
         }
     }
 }

@@ -330,10 +330,9 @@ impl EventLoop {
         let by_ufrag = stun::local_ufrag(data).and_then(|u| self.by_ufrag.get(u).copied());
         let id = match by_ufrag {
             Some(id) => {
-                let v = self
-                    .viewers
-                    .get_mut(&id)
-                    .expect("ufrag index matches viewers");
+                let Some(v) = self.viewers.get_mut(&id) else {
+                    return;
+                };
                 if !v.addrs.contains(&from) && v.addrs.len() < MAX_ADDRS_PER_VIEWER {
                     v.addrs.push(from);
                     self.by_addr.insert(from, id);
@@ -346,10 +345,9 @@ impl EventLoop {
             },
         };
         let now = Instant::now();
-        let v = self
-            .viewers
-            .get_mut(&id)
-            .expect("address index matches viewers");
+        let Some(v) = self.viewers.get_mut(&id) else {
+            return;
+        };
         let msg = TaggedBytesMut {
             now,
             transport: TransportContext {

@@ -35,6 +35,58 @@ async fn flussonic_documented_client_plays_the_demo_at_1280x720() {
     assert!(report.frames_presented >= 30, "{report:?}");
     assert_eq!((report.width, report.height), (1280, 720), "{report:?}");
     assert_eq!(server.stats().viewers, 1);
+    assert_shows_colour_bars(&page).await;
+}
+
+/// Reads the picture back from the page: the top of the demo pattern is seven 75% colour bars
+/// (white, yellow, cyan, green, magenta, red, blue), so a decoded frame that is black, grey or
+/// scrambled fails here even though frames are "presented".
+async fn assert_shows_colour_bars(page: &rtcast_e2e::Page) {
+    let js = r#"(() => {
+        const v = document.querySelector('video');
+        const c = document.createElement('canvas');
+        c.width = v.videoWidth; c.height = v.videoHeight;
+        const g = c.getContext('2d');
+        g.drawImage(v, 0, 0);
+        const out = [];
+        for (let i = 0; i < 7; i++) {
+            const d = g.getImageData(Math.floor((i + 0.5) * c.width / 7), Math.floor(c.height * 0.05), 1, 1).data;
+            out.push([d[0], d[1], d[2]]);
+        }
+        if (window.location.search.includes('shot')) { window.__shot = c.toDataURL('image/png'); }
+        return out;
+    })()"#;
+    let samples = page.eval(js).await.unwrap();
+    let want: [[bool; 3]; 7] = [
+        [true, true, true],
+        [true, true, false],
+        [false, true, true],
+        [false, true, false],
+        [true, false, true],
+        [true, false, false],
+        [false, false, true],
+    ];
+    let mut matching = 0;
+    for (sample, want) in samples.as_array().unwrap().iter().zip(want) {
+        let rgb: Vec<u64> = sample
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap())
+            .collect();
+        // 75% bars: a lit channel is ~191, a dark one ~16 (limited range, after decoding).
+        if rgb
+            .iter()
+            .zip(want)
+            .all(|(&c, lit)| if lit { c > 140 } else { c < 70 })
+        {
+            matching += 1;
+        }
+    }
+    assert_eq!(
+        matching, 7,
+        "colour bars not found in the decoded picture: {samples}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -45,6 +45,9 @@ pub enum Event {
         stream: String,
     },
     /// Estimated bandwidth toward the slowest viewer of a stream, bits per second.
+    ///
+    /// Not emitted yet: rtcast does not run a bandwidth estimator (TWCC/GCC) so far. The variant
+    /// is part of the API so that hosts (and the C, Python and Node faces) handle it from day one.
     BitrateHint {
         /// Stream name.
         stream: String,

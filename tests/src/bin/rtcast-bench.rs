@@ -23,14 +23,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
 
 const USAGE: &str = "usage: rtcast-bench [--viewers 1,50,200] [--seconds 15] [--batch 25] \
-[--connect-timeout SECS] [--settle SECS] [--warmup SECS]
+[--connect-timeout SECS] [--settle SECS] [--warmup SECS] [--demo-args \"--fps 60 ...\"]
 
   --viewers LIST        viewer counts to measure, one server run each (default 1,50,200)
   --seconds S           measurement window once all viewers are connected (default 15)
   --batch B             viewers started at once; the next batch waits for this one (default 25)
-  --connect-timeout S   most seconds to wait for all viewers to connect (default 5 + N/10)
+  --connect-timeout S   most seconds to wait for all viewers to connect (default 5 + N/20)
   --settle S            seconds between the last connection and the window (default 2)
-  --warmup S            seconds after the server starts before the idle baseline (default 2)";
+  --warmup S            seconds after the server starts before the idle baseline (default 2)
+  --demo-args \"...\"     more arguments for `rtcast demo` (--size, --fps, --bitrate)";
 
 #[derive(Debug, Clone)]
 struct Options {
@@ -40,6 +41,7 @@ struct Options {
     connect_timeout: Option<f64>,
     settle: f64,
     warmup: f64,
+    demo_args: Vec<String>,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -50,6 +52,7 @@ fn parse_args() -> Result<Options, String> {
         connect_timeout: None,
         settle: 2.0,
         warmup: 2.0,
+        demo_args: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -86,6 +89,12 @@ fn parse_args() -> Result<Options, String> {
             }
             "--settle" => o.settle = num("--settle", value("--settle")?)?,
             "--warmup" => o.warmup = num("--warmup", value("--warmup")?)?,
+            "--demo-args" => {
+                o.demo_args = value("--demo-args")?
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect();
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -229,7 +238,7 @@ struct ServerProc {
 }
 
 impl ServerProc {
-    fn start(binary: &PathBuf) -> Result<Self, String> {
+    fn start(binary: &PathBuf, extra: &[String]) -> Result<Self, String> {
         let mut child = Command::new(binary)
             .args([
                 "demo",
@@ -240,6 +249,7 @@ impl ServerProc {
                 "--udp-port",
                 "0",
             ])
+            .args(extra)
             // Logging every viewer's join would cost the server CPU we are measuring.
             .env("RUST_LOG", "rtcast=warn")
             .stdin(Stdio::null())
@@ -349,6 +359,11 @@ struct Row {
     rss_base_kb: u64,
     rss_kb: u64,
     rss_per_viewer_kb: f64,
+    /// RSS with one viewer (the encoder running).
+    rss_one_kb: u64,
+    /// (RSS with N - RSS with one) / (N - 1).
+    rss_marginal_kb: Option<f64>,
+    bytes_per_packet: f64,
     ttff_p50_ms: Option<f64>,
     ttff_p99_ms: Option<f64>,
     loss_pct: f64,
@@ -383,7 +398,7 @@ async fn wait_connected(http: &str, want: usize, until: Instant) -> usize {
 }
 
 async fn run_one(binary: &PathBuf, o: &Options, n: usize, ticks: f64) -> Result<Row, String> {
-    let server = ServerProc::start(binary)?;
+    let server = ServerProc::start(binary, &o.demo_args)?;
     let pid = server.pid();
     let http = server.http.clone();
     let mut row = Row {
@@ -401,26 +416,38 @@ async fn run_one(binary: &PathBuf, o: &Options, n: usize, ticks: f64) -> Result<
     row.idle_cores = (b1.cpu - b0.cpu) / t0.elapsed().as_secs_f64();
     row.rss_base_kb = b1.rss_kb;
 
-    // Viewers, in batches.
-    let connect_timeout = o.connect_timeout.unwrap_or(5.0 + n as f64 / 10.0);
+    // Every viewer ends by itself at the same instant, after the window: stopping the server
+    // first would lose reports (on SIGTERM it resets some WebSockets without a close handshake).
+    let connect_timeout = o.connect_timeout.unwrap_or(5.0 + n as f64 / 20.0);
     let started = Instant::now();
     let connect_until = started + Duration::from_secs_f64(connect_timeout);
-    // A bound for every viewer should the server never close them.
-    let max_duration =
-        Duration::from_secs_f64(connect_timeout + o.settle + o.seconds + 30.0);
+    let window_start = connect_until + Duration::from_secs_f64(o.settle);
+    let window_end = window_start + Duration::from_secs_f64(o.seconds);
+    let viewers_end = window_end + Duration::from_secs(1);
+    let spawn = |viewers: &mut Vec<JoinHandle<Result<ViewerReport, String>>>| {
+        let left = viewers_end.saturating_duration_since(Instant::now());
+        let opts = ViewerOptions::new(server.ws_url.clone(), left);
+        viewers.push(tokio::spawn(run_viewer(opts)));
+    };
     let mut viewers: Vec<JoinHandle<Result<ViewerReport, String>>> = Vec::with_capacity(n);
-    while viewers.len() < n {
+
+    // One viewer first: it starts the encoder, whose memory is not the viewers'.
+    spawn(&mut viewers);
+    let one = wait_connected(&http, 1, connect_until).await;
+    if one == 0 {
+        return Err(format!("the first viewer did not connect within {connect_timeout} s"));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    row.rss_one_kb = proc_sample(pid, ticks).rss_kb;
+
+    // The others, in batches: the next batch once this one is through its DTLS handshakes.
+    while viewers.len() < n && Instant::now() < connect_until {
         let batch = o.batch.min(n - viewers.len());
         for _ in 0..batch {
-            let opts = ViewerOptions::new(server.ws_url.clone(), max_duration);
-            viewers.push(tokio::spawn(run_viewer(opts)));
+            spawn(&mut viewers);
         }
-        // Next batch once this one is through its DTLS handshakes (or the time is up).
         let batch_until = (Instant::now() + Duration::from_secs(10)).min(connect_until);
-        let c = wait_connected(&http, viewers.len(), batch_until).await;
-        if Instant::now() >= connect_until && c < viewers.len() {
-            break;
-        }
+        wait_connected(&http, viewers.len(), batch_until).await;
     }
     let spawned = viewers.len();
     row.connected = wait_connected(&http, n, connect_until).await;
@@ -431,7 +458,7 @@ async fn run_one(binary: &PathBuf, o: &Options, n: usize, ticks: f64) -> Result<
             row.connected
         );
     }
-    tokio::time::sleep(Duration::from_secs_f64(o.settle)).await;
+    tokio::time::sleep_until(tokio::time::Instant::from_std(window_start)).await;
 
     // The window.
     let m0 = fetch_metrics(&http).await?;
@@ -439,7 +466,7 @@ async fn run_one(binary: &PathBuf, o: &Options, n: usize, ticks: f64) -> Result<
     let c0 = proc_sample(std::process::id(), ticks);
     let k0 = machine_ticks();
     let w0 = Instant::now();
-    tokio::time::sleep(Duration::from_secs_f64(o.seconds)).await;
+    tokio::time::sleep_until(tokio::time::Instant::from_std(window_end)).await;
     let m1 = fetch_metrics(&http).await?;
     let s1 = proc_sample(pid, ticks);
     let c1 = proc_sample(std::process::id(), ticks);
@@ -467,19 +494,17 @@ async fn run_one(binary: &PathBuf, o: &Options, n: usize, ticks: f64) -> Result<
     if packets > 0.0 {
         row.us_per_packet = cpu / packets * 1e6;
         row.us_per_packet_serving = (cpu - encoder) / packets * 1e6;
+        row.bytes_per_packet = bytes / packets;
     }
     row.egress_mbps = bytes * 8.0 / window / 1e6;
-    row.per_viewer_kbps = if row.connected > 0 {
-        bytes * 8.0 / window / 1e3 / row.connected as f64
-    } else {
-        0.0
-    };
+    let c = row.connected.max(1) as f64;
+    row.per_viewer_kbps = bytes * 8.0 / window / 1e3 / c;
     row.rss_kb = s1.rss_kb;
-    row.rss_per_viewer_kb = if row.connected > 0 {
-        (s1.rss_kb as f64 - row.rss_base_kb as f64) / row.connected as f64
-    } else {
-        0.0
-    };
+    row.rss_per_viewer_kb = (s1.rss_kb as f64 - row.rss_base_kb as f64) / c;
+    if row.connected > 1 {
+        row.rss_marginal_kb =
+            Some((s1.rss_kb as f64 - row.rss_one_kb as f64) / (row.connected - 1) as f64);
+    }
     row.send_drops = d("rtcast_send_drops_total");
     row.nacks = d("rtcast_nacks_total");
     row.client_cores = (c1.cpu - c0.cpu) / window;
@@ -487,10 +512,9 @@ async fn run_one(binary: &PathBuf, o: &Options, n: usize, ticks: f64) -> Result<
         row.machine_busy_pct = (k1.0 - k0.0) as f64 / (k1.1 - k0.1) as f64 * 100.0;
     }
 
-    // Stop: the server closes every WebSocket (1001) and the viewers hand in their reports.
-    server.terminate();
+    // The viewers end by themselves just after the window; then the server is stopped.
     let mut reports = Vec::with_capacity(viewers.len());
-    let collect_until = tokio::time::Instant::now() + Duration::from_secs(15);
+    let collect_until = tokio::time::Instant::from_std(viewers_end + Duration::from_secs(10));
     for h in viewers {
         let abort = h.abort_handle();
         match tokio::time::timeout_at(collect_until, h).await {
@@ -511,6 +535,7 @@ async fn run_one(binary: &PathBuf, o: &Options, n: usize, ticks: f64) -> Result<
             }
         }
     }
+    server.terminate();
     tokio::task::spawn_blocking(move || server.reap(Duration::from_secs(8)))
         .await
         .map_err(|e| e.to_string())?;
@@ -549,8 +574,9 @@ fn print_row(r: &Row) {
         r.server_cores, r.idle_cores, r.encoder_cores, r.packets_per_sec, r.us_per_packet, r.us_per_packet_serving
     );
     println!(
-        "         egress {:.1} Mbit/s = {:.0} kbit/s per viewer | RSS {} KB (idle {} KB) = {:.0} KB/viewer",
-        r.egress_mbps, r.per_viewer_kbps, r.rss_kb, r.rss_base_kb, r.rss_per_viewer_kb
+        "         egress {:.1} Mbit/s = {:.0} kbit/s per viewer, {:.0} B/packet | RSS {} KB (idle {} KB, one viewer {} KB) = {:.0} KB/viewer over idle, {} KB/viewer beyond the first",
+        r.egress_mbps, r.per_viewer_kbps, r.bytes_per_packet, r.rss_kb, r.rss_base_kb, r.rss_one_kb, r.rss_per_viewer_kb,
+        r.rss_marginal_kb.map_or_else(|| "-".to_owned(), |x| format!("{x:.0}"))
     );
     println!(
         "         TTFF p50 {} ms p99 {} ms | loss {:.3}% | send drops {:.0} | NACKs {:.0} | viewer failures {}",
@@ -566,11 +592,11 @@ fn print_row(r: &Row) {
 
 fn markdown(rows: &[Row]) -> String {
     let mut s = String::new();
-    s.push_str("| viewers (connected) | server CPU (cores) | of which encoder | packets/s | server CPU per packet (µs) | same without encoder (µs) | egress (Mbit/s) | per viewer (kbit/s) | RSS (MB) | RSS per viewer (KB) | TTFF p50 / p99 (ms) | video loss | send drops | client CPU (cores) | machine busy |\n");
-    s.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    s.push_str("| viewers (connected) | server CPU (cores) | of which encoder | packets/s | server CPU per packet (µs) | same without encoder (µs) | egress (Mbit/s) | per viewer (kbit/s) | RSS (MB) | RSS over idle / N (KB) | RSS beyond 1st viewer / (N-1) (KB) | TTFF p50 / p99 (ms) | video loss | send drops | client CPU (cores) | machine busy |\n");
+    s.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in rows {
         s.push_str(&format!(
-            "| {} ({}) | {:.3} | {:.3} | {:.0} | {:.2} | {:.2} | {:.1} | {:.0} | {:.1} | {:.0} | {} / {} | {:.3}% | {:.0} | {:.2} | {:.0}% |\n",
+            "| {} ({}) | {:.3} | {:.3} | {:.0} | {:.2} | {:.2} | {:.1} | {:.0} | {:.1} | {:.0} | {} | {} / {} | {:.3}% | {:.0} | {:.2} | {:.0}% |\n",
             r.n,
             r.connected,
             r.server_cores,
@@ -582,6 +608,7 @@ fn markdown(rows: &[Row]) -> String {
             r.per_viewer_kbps,
             r.rss_kb as f64 / 1024.0,
             r.rss_per_viewer_kb,
+            r.rss_marginal_kb.map_or_else(|| "-".to_owned(), |x| format!("{x:.0}")),
             opt_ms(r.ttff_p50_ms),
             opt_ms(r.ttff_p99_ms),
             r.loss_pct,

@@ -156,12 +156,7 @@ fn proc_sample(pid: u32, ticks: f64) -> ProcSample {
     if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
         for line in status.lines() {
             if let Some(v) = line.strip_prefix("VmRSS:") {
-                s.rss_kb = v
-                    .trim()
-                    .trim_end_matches("kB")
-                    .trim()
-                    .parse()
-                    .unwrap_or(0);
+                s.rss_kb = v.trim().trim_end_matches("kB").trim().parse().unwrap_or(0);
             }
         }
     }
@@ -189,13 +184,11 @@ fn machine_ticks() -> (u64, u64) {
 // /metrics
 
 async fn fetch_metrics(http: &str) -> Result<BTreeMap<String, f64>, String> {
-    let mut stream = tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio::net::TcpStream::connect(http),
-    )
-    .await
-    .map_err(|_| "connecting for /metrics timed out".to_owned())?
-    .map_err(|e| format!("/metrics: {e}"))?;
+    let mut stream =
+        tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(http))
+            .await
+            .map_err(|_| "connecting for /metrics timed out".to_owned())?
+            .map_err(|e| format!("/metrics: {e}"))?;
     let req = format!("GET /metrics HTTP/1.1\r\nHost: {http}\r\nConnection: close\r\n\r\n");
     stream
         .write_all(req.as_bytes())
@@ -219,7 +212,9 @@ async fn fetch_metrics(http: &str) -> Result<BTreeMap<String, f64>, String> {
         }
     }
     if out.is_empty() {
-        return Err(format!("/metrics answered without rtcast_ counters: {text:.200}"));
+        return Err(format!(
+            "/metrics answered without rtcast_ counters: {text:.200}"
+        ));
     }
     Ok(out)
 }
@@ -435,7 +430,9 @@ async fn run_one(binary: &PathBuf, o: &Options, n: usize, ticks: f64) -> Result<
     spawn(&mut viewers);
     let one = wait_connected(&http, 1, connect_until).await;
     if one == 0 {
-        return Err(format!("the first viewer did not connect within {connect_timeout} s"));
+        return Err(format!(
+            "the first viewer did not connect within {connect_timeout} s"
+        ));
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     row.rss_one_kb = proc_sample(pid, ticks).rss_kb;

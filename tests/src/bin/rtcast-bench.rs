@@ -640,6 +640,11 @@ async fn main() -> std::process::ExitCode {
         );
         return std::process::ExitCode::FAILURE;
     }
+    // The target directory may be shared: say which server binary this measures.
+    if let Ok(modified) = std::fs::metadata(&binary).and_then(|m| m.modified()) {
+        let age = modified.elapsed().unwrap_or_default().as_secs();
+        println!("rtcast-bench: server binary built {age} s ago");
+    }
     let ticks = clock_ticks();
     println!(
         "rtcast-bench: server {} | viewers {:?} | window {} s | batches of {}",

@@ -1,0 +1,678 @@
+//! `rtcast-bench`: how much CPU and memory the rtcast server spends per viewer.
+//!
+//! ```text
+//! cargo build --release -p rtcast -p rtcast-e2e
+//! cargo run --release -p rtcast-e2e --bin rtcast-bench -- --viewers 1,50,200 --seconds 15
+//! ```
+//!
+//! For each N it starts `rtcast demo` (the release binary next to this one) as a separate
+//! process, measures it idle, connects N native viewers ([`rtcast_e2e::viewer`]) in batches,
+//! measures the server over a fixed window once all are connected, then stops everything and
+//! prints one row. The viewers run in this process, on the same cores: the server's CPU is read
+//! from `/proc/<server pid>` only, and this process's own CPU is printed too so a reader knows how
+//! loaded the machine was.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rtcast_e2e::viewer::{run_viewer, ViewerOptions, ViewerReport};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::task::JoinHandle;
+
+const USAGE: &str = "usage: rtcast-bench [--viewers 1,50,200] [--seconds 15] [--batch 25] \
+[--connect-timeout SECS] [--settle SECS] [--warmup SECS] [--demo-args \"--fps 60 ...\"]
+
+  --viewers LIST        viewer counts to measure, one server run each (default 1,50,200)
+  --seconds S           measurement window once all viewers are connected (default 15)
+  --batch B             viewers started at once; the next batch waits for this one (default 25)
+  --connect-timeout S   most seconds to wait for all viewers to connect (default 5 + N/20)
+  --settle S            seconds between the last connection and the window (default 2)
+  --warmup S            seconds after the server starts before the idle baseline (default 2)
+  --demo-args \"...\"     more arguments for `rtcast demo` (--size, --fps, --bitrate)";
+
+#[derive(Debug, Clone)]
+struct Options {
+    viewers: Vec<usize>,
+    seconds: f64,
+    batch: usize,
+    connect_timeout: Option<f64>,
+    settle: f64,
+    warmup: f64,
+    demo_args: Vec<String>,
+}
+
+fn parse_args() -> Result<Options, String> {
+    let mut o = Options {
+        viewers: vec![1, 50, 200],
+        seconds: 15.0,
+        batch: 25,
+        connect_timeout: None,
+        settle: 2.0,
+        warmup: 2.0,
+        demo_args: Vec::new(),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
+        let num = |name: &str, v: String| -> Result<f64, String> {
+            v.parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite() && *x >= 0.0)
+                .ok_or_else(|| format!("{name}: '{v}' is not a number of seconds"))
+        };
+        match a.as_str() {
+            "--viewers" => {
+                o.viewers = value("--viewers")?
+                    .split(',')
+                    .map(|s| {
+                        s.trim()
+                            .parse::<usize>()
+                            .ok()
+                            .filter(|n| *n > 0)
+                            .ok_or_else(|| format!("--viewers: bad count '{s}'"))
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            "--seconds" => o.seconds = num("--seconds", value("--seconds")?)?.max(1.0),
+            "--batch" => {
+                o.batch = value("--batch")?
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or("--batch: needs a positive count")?;
+            }
+            "--connect-timeout" => {
+                o.connect_timeout = Some(num("--connect-timeout", value("--connect-timeout")?)?)
+            }
+            "--settle" => o.settle = num("--settle", value("--settle")?)?,
+            "--warmup" => o.warmup = num("--warmup", value("--warmup")?)?,
+            "--demo-args" => {
+                o.demo_args = value("--demo-args")?
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect();
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument '{other}'\n{USAGE}")),
+        }
+    }
+    Ok(o)
+}
+
+// ---------------------------------------------------------------------------------------------
+// /proc readings
+
+/// Clock ticks per second of `utime`/`stime` in /proc (almost always 100).
+fn clock_ticks() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
+}
+
+/// utime + stime in seconds from a `/proc/.../stat` file (all threads for a process).
+fn stat_cpu(path: &str, ticks: f64) -> Option<(String, f64)> {
+    let s = std::fs::read_to_string(path).ok()?;
+    let open = s.find('(')?;
+    let close = s.rfind(')')?;
+    let comm = s[open + 1..close].to_owned();
+    // Fields after the command name start at field 3 (state); utime is field 14, stime 15.
+    let f: Vec<&str> = s[close + 1..].split_whitespace().collect();
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    Some((comm, (utime + stime) / ticks))
+}
+
+/// One reading of a process: total CPU seconds, CPU seconds per thread name, RSS in KB.
+#[derive(Debug, Clone, Default)]
+struct ProcSample {
+    cpu: f64,
+    threads: BTreeMap<String, f64>,
+    rss_kb: u64,
+}
+
+fn proc_sample(pid: u32, ticks: f64) -> ProcSample {
+    let mut s = ProcSample {
+        cpu: stat_cpu(&format!("/proc/{pid}/stat"), ticks).map_or(0.0, |x| x.1),
+        ..Default::default()
+    };
+    if let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for e in dir.flatten() {
+            let path = format!("{}/stat", e.path().display());
+            if let Some((comm, cpu)) = stat_cpu(&path, ticks) {
+                *s.threads.entry(comm).or_default() += cpu;
+            }
+        }
+    }
+    if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+        for line in status.lines() {
+            if let Some(v) = line.strip_prefix("VmRSS:") {
+                s.rss_kb = v.trim().trim_end_matches("kB").trim().parse().unwrap_or(0);
+            }
+        }
+    }
+    s
+}
+
+/// The whole machine from /proc/stat: (busy ticks, total ticks).
+fn machine_ticks() -> (u64, u64) {
+    let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(line) = s.lines().find(|l| l.starts_with("cpu ")) else {
+        return (0, 0);
+    };
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    (total - idle, total)
+}
+
+// ---------------------------------------------------------------------------------------------
+// /metrics
+
+async fn fetch_metrics(http: &str) -> Result<BTreeMap<String, f64>, String> {
+    let mut stream =
+        tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(http))
+            .await
+            .map_err(|_| "connecting for /metrics timed out".to_owned())?
+            .map_err(|e| format!("/metrics: {e}"))?;
+    let req = format!("GET /metrics HTTP/1.1\r\nHost: {http}\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(req.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut body = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut body))
+        .await
+        .map_err(|_| "/metrics timed out".to_owned())?
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&body);
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        if !line.starts_with("rtcast_") {
+            continue;
+        }
+        if let Some((name, v)) = line.rsplit_once(' ') {
+            if let Ok(v) = v.parse::<f64>() {
+                out.insert(name.to_owned(), v);
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(format!(
+            "/metrics answered without rtcast_ counters: {text:.200}"
+        ));
+    }
+    Ok(out)
+}
+
+fn metric(m: &BTreeMap<String, f64>, name: &str) -> f64 {
+    m.get(name).copied().unwrap_or(0.0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server process
+
+struct ServerProc {
+    child: Child,
+    http: String,
+    ws_url: String,
+}
+
+impl ServerProc {
+    fn start(binary: &PathBuf, extra: &[String]) -> Result<Self, String> {
+        let mut child = Command::new(binary)
+            .args([
+                "demo",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--udp-port",
+                "0",
+            ])
+            .args(extra)
+            // Logging every viewer's join would cost the server CPU we are measuring.
+            .env("RUST_LOG", "rtcast=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", binary.display()))?;
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        // Keep draining stdout for the life of the server so it never blocks on a full pipe;
+        // warnings (tracing writes to stdout) are passed on to our stderr.
+        std::thread::spawn(move || {
+            let mut found = false;
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if !found {
+                    if let Some(url) = line.trim().strip_prefix("websocket:") {
+                        found = true;
+                        let _ = tx.send(url.trim().to_owned());
+                        continue;
+                    }
+                }
+                if line.contains("WARN") || line.contains("ERROR") {
+                    eprintln!("    [server] {line}");
+                }
+            }
+        });
+        let ws_url = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(u) => u,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err("the server did not print its websocket URL within 20 s".into());
+            }
+        };
+        // ws://127.0.0.1:PORT/demo/webrtc
+        let http = ws_url
+            .strip_prefix("ws://")
+            .and_then(|r| r.split('/').next())
+            .ok_or_else(|| format!("unexpected websocket URL '{ws_url}'"))?
+            .to_owned();
+        Ok(Self {
+            child,
+            http,
+            ws_url,
+        })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM; returns at once (the server closes every viewer's WebSocket with 1001).
+    fn terminate(&self) {
+        // SAFETY: signalling our own child by its pid.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+    }
+
+    /// Waits up to `grace` for the process to exit, then kills it.
+    fn reap(mut self, grace: Duration) {
+        let until = Instant::now() + grace;
+        while Instant::now() < until {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!("    server did not exit within {grace:?} of SIGTERM: killing it");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One run
+
+/// What one run measured.
+#[derive(Debug, Clone, Default)]
+struct Row {
+    n: usize,
+    connected: usize,
+    connect_secs: f64,
+    window: f64,
+    /// Server CPU over the window, cores (CPU seconds per second).
+    server_cores: f64,
+    /// Of which the demo thread (test pattern + H.264 encoding, independent of N).
+    encoder_cores: f64,
+    /// Server CPU at idle (no viewers), cores.
+    idle_cores: f64,
+    packets_per_sec: f64,
+    us_per_packet: f64,
+    /// Same, without the demo thread: the serving path (event loop, signalling, sending).
+    us_per_packet_serving: f64,
+    egress_mbps: f64,
+    per_viewer_kbps: f64,
+    rss_base_kb: u64,
+    rss_kb: u64,
+    rss_per_viewer_kb: f64,
+    /// RSS with one viewer (the encoder running).
+    rss_one_kb: u64,
+    /// (RSS with N - RSS with one) / (N - 1).
+    rss_marginal_kb: Option<f64>,
+    bytes_per_packet: f64,
+    ttff_p50_ms: Option<f64>,
+    ttff_p99_ms: Option<f64>,
+    loss_pct: f64,
+    send_drops: f64,
+    nacks: f64,
+    client_cores: f64,
+    machine_busy_pct: f64,
+    viewer_failures: usize,
+    with_first_frame: usize,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    // Nearest rank.
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
+    Some(sorted[rank.min(sorted.len()) - 1])
+}
+
+async fn wait_connected(http: &str, want: usize, until: Instant) -> usize {
+    let mut last = 0;
+    loop {
+        if let Ok(m) = fetch_metrics(http).await {
+            last = metric(&m, "rtcast_viewers") as usize;
+        }
+        if last >= want || Instant::now() >= until {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn run_one(binary: &PathBuf, o: &Options, n: usize, ticks: f64) -> Result<Row, String> {
+    let server = ServerProc::start(binary, &o.demo_args)?;
+    let pid = server.pid();
+    let http = server.http.clone();
+    let mut row = Row {
+        n,
+        ..Default::default()
+    };
+
+    // Idle baseline (no viewers: the built-in encoder does not run then).
+    tokio::time::sleep(Duration::from_secs_f64(o.warmup)).await;
+    let idle_secs = o.seconds.min(3.0);
+    let b0 = proc_sample(pid, ticks);
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs_f64(idle_secs)).await;
+    let b1 = proc_sample(pid, ticks);
+    row.idle_cores = (b1.cpu - b0.cpu) / t0.elapsed().as_secs_f64();
+    row.rss_base_kb = b1.rss_kb;
+
+    // Every viewer ends by itself at the same instant, after the window: stopping the server
+    // first would lose reports (on SIGTERM it resets some WebSockets without a close handshake).
+    let connect_timeout = o.connect_timeout.unwrap_or(5.0 + n as f64 / 20.0);
+    let started = Instant::now();
+    let connect_until = started + Duration::from_secs_f64(connect_timeout);
+    let window_start = connect_until + Duration::from_secs_f64(o.settle);
+    let window_end = window_start + Duration::from_secs_f64(o.seconds);
+    let viewers_end = window_end + Duration::from_secs(1);
+    let spawn = |viewers: &mut Vec<JoinHandle<Result<ViewerReport, String>>>| {
+        let left = viewers_end.saturating_duration_since(Instant::now());
+        let opts = ViewerOptions::new(server.ws_url.clone(), left);
+        viewers.push(tokio::spawn(run_viewer(opts)));
+    };
+    let mut viewers: Vec<JoinHandle<Result<ViewerReport, String>>> = Vec::with_capacity(n);
+
+    // One viewer first: it starts the encoder, whose memory is not the viewers'.
+    spawn(&mut viewers);
+    let one = wait_connected(&http, 1, connect_until).await;
+    if one == 0 {
+        return Err(format!(
+            "the first viewer did not connect within {connect_timeout} s"
+        ));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    row.rss_one_kb = proc_sample(pid, ticks).rss_kb;
+
+    // The others, in batches: the next batch once this one is through its DTLS handshakes.
+    while viewers.len() < n && Instant::now() < connect_until {
+        let batch = o.batch.min(n - viewers.len());
+        for _ in 0..batch {
+            spawn(&mut viewers);
+        }
+        let batch_until = (Instant::now() + Duration::from_secs(10)).min(connect_until);
+        wait_connected(&http, viewers.len(), batch_until).await;
+    }
+    let spawned = viewers.len();
+    row.connected = wait_connected(&http, n, connect_until).await;
+    row.connect_secs = started.elapsed().as_secs_f64();
+    if spawned < n || row.connected < n {
+        eprintln!(
+            "    only {} of {n} viewers connected within {connect_timeout:.0} s ({spawned} started); measuring those",
+            row.connected
+        );
+    }
+    tokio::time::sleep_until(tokio::time::Instant::from_std(window_start)).await;
+
+    // The window.
+    let m0 = fetch_metrics(&http).await?;
+    let s0 = proc_sample(pid, ticks);
+    let c0 = proc_sample(std::process::id(), ticks);
+    let k0 = machine_ticks();
+    let w0 = Instant::now();
+    tokio::time::sleep_until(tokio::time::Instant::from_std(window_end)).await;
+    let m1 = fetch_metrics(&http).await?;
+    let s1 = proc_sample(pid, ticks);
+    let c1 = proc_sample(std::process::id(), ticks);
+    let k1 = machine_ticks();
+    let window = w0.elapsed().as_secs_f64();
+    row.window = window;
+    let connected_end = metric(&m1, "rtcast_viewers") as usize;
+    if connected_end != row.connected {
+        eprintln!(
+            "    viewers connected went from {} to {connected_end} during the window",
+            row.connected
+        );
+        row.connected = row.connected.min(connected_end);
+    }
+
+    let d = |name: &str| metric(&m1, name) - metric(&m0, name);
+    let packets = d("rtcast_packets_sent_total");
+    let bytes = d("rtcast_bytes_sent_total");
+    let cpu = s1.cpu - s0.cpu;
+    let thread = |s: &ProcSample, name: &str| s.threads.get(name).copied().unwrap_or(0.0);
+    let encoder = thread(&s1, "rtcast-demo") - thread(&s0, "rtcast-demo");
+    row.server_cores = cpu / window;
+    row.encoder_cores = encoder / window;
+    row.packets_per_sec = packets / window;
+    if packets > 0.0 {
+        row.us_per_packet = cpu / packets * 1e6;
+        row.us_per_packet_serving = (cpu - encoder) / packets * 1e6;
+        row.bytes_per_packet = bytes / packets;
+    }
+    row.egress_mbps = bytes * 8.0 / window / 1e6;
+    let c = row.connected.max(1) as f64;
+    row.per_viewer_kbps = bytes * 8.0 / window / 1e3 / c;
+    row.rss_kb = s1.rss_kb;
+    row.rss_per_viewer_kb = (s1.rss_kb as f64 - row.rss_base_kb as f64) / c;
+    if row.connected > 1 {
+        row.rss_marginal_kb =
+            Some((s1.rss_kb as f64 - row.rss_one_kb as f64) / (row.connected - 1) as f64);
+    }
+    row.send_drops = d("rtcast_send_drops_total");
+    row.nacks = d("rtcast_nacks_total");
+    row.client_cores = (c1.cpu - c0.cpu) / window;
+    if k1.1 > k0.1 {
+        row.machine_busy_pct = (k1.0 - k0.0) as f64 / (k1.1 - k0.1) as f64 * 100.0;
+    }
+
+    // The viewers end by themselves just after the window; then the server is stopped.
+    let mut reports = Vec::with_capacity(viewers.len());
+    let collect_until = tokio::time::Instant::from_std(viewers_end + Duration::from_secs(10));
+    for h in viewers {
+        let abort = h.abort_handle();
+        match tokio::time::timeout_at(collect_until, h).await {
+            Ok(Ok(Ok(r))) => reports.push(r),
+            Ok(Ok(Err(e))) => {
+                row.viewer_failures += 1;
+                if row.viewer_failures <= 3 {
+                    eprintln!("    viewer failed: {e}");
+                }
+            }
+            Ok(Err(e)) => {
+                row.viewer_failures += 1;
+                eprintln!("    viewer task: {e}");
+            }
+            Err(_) => {
+                abort.abort();
+                row.viewer_failures += 1;
+            }
+        }
+    }
+    server.terminate();
+    tokio::task::spawn_blocking(move || server.reap(Duration::from_secs(8)))
+        .await
+        .map_err(|e| e.to_string())?;
+
+    let mut ttff: Vec<f64> = reports
+        .iter()
+        .filter_map(|r| r.time_to_first_frame)
+        .map(|d| d.as_secs_f64() * 1e3)
+        .collect();
+    ttff.sort_by(f64::total_cmp);
+    row.with_first_frame = ttff.len();
+    row.ttff_p50_ms = percentile(&ttff, 50.0);
+    row.ttff_p99_ms = percentile(&ttff, 99.0);
+    let lost: u64 = reports.iter().map(|r| r.video_packets_lost).sum();
+    let got: u64 = reports.iter().map(|r| r.video_packets).sum();
+    if got + lost > 0 {
+        row.loss_pct = lost as f64 / (got + lost) as f64 * 100.0;
+    }
+    Ok(row)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output
+
+fn opt_ms(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_owned(), |x| format!("{x:.0}"))
+}
+
+fn print_row(r: &Row) {
+    println!(
+        "  N={:<4} connected {}/{} in {:.1} s (first frame {}) | window {:.1} s",
+        r.n, r.connected, r.n, r.connect_secs, r.with_first_frame, r.window
+    );
+    println!(
+        "         server CPU {:.3} cores (idle {:.3}; demo encoder thread {:.3}) | {:.0} pkt/s | {:.2} µs/pkt ({:.2} µs/pkt without the encoder thread)",
+        r.server_cores, r.idle_cores, r.encoder_cores, r.packets_per_sec, r.us_per_packet, r.us_per_packet_serving
+    );
+    println!(
+        "         egress {:.1} Mbit/s = {:.0} kbit/s per viewer, {:.0} B/packet | RSS {} KB (idle {} KB, one viewer {} KB) = {:.0} KB/viewer over idle, {} KB/viewer beyond the first",
+        r.egress_mbps, r.per_viewer_kbps, r.bytes_per_packet, r.rss_kb, r.rss_base_kb, r.rss_one_kb, r.rss_per_viewer_kb,
+        r.rss_marginal_kb.map_or_else(|| "-".to_owned(), |x| format!("{x:.0}"))
+    );
+    println!(
+        "         TTFF p50 {} ms p99 {} ms | loss {:.3}% | send drops {:.0} | NACKs {:.0} | viewer failures {}",
+        opt_ms(r.ttff_p50_ms), opt_ms(r.ttff_p99_ms), r.loss_pct, r.send_drops, r.nacks, r.viewer_failures
+    );
+    println!(
+        "         client (bench process) CPU {:.2} cores | machine busy {:.0}% of {} cores",
+        r.client_cores,
+        r.machine_busy_pct,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+}
+
+fn markdown(rows: &[Row]) -> String {
+    let mut s = String::new();
+    s.push_str("| viewers (connected) | server CPU (cores) | of which encoder | packets/s | server CPU per packet (µs) | same without encoder (µs) | egress (Mbit/s) | per viewer (kbit/s) | RSS (MB) | RSS over idle / N (KB) | RSS beyond 1st viewer / (N-1) (KB) | TTFF p50 / p99 (ms) | video loss | send drops | client CPU (cores) | machine busy |\n");
+    s.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for r in rows {
+        s.push_str(&format!(
+            "| {} ({}) | {:.3} | {:.3} | {:.0} | {:.2} | {:.2} | {:.1} | {:.0} | {:.1} | {:.0} | {} | {} / {} | {:.3}% | {:.0} | {:.2} | {:.0}% |\n",
+            r.n,
+            r.connected,
+            r.server_cores,
+            r.encoder_cores,
+            r.packets_per_sec,
+            r.us_per_packet,
+            r.us_per_packet_serving,
+            r.egress_mbps,
+            r.per_viewer_kbps,
+            r.rss_kb as f64 / 1024.0,
+            r.rss_per_viewer_kb,
+            r.rss_marginal_kb.map_or_else(|| "-".to_owned(), |x| format!("{x:.0}")),
+            opt_ms(r.ttff_p50_ms),
+            opt_ms(r.ttff_p99_ms),
+            r.loss_pct,
+            r.send_drops,
+            r.client_cores,
+            r.machine_busy_pct,
+        ));
+    }
+    s
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let o = match parse_args() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("rtcast-bench: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let binary = match std::env::current_exe() {
+        Ok(p) => p.with_file_name("rtcast"),
+        Err(e) => {
+            eprintln!("rtcast-bench: cannot locate myself: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    if !binary.is_file() {
+        eprintln!(
+            "rtcast-bench: the server binary {} is missing: build it first with\n  cargo build --release -p rtcast\n(into the same target directory as rtcast-bench)",
+            binary.display()
+        );
+        return std::process::ExitCode::FAILURE;
+    }
+    // The target directory may be shared: say which server binary this measures.
+    if let Ok(modified) = std::fs::metadata(&binary).and_then(|m| m.modified()) {
+        let age = modified.elapsed().unwrap_or_default().as_secs();
+        println!("rtcast-bench: server binary built {age} s ago");
+    }
+    let ticks = clock_ticks();
+    println!(
+        "rtcast-bench: server {} | viewers {:?} | window {} s | batches of {}",
+        binary.display(),
+        o.viewers,
+        o.seconds,
+        o.batch
+    );
+    println!("  (packets = every UDP datagram the server sent: RTP and RTCP, plus STUN/DTLS while connecting)");
+    let mut rows = Vec::new();
+    let mut failed = false;
+    for &n in &o.viewers {
+        println!("N = {n}: starting ...");
+        match run_one(&binary, &o, n, ticks).await {
+            Ok(row) => {
+                print_row(&row);
+                rows.push(row);
+            }
+            Err(e) => {
+                eprintln!("  N={n}: {e}");
+                failed = true;
+            }
+        }
+    }
+    println!("\n{}", markdown(&rows));
+    if failed {
+        std::process::ExitCode::FAILURE
+    } else {
+        std::process::ExitCode::SUCCESS
+    }
+}

@@ -7,6 +7,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::media::pattern::{TestPattern, OPUS_SILENCE_20MS};
+use crate::media::pixel::I420Buffer;
 use crate::Stream;
 
 /// What the demo source pushes.
@@ -18,6 +19,10 @@ pub struct DemoOptions {
     pub height: u32,
     /// Frames per second.
     pub fps: u32,
+    /// Fill the black band under the bars with moving noise: the pattern alone compresses to
+    /// ~0.3 Mbit/s whatever the encoder's target, noise makes the encoder spend its bitrate (for
+    /// benchmarks at a realistic rate).
+    pub noise: bool,
 }
 
 impl Default for DemoOptions {
@@ -26,6 +31,7 @@ impl Default for DemoOptions {
             width: 1280,
             height: 720,
             fps: 30,
+            noise: false,
         }
     }
 }
@@ -72,6 +78,8 @@ impl Drop for DemoSource {
 
 fn run(stream: Stream, options: DemoOptions, stop: &AtomicBool) {
     let mut pattern = TestPattern::new(options.width, options.height);
+    let mut noisy = I420Buffer::new(options.width, options.height);
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     let frame_interval = Duration::from_secs(1) / options.fps.max(1);
     let audio_interval = Duration::from_millis(20);
     let start = Instant::now();
@@ -89,11 +97,38 @@ fn run(stream: Stream, options: DemoOptions, stop: &AtomicBool) {
             audio_index += 1;
         } else {
             let pts = frame_interval * frame_index as u32;
-            let picture = pattern.render(frame_index, pts);
+            let mut picture = pattern.render(frame_index, pts);
+            if options.noise {
+                noisy.y.copy_from_slice(&picture.y);
+                noisy.u.copy_from_slice(&picture.u);
+                noisy.v.copy_from_slice(&picture.v);
+                add_noise(&mut noisy, &mut seed);
+                picture = &noisy;
+            }
             if let Err(e) = stream.push_frame(&picture.as_raw_frame(), Some(pts)) {
                 tracing::warn!("demo frame not pushed: {e}");
             }
             frame_index += 1;
+        }
+    }
+}
+
+/// Overwrites the band between 60% and 70% of the height (the strip under the bars) with fresh
+/// pseudo-random luma every frame: incompressible, so the encoder uses its whole bitrate.
+fn add_noise(frame: &mut I420Buffer, seed: &mut u64) {
+    let w = frame.width as usize;
+    let h = frame.height as usize;
+    let rows = (h * 60 / 100)..(h * 70 / 100);
+    for row in rows {
+        for px in frame.y[row * w..(row + 1) * w].chunks_mut(8) {
+            // xorshift64: cheap and plenty random for an encoder.
+            *seed ^= *seed << 13;
+            *seed ^= *seed >> 7;
+            *seed ^= *seed << 17;
+            let bytes = seed.to_le_bytes();
+            for (p, b) in px.iter_mut().zip(bytes) {
+                *p = 16 + b % 220;
+            }
         }
     }
 }

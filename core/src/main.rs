@@ -64,6 +64,10 @@ struct DemoArgs {
     /// Stop after this many seconds (default: run until Ctrl-C).
     #[arg(long)]
     duration: Option<u64>,
+    /// Add moving noise under the bars so the encoder really spends --bitrate (the plain
+    /// pattern compresses to ~0.3 Mbit/s); for benchmarks.
+    #[arg(long)]
+    noise: bool,
 }
 
 fn parse_size(s: &str) -> Result<(u32, u32), String> {
@@ -128,6 +132,7 @@ fn demo(args: DemoArgs) -> rtcast::Result<()> {
             width: args.size.0,
             height: args.size.1,
             fps: args.fps,
+            noise: args.noise,
         },
     );
     println!("rtcast {} serving a live test pattern", rtcast::VERSION);

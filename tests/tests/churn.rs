@@ -113,6 +113,7 @@ async fn viewers_that_close_or_vanish_leave_no_session_task_or_memory_behind() {
             width: 320,
             height: 240,
             fps: 30,
+            noise: false,
         },
     );
     let mut events = server.subscribe();

@@ -19,6 +19,7 @@ async fn raw_frames_are_encoded_once_whatever_the_number_of_viewers() {
             width: 320,
             height: 240,
             fps: 30,
+            noise: false,
         },
     );
     let viewers: Vec<_> = (0..3)
@@ -146,6 +147,7 @@ async fn lost_packets_are_retransmitted_on_nack() {
             width: 640,
             height: 360,
             fps: 30,
+            noise: false,
         },
     );
     let mut opts = ViewerOptions::new(server.ws_url("lossy"), Duration::from_secs(6));

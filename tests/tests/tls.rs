@@ -26,6 +26,7 @@ async fn viewer_plays_over_wss_with_the_configured_certificate() {
             width: 320,
             height: 240,
             fps: 30,
+            noise: false,
         },
     );
     let url = server.ws_url("secure");

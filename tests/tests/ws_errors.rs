@@ -27,6 +27,7 @@ async fn setup(config: ServerConfig) -> Setup {
             width: 320,
             height: 240,
             fps: 30,
+            noise: false,
         },
     );
     let witness = Witness::start(format!("{}?token=good", server.ws_url("live"))).await;

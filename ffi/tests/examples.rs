@@ -80,7 +80,7 @@ async fn pattern_example_plays_in_headless_chromium_at_640x360() {
 }
 
 /// The NAL units of an Annex B access unit, without start codes (4-byte and 3-byte start codes
-/// compare equal).
+/// compare equal) and without access unit delimiters, which rtcast does not forward.
 fn nal_units(au: &[u8]) -> Vec<&[u8]> {
     let mut starts = Vec::new();
     let mut i = 0;
@@ -98,12 +98,15 @@ fn nal_units(au: &[u8]) -> Vec<&[u8]> {
         while end > start && au[end - 1] == 0 {
             end -= 1;
         }
-        nals.push(&au[start..end]);
+        if end > start && au[start] & 0x1f != 9 {
+            nals.push(&au[start..end]);
+        }
     }
     nals
 }
 
-/// 90 access units (3 s at 30 fps) of the test pattern, from the core's encoder.
+/// 90 access units (3 s at 30 fps) of the test pattern, from the core's encoder; every other one
+/// begins with an access unit delimiter, so that a splitter must handle both kinds of boundary.
 fn encoded_pattern() -> Vec<Vec<u8>> {
     let mut encoder = H264Encoder::new(EncoderConfig {
         keyframe_interval: Duration::from_secs(1),
@@ -123,7 +126,12 @@ fn encoded_pattern() -> Vec<Vec<u8>> {
             i == 0 || out.keyframe,
             "frame {i} starts with an IDR"
         );
-        units.push(out.data);
+        let mut unit = Vec::new();
+        if i % 2 == 1 {
+            unit.extend_from_slice(&[0, 0, 0, 1, 0x09, 0x30]); // AUD: P and I slices
+        }
+        unit.extend_from_slice(&out.data);
+        units.push(unit);
     }
     units
 }

@@ -1,71 +1,15 @@
 //! The C API tested from C: the C programs in `ffi/tests/c` and `examples/c` are compiled with
 //! `gcc -Wall -Wextra -Werror` against the library cargo just built, and run.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rtcast_e2e::viewer::{run_viewer, ViewerOptions};
 
-/// `target/<profile>`, where cargo put librtcast.so and librtcast.a before running this test.
-fn lib_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    exe.parent() // deps
-        .and_then(Path::parent)
-        .expect("target/<profile>")
-        .to_path_buf()
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn out_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("c");
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
-/// Compiles `source` (relative to the repository) into `out_dir()/name` with `extra` flags.
-fn compile(source: &str, name: &str, extra: &[&str]) -> PathBuf {
-    let exe = out_dir().join(name);
-    let include = repo().join("include");
-    let output = Command::new("gcc")
-        .args(["-std=c11", "-g", "-Wall", "-Wextra", "-Werror", "-I"])
-        .arg(&include)
-        .arg(repo().join(source))
-        .args(extra)
-        .arg("-o")
-        .arg(&exe)
-        .output()
-        .expect("gcc runs (apt-get install gcc)");
-    assert!(
-        output.status.success(),
-        "gcc {source} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    exe
-}
-
-/// Links against librtcast.so, found at run time through an rpath.
-fn shared_lib_flags() -> Vec<String> {
-    let dir = lib_dir();
-    vec![
-        format!("-L{}", dir.display()),
-        "-lrtcast".into(),
-        format!("-Wl,-rpath,{}", dir.display()),
-    ]
-}
-
-fn describe(output: &Output) -> String {
-    format!(
-        "status {}\n--- stdout\n{}\n--- stderr\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
+use common::{compile, describe, lib_dir, out_dir, repo, shared_lib_flags, NATIVE_STATIC_LIBS};
 
 #[test]
 fn c_program_gets_codes_and_messages_for_every_misuse_and_runs_start_push_stop() {
@@ -108,19 +52,6 @@ fn pattern_example_serves_and_shuts_down_cleanly() {
         describe(&output)
     );
 }
-
-/// Libraries the Rust standard library and the bundled openh264 (C++) need when librtcast.a is
-/// linked statically, as `cargo rustc -p rtcast-ffi --crate-type staticlib -- --print
-/// native-static-libs` lists them.
-const NATIVE_STATIC_LIBS: &[&str] = &[
-    "-lstdc++",
-    "-lgcc_s",
-    "-lutil",
-    "-lrt",
-    "-lpthread",
-    "-lm",
-    "-ldl",
-];
 
 #[test]
 fn asan_build_serves_a_native_viewer_without_memory_errors_or_leaks() {

@@ -25,7 +25,7 @@ use crate::media::gop::GopCache;
 use crate::media::packetizer::{MediaFrame, TrackKind};
 use crate::metrics::Metrics;
 use crate::net::stun;
-use crate::net::udp::MediaPort;
+use crate::net::udp::{MediaPort, Outgoing};
 use crate::session::peer::{PeerTemplate, TrackSpec};
 use crate::session::viewer::{Notice, Phase, Viewer};
 use crate::stream::StreamShared;
@@ -109,6 +109,8 @@ pub(crate) struct EventLoop {
     timers: BTreeSet<(Instant, ViewerId)>,
     next_viewer: ViewerId,
     scratch: Vec<ViewerId>,
+    /// Datagrams waiting for the end of the current step, sent in batches.
+    outbox: Vec<Outgoing>,
 }
 
 impl EventLoop {
@@ -136,6 +138,7 @@ impl EventLoop {
             timers: BTreeSet::new(),
             next_viewer: 1,
             scratch: Vec::new(),
+            outbox: Vec::new(),
         }
     }
 
@@ -175,11 +178,13 @@ impl EventLoop {
                 },
                 () = sleep => self.on_timers(),
             }
+            self.send_outbox();
         }
         let ids: Vec<ViewerId> = self.viewers.keys().copied().collect();
         for id in ids {
             self.close_viewer(id, LeaveReason::Shutdown);
         }
+        self.send_outbox();
     }
 
     fn on_control(&mut self, cmd: Control) {
@@ -537,34 +542,54 @@ impl EventLoop {
         self.start_media(id);
     }
 
-    /// Sends everything a viewer's connection has queued.
+    /// Moves everything a viewer's connection has queued to the outbox.
     fn flush(&mut self, id: ViewerId) {
         let Some(v) = self.viewers.get_mut(&id) else {
             return;
         };
-        let (mut packets, mut bytes, mut drops) = (0u64, 0u64, 0u64);
         while let Some(out) = v.pc.poll_write() {
-            if self.port.try_send(
-                out.transport.local_addr,
-                out.transport.peer_addr,
-                &out.message,
-            ) {
-                packets += 1;
-                bytes += out.message.len() as u64;
-            } else {
-                drops += 1;
-            }
+            self.outbox.push(Outgoing {
+                viewer: id,
+                from: out.transport.local_addr,
+                to: out.transport.peer_addr,
+                data: out.message,
+            });
         }
-        if drops > 0 {
-            // Its packets were lost: decoding would break until the next keyframe anyway.
-            v.waiting_keyframe = true;
-            Metrics::add(&self.metrics.send_drops, drops);
-            if let Some(st) = self.streams.get(&v.stream) {
-                st.shared.want_keyframe();
-            }
+    }
+
+    /// Sends the outbox in batches: after a frame is fanned out, one system call carries the
+    /// packets of many viewers.
+    fn send_outbox(&mut self) {
+        if self.outbox.is_empty() {
+            return;
         }
+        let mut dropped_viewers = std::mem::take(&mut self.scratch);
+        dropped_viewers.clear();
+        let mut drops = 0u64;
+        let outbox = &self.outbox;
+        self.port.send_batch(outbox, |i| {
+            drops += 1;
+            dropped_viewers.push(outbox[i].viewer);
+        });
+        let packets = self.outbox.len() as u64 - drops;
+        let bytes: u64 = self.outbox.iter().map(|o| o.data.len() as u64).sum();
         Metrics::add(&self.metrics.packets_sent, packets);
         Metrics::add(&self.metrics.bytes_sent, bytes);
+        self.outbox.clear();
+        if drops > 0 {
+            Metrics::add(&self.metrics.send_drops, drops);
+            dropped_viewers.dedup();
+            for id in &dropped_viewers {
+                // Its packets were lost: decoding breaks until the next keyframe anyway.
+                if let Some(v) = self.viewers.get_mut(id) {
+                    v.waiting_keyframe = true;
+                    if let Some(st) = self.streams.get(&v.stream) {
+                        st.shared.want_keyframe();
+                    }
+                }
+            }
+        }
+        self.scratch = dropped_viewers;
     }
 
     fn rearm(&mut self, id: ViewerId) {
@@ -598,11 +623,12 @@ impl EventLoop {
         }
         // Let the close reach the viewer (DTLS close_notify) so it does not wait for a timeout.
         while let Some(out) = v.pc.poll_write() {
-            self.port.try_send(
-                out.transport.local_addr,
-                out.transport.peer_addr,
-                &out.message,
-            );
+            self.outbox.push(Outgoing {
+                viewer: id,
+                from: out.transport.local_addr,
+                to: out.transport.peer_addr,
+                data: out.message,
+            });
         }
         if let Some(t) = v.deadline {
             self.timers.remove(&(t, id));

@@ -103,21 +103,122 @@ impl MediaPort {
         self.sockets[i].1
     }
 
-    /// Sends without waiting. `false` when the datagram was dropped (socket buffer full, or the
-    /// destination unreachable): UDP media may drop, the host and other viewers never wait.
-    pub fn try_send(&self, from: SocketAddr, to: SocketAddr, data: &[u8]) -> bool {
-        let sock = self
-            .sockets
+    /// Index of the socket to send from: the one bound to `from`, else one of the right scope.
+    fn socket_for(&self, from: SocketAddr, to: SocketAddr) -> usize {
+        self.sockets
             .iter()
-            .find(|(_, a)| *a == from)
+            .position(|(_, a)| *a == from)
             .or_else(|| {
                 self.sockets
                     .iter()
-                    .find(|(_, a)| a.ip().is_loopback() == to.ip().is_loopback())
+                    .position(|(_, a)| a.ip().is_loopback() == to.ip().is_loopback())
             })
-            .unwrap_or(&self.sockets[0]);
-        sock.0.try_send_to(data, to).is_ok()
+            .unwrap_or(0)
     }
+
+    /// Sends a batch of datagrams without waiting, as few system calls as the kernel allows
+    /// (`sendmmsg` on Linux: one call for up to 64 datagrams, to any mix of viewers). Calls
+    /// `dropped(i)` for each datagram `batch[i]` that could not be sent.
+    pub fn send_batch(&self, batch: &[Outgoing], mut dropped: impl FnMut(usize)) {
+        let mut start = 0;
+        while start < batch.len() {
+            let sock = self.socket_for(batch[start].from, batch[start].to);
+            let mut end = start + 1;
+            while end < batch.len()
+                && end - start < SEND_BATCH
+                && self.socket_for(batch[end].from, batch[end].to) == sock
+            {
+                end += 1;
+            }
+            self.send_run(sock, &batch[start..end], |i| dropped(start + i));
+            start = end;
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    fn send_run(&self, sock: usize, run: &[Outgoing], mut dropped: impl FnMut(usize)) {
+        use std::os::fd::AsRawFd;
+
+        let fd = self.sockets[sock].0.as_raw_fd();
+        let addrs: Vec<socket2::SockAddr> =
+            run.iter().map(|o| socket2::SockAddr::from(o.to)).collect();
+        let mut iovecs: Vec<libc::iovec> = run
+            .iter()
+            .map(|o| libc::iovec {
+                iov_base: o.data.as_ptr() as *mut libc::c_void,
+                iov_len: o.data.len(),
+            })
+            .collect();
+        let mut msgs: Vec<libc::mmsghdr> = addrs
+            .iter()
+            .zip(iovecs.iter_mut())
+            .map(|(addr, iov)| {
+                // SAFETY: mmsghdr is a plain C struct for which all-zero is a valid value.
+                let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                m.msg_hdr.msg_name = addr.as_ptr() as *mut libc::c_void;
+                m.msg_hdr.msg_namelen = addr.len();
+                m.msg_hdr.msg_iov = iov as *mut libc::iovec;
+                m.msg_hdr.msg_iovlen = 1;
+                m
+            })
+            .collect();
+        let mut sent = 0;
+        while sent < msgs.len() {
+            // SAFETY: `msgs[sent..]` are initialized headers whose name and iovec pointers point
+            // into `addrs`, `iovecs` and the datagrams of `run`, all alive and unmoved until this
+            // function returns; the kernel only reads them.
+            let n = unsafe {
+                libc::sendmmsg(
+                    fd,
+                    msgs.as_mut_ptr().add(sent),
+                    (msgs.len() - sent) as libc::c_uint,
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if n > 0 {
+                sent += n as usize;
+                continue;
+            }
+            let err = io::Error::last_os_error();
+            match err.kind() {
+                io::ErrorKind::Interrupted => {}
+                // Socket buffer full: the rest of this run is dropped, nobody waits.
+                io::ErrorKind::WouldBlock => {
+                    (sent..msgs.len()).for_each(&mut dropped);
+                    return;
+                }
+                // An error about this one datagram (its destination): skip it, send the rest.
+                _ => {
+                    dropped(sent);
+                    sent += 1;
+                }
+            }
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn send_run(&self, sock: usize, run: &[Outgoing], mut dropped: impl FnMut(usize)) {
+        for (i, o) in run.iter().enumerate() {
+            if self.sockets[sock].0.try_send_to(&o.data, o.to).is_err() {
+                dropped(i);
+            }
+        }
+    }
+}
+
+/// Datagrams per `sendmmsg` call.
+const SEND_BATCH: usize = 64;
+
+/// A datagram a viewer's connection wants sent.
+pub(crate) struct Outgoing {
+    /// The viewer it belongs to (for accounting drops).
+    pub viewer: crate::event::ViewerId,
+    /// The local address it must leave from.
+    pub from: SocketAddr,
+    /// Its destination.
+    pub to: SocketAddr,
+    /// The datagram.
+    pub data: bytes::BytesMut,
 }
 
 fn is_link_local(ip: &IpAddr) -> bool {

@@ -344,6 +344,12 @@ impl Server {
         for done in self.done.drain(..) {
             let _ = done.recv_timeout(Duration::from_secs(5));
         }
+        // The loop told every signalling task its viewer is gone; give them a moment to send
+        // their close frames (1001 going away) instead of cutting the connections.
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        while runtime.metrics().num_alive_tasks() > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         runtime.shutdown_background();
         self.shared.stopped.send_replace(true);
         tracing::info!("rtcast server stopped");

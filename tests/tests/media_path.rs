@@ -160,3 +160,38 @@ async fn lost_packets_are_retransmitted_on_nack() {
         "no retransmission arrived: {report:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_the_server_closes_every_viewer_with_1001() {
+    let mut server = Server::start(ServerConfig::loopback()).unwrap();
+    let stream = server.stream("bye").unwrap();
+    let _source = DemoSource::start(
+        stream,
+        DemoOptions {
+            width: 320,
+            height: 240,
+            fps: 30,
+            noise: false,
+        },
+    );
+    let mut events = server.subscribe();
+    let viewers: Vec<_> = (0..5)
+        .map(|_| {
+            tokio::spawn(run_viewer(ViewerOptions::new(
+                server.ws_url("bye"),
+                Duration::from_secs(20),
+            )))
+        })
+        .collect();
+    let mut joined = 0;
+    while joined < 5 {
+        if let Some(Event::ViewerJoined { .. }) = events.recv().await {
+            joined += 1;
+        }
+    }
+    tokio::task::spawn_blocking(move || server.stop()).await.unwrap();
+    for v in viewers {
+        let report = v.await.unwrap().unwrap();
+        assert_eq!(report.close.as_ref().map(|c| c.0), Some(1001), "{report:?}");
+    }
+}

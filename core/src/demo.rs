@@ -113,12 +113,12 @@ fn run(stream: Stream, options: DemoOptions, stop: &AtomicBool) {
     }
 }
 
-/// Overwrites the band between 60% and 70% of the height (the strip under the bars) with fresh
+/// Overwrites the band between 60% and 63% of the height (the top of the strip under the bars) with fresh
 /// pseudo-random luma every frame: incompressible, so the encoder uses its whole bitrate.
 fn add_noise(frame: &mut I420Buffer, seed: &mut u64) {
     let w = frame.width as usize;
     let h = frame.height as usize;
-    let rows = (h * 60 / 100)..(h * 70 / 100);
+    let rows = (h * 60 / 100)..(h * 63 / 100);
     for row in rows {
         for px in frame.y[row * w..(row + 1) * w].chunks_mut(8) {
             // xorshift64: cheap and plenty random for an encoder.

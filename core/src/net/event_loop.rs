@@ -39,6 +39,8 @@ pub(crate) const CONTROL_QUEUE: usize = 256;
 pub(crate) const NOTICE_QUEUE: usize = 4;
 /// Datagrams handled in a row before the loop looks at its other inputs again.
 const RECV_BATCH: usize = 64;
+/// Datagrams gathered before they are sent (4 `sendmmsg` calls, ~330 KB).
+const OUTBOX_LIMIT: usize = 256;
 /// Remote addresses remembered per viewer (ICE tries a few candidate pairs).
 const MAX_ADDRS_PER_VIEWER: usize = 8;
 
@@ -554,6 +556,10 @@ impl EventLoop {
                 to: out.transport.peer_addr,
                 data: out.message,
             });
+        }
+        // A keyframe fanned out to many viewers must not pile up in memory.
+        if self.outbox.len() >= OUTBOX_LIMIT {
+            self.send_outbox();
         }
     }
 

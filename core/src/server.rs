@@ -30,6 +30,8 @@ pub(crate) struct ServerShared {
     pub events: broadcast::Sender<Event>,
     pub metrics: Arc<Metrics>,
     next_stream: AtomicU64,
+    /// WHEP sessions by id.
+    pub(crate) whep: crate::signal::whep::WhepSessions,
 }
 
 impl ServerShared {
@@ -141,6 +143,7 @@ impl Server {
             events: events.clone(),
             metrics: metrics.clone(),
             next_stream: AtomicU64::new(1),
+            whep: Default::default(),
         });
 
         let tls = config
@@ -255,6 +258,11 @@ impl Server {
     /// The player page of a stream, e.g. `http://127.0.0.1:8080/demo/embed.html`.
     pub fn url(&self, stream: &str) -> String {
         format!("{}/{stream}/embed.html", self.base_url("http"))
+    }
+
+    /// The WHEP endpoint of a stream, e.g. `http://127.0.0.1:8080/demo/whep`.
+    pub fn whep_url(&self, stream: &str) -> String {
+        format!("{}/{stream}/whep", self.base_url("http"))
     }
 
     /// The Flussonic WebSocket URL of a stream, e.g. `ws://127.0.0.1:8080/demo/webrtc`.

@@ -219,9 +219,14 @@ async fn post(
 
     let mut r = (StatusCode::CREATED, answer.sdp).into_response();
     let h = r.headers_mut();
+    // Link may repeat; the others replace what the body set (Content-Type).
     let mut put = |name: &'static str, value: String| {
         if let Ok(v) = HeaderValue::from_str(&value) {
-            h.append(name, v);
+            if name == "link" {
+                h.append(name, v);
+            } else {
+                h.insert(name, v);
+            }
         }
     };
     put("content-type", SDP.to_owned());

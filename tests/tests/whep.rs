@@ -532,3 +532,54 @@ async fn embed_page_with_proto_whep_plays_the_demo() {
         });
     assert_eq!(joined, Some(rtcast::Protocol::Whep));
 }
+
+/// Installs the official Flussonic player from npm into tests/flussonic-player (once; npm keeps
+/// it) and returns whether its bundle is there.
+async fn install_flussonic_player() -> Result<(), String> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("flussonic-player");
+    let bundle = dir.join("node_modules/@flussonic/flussonic-webrtc-player/dist/index.js");
+    if bundle.exists() {
+        return Ok(());
+    }
+    let out = tokio::process::Command::new("npm")
+        .args(["install", "--no-audit", "--no-fund", "--ignore-scripts"])
+        .current_dir(&dir)
+        .output()
+        .await
+        .map_err(|e| format!("cannot run npm: {e}"))?;
+    if !out.status.success() || !bundle.exists() {
+        return Err(format!(
+            "npm install in {} failed: {}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_flussonic_player_from_npm_plays_the_demo_over_whep() {
+    install_flussonic_player().await.unwrap();
+    let server = start(ServerConfig::loopback());
+    let stream = server.stream("demo").unwrap();
+    let _source = DemoSource::start(stream, DemoOptions::default());
+    let mut events = server.subscribe();
+    let chromium = Chromium::launch().await.unwrap();
+    let base = server.whep_url("demo");
+    let src = base.strip_suffix("/whep").unwrap();
+    let page = chromium
+        .open(&page_url("flussonic-player.html", &format!("src={src}")))
+        .await
+        .unwrap();
+    let report = page
+        .wait_for_video(30, Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}; console: {:?}", page.console()));
+    assert!(report.frames_presented >= 30, "{report:?}");
+    assert_eq!((report.width, report.height), (1280, 720), "{report:?}");
+    let joined = std::iter::from_fn(|| events.try_recv()).find_map(|e| match e {
+        Event::ViewerJoined { protocol, .. } => Some(protocol),
+        _ => None,
+    });
+    assert_eq!(joined, Some(rtcast::Protocol::Whep));
+}

@@ -87,6 +87,7 @@ pub(crate) fn router(server: Arc<ServerShared>) -> Router {
         .route("/{stream}/whep/{id}", any(whep::resource))
         .route("/{stream}/media_info.json", get(whep::media_info))
         .route("/{stream}/sessions/{id}", put(whep::session_stats))
+        .route("/{stream}/sessions/{id}/{*rest}", put(whep::session_stats))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             server.clone(),

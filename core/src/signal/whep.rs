@@ -27,8 +27,9 @@ use crate::Error;
 
 const SDP: &str = "application/sdp";
 const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
-/// Request headers a page may send (CORS preflight).
-const ALLOW_HEADERS: &str = "Content-Type, Authorization, If-Match";
+/// Request headers a page may send (CORS preflight). Flussonic's player sends its own `X-Sid`
+/// with the offer.
+const ALLOW_HEADERS: &str = "Content-Type, Authorization, If-Match, X-Sid, Accept";
 /// Response headers a page may read.
 const EXPOSE_HEADERS: &str = "Location, ETag, Link, X-Sid, Accept-Patch";
 const ALLOW_METHODS: &str = "GET, POST, PATCH, DELETE, PUT, OPTIONS";
@@ -384,8 +385,9 @@ pub(crate) async fn media_info(
         .into_response()
 }
 
-/// `PUT /STREAM/sessions/ID`: statistics from Flussonic's player, accepted and dropped.
-pub(crate) async fn session_stats(Path((_stream, _id)): Path<(String, String)>) -> Response {
+/// `PUT /STREAM/sessions/ID[/...]`: statistics (and track requests) from Flussonic's player,
+/// accepted and dropped.
+pub(crate) async fn session_stats() -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 

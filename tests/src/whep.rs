@@ -16,9 +16,7 @@ use rtc::peer_connection::event::RTCPeerConnectionEvent;
 use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
-use rtc::peer_connection::transport::{
-    CandidateConfig, CandidateHostConfig, RTCIceCandidate,
-};
+use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp::codec::h264::H264Packet;
 use rtc::rtp::packetizer::Depacketizer;
@@ -183,7 +181,10 @@ fn offerer(local: SocketAddr) -> Result<RTCPeerConnection, String> {
         ),
     ] {
         media
-            .register_codec(codec(MIME_TYPE_H264, 90_000, 0, fmtp, pt), RtpCodecKind::Video)
+            .register_codec(
+                codec(MIME_TYPE_H264, 90_000, 0, fmtp, pt),
+                RtpCodecKind::Video,
+            )
             .map_err(e)?;
     }
     media
@@ -271,10 +272,7 @@ pub async fn run_whep_viewer(
     let offer = pc.create_offer(None).map_err(|e| e.to_string())?;
     pc.set_local_description(Instant::now(), offer)
         .map_err(|e| e.to_string())?;
-    let offer_sdp = pc
-        .local_description()
-        .ok_or("no local description")?
-        .sdp;
+    let offer_sdp = pc.local_description().ok_or("no local description")?.sdp;
     let res = http(
         addr,
         "POST",

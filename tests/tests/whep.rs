@@ -69,18 +69,25 @@ async fn post_answers_201_with_candidates_and_every_header_then_patch_and_delete
     assert_eq!(r.header("content-type"), Some("application/sdp"));
     // The answer carries our candidates: the client needs no trickle.
     assert!(
-        r.body
-            .contains(&format!("127.0.0.1 {udp_port} typ host")),
+        r.body.contains(&format!("127.0.0.1 {udp_port} typ host")),
         "{}",
         r.body
     );
     assert!(r.body.contains("a=end-of-candidates"), "{}", r.body);
     // Offered payload types answered, send-only.
-    assert!(r.body.contains(&format!("a=rtpmap:{CLIENT_H264_PT} H264/90000")), "{}", r.body);
+    assert!(
+        r.body
+            .contains(&format!("a=rtpmap:{CLIENT_H264_PT} H264/90000")),
+        "{}",
+        r.body
+    );
     assert!(r.body.contains("a=sendonly"), "{}", r.body);
     let location = r.header("location").unwrap().to_owned();
     let id = location.strip_prefix("/demo/whep/").unwrap().to_owned();
-    assert!(id.len() >= 32 && id.chars().all(|c| c.is_ascii_alphanumeric()), "{id}");
+    assert!(
+        id.len() >= 32 && id.chars().all(|c| c.is_ascii_alphanumeric()),
+        "{id}"
+    );
     assert_eq!(r.header("x-sid"), Some(id.as_str()));
     let etag = r.header("etag").unwrap().to_owned();
     assert!(etag.starts_with('"') && etag.len() > 8, "{etag}");
@@ -104,7 +111,8 @@ async fn post_answers_201_with_candidates_and_every_header_then_patch_and_delete
     assert_eq!(server.census().unwrap().sessions, 1);
 
     let addr = server.http_addr();
-    let frag = "a=ice-ufrag:{UFRAG}\r\na=mid:0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\n";
+    let frag =
+        "a=ice-ufrag:{UFRAG}\r\na=mid:0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\n";
     let ufrag = offer
         .lines()
         .find_map(|l| l.strip_prefix("a=ice-ufrag:"))
@@ -112,21 +120,37 @@ async fn post_answers_201_with_candidates_and_every_header_then_patch_and_delete
         .trim()
         .to_owned();
     let good = frag.replace("{UFRAG}", &ufrag);
-    let r = http(addr, "PATCH", &location, &[FRAG, ("If-Match", &etag)], &good)
+    let r = http(
+        addr,
+        "PATCH",
+        &location,
+        &[FRAG, ("If-Match", &etag)],
+        &good,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 204, "{r:?}");
+    let r = http(addr, "PATCH", &location, &[FRAG], &good)
         .await
         .unwrap();
-    assert_eq!(r.status, 204, "{r:?}");
-    let r = http(addr, "PATCH", &location, &[FRAG], &good).await.unwrap();
     assert_eq!(r.status, 204, "no If-Match is fine: {r:?}");
     let r = http(addr, "PATCH", &location, &[SDP], &good).await.unwrap();
     assert_eq!(r.status, 415, "{r:?}");
-    let r = http(addr, "PATCH", &location, &[FRAG, ("If-Match", "\"other\"")], &good)
-        .await
-        .unwrap();
+    let r = http(
+        addr,
+        "PATCH",
+        &location,
+        &[FRAG, ("If-Match", "\"other\"")],
+        &good,
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status, 412, "{r:?}");
     // ICE restart (a new ufrag): not supported, said so.
     let restart = frag.replace("{UFRAG}", "newufrag");
-    let r = http(addr, "PATCH", &location, &[FRAG], &restart).await.unwrap();
+    let r = http(addr, "PATCH", &location, &[FRAG], &restart)
+        .await
+        .unwrap();
     assert_eq!(r.status, 501, "{r:?}");
     assert!(r.body.contains("ICE restart"), "{r:?}");
     let r = http(addr, "GET", &location, &[], "").await.unwrap();
@@ -138,7 +162,9 @@ async fn post_answers_201_with_candidates_and_every_header_then_patch_and_delete
     census_sessions_reach_zero(&server).await;
     let r = http(addr, "DELETE", &location, &[], "").await.unwrap();
     assert_eq!(r.status, 404, "{r:?}");
-    let r = http(addr, "PATCH", &location, &[FRAG], &good).await.unwrap();
+    let r = http(addr, "PATCH", &location, &[FRAG], &good)
+        .await
+        .unwrap();
     assert_eq!(r.status, 404, "{r:?}");
     let r = http(addr, "DELETE", "/demo/whep/nosuchsession", &[], "")
         .await
@@ -167,7 +193,13 @@ async fn refusals_have_their_status_codes_and_say_why() {
         .unwrap();
     assert_eq!(r.status, 405, "{r:?}");
     assert_eq!(r.header("allow"), Some("POST, OPTIONS"));
-    let r = post(&server, "/demo/whep", &[("Content-Type", "text/plain")], &offer).await;
+    let r = post(
+        &server,
+        "/demo/whep",
+        &[("Content-Type", "text/plain")],
+        &offer,
+    )
+    .await;
     assert_eq!(r.status, 415, "{r:?}");
     assert!(r.body.contains("application/sdp"), "{r:?}");
     let r = post(&server, "/demo/whep", &[SDP], "hello").await;
@@ -178,7 +210,8 @@ async fn refusals_have_their_status_codes_and_say_why() {
     let r = post(&server, "/demo/whep", &[SDP], &vp8_only).await;
     assert_eq!(r.status, 400, "{r:?}");
     assert!(
-        r.body.contains("offer has no H.264 (packetization-mode=1) video"),
+        r.body
+            .contains("offer has no H.264 (packetization-mode=1) video"),
         "{r:?}"
     );
 
@@ -224,7 +257,10 @@ async fn preflight_and_cors_origins() {
         &[
             ("Origin", "null"),
             ("Access-Control-Request-Method", "POST"),
-            ("Access-Control-Request-Headers", "content-type,authorization"),
+            (
+                "Access-Control-Request-Headers",
+                "content-type,authorization",
+            ),
         ],
         "",
     )
@@ -241,9 +277,15 @@ async fn preflight_and_cors_origins() {
         assert!(headers.contains(h), "{headers}");
     }
     assert_eq!(r.header("accept-post"), Some("application/sdp"));
-    let r = http(addr, "OPTIONS", "/demo/whep/someid", &[("Origin", "null")], "")
-        .await
-        .unwrap();
+    let r = http(
+        addr,
+        "OPTIONS",
+        "/demo/whep/someid",
+        &[("Origin", "null")],
+        "",
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status, 204, "{r:?}");
 
     let mut config = ServerConfig::loopback();
@@ -289,18 +331,30 @@ async fn media_info_lists_the_tracks_and_session_stats_are_accepted() {
         )
         .unwrap();
     let addr = server.http_addr();
-    let r = http(addr, "GET", "/av/media_info.json", &[], "").await.unwrap();
+    let r = http(addr, "GET", "/av/media_info.json", &[], "")
+        .await
+        .unwrap();
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.header("content-type"), Some("application/json"));
     let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
     let tracks = v["tracks"].as_array().unwrap();
     assert_eq!(tracks.len(), 2, "{v}");
-    assert_eq!((tracks[0]["content"].as_str(), tracks[0]["codec"].as_str()), (Some("video"), Some("h264")));
-    assert_eq!((tracks[1]["content"].as_str(), tracks[1]["codec"].as_str()), (Some("audio"), Some("opus")));
-    let r = http(addr, "GET", "/v/media_info.json", &[], "").await.unwrap();
+    assert_eq!(
+        (tracks[0]["content"].as_str(), tracks[0]["codec"].as_str()),
+        (Some("video"), Some("h264"))
+    );
+    assert_eq!(
+        (tracks[1]["content"].as_str(), tracks[1]["codec"].as_str()),
+        (Some("audio"), Some("opus"))
+    );
+    let r = http(addr, "GET", "/v/media_info.json", &[], "")
+        .await
+        .unwrap();
     let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
     assert_eq!(v["tracks"].as_array().unwrap().len(), 1, "{v}");
-    let r = http(addr, "GET", "/nope/media_info.json", &[], "").await.unwrap();
+    let r = http(addr, "GET", "/nope/media_info.json", &[], "")
+        .await
+        .unwrap();
     assert_eq!(r.status, 404, "{r:?}");
     let r = http(
         addr,
@@ -351,7 +405,9 @@ async fn native_whep_viewer_receives_h264_with_its_own_payload_types_and_delete_
             .expect("no ViewerLeft")
             .unwrap();
         match e {
-            Event::ViewerJoined { viewer, protocol, .. } => {
+            Event::ViewerJoined {
+                viewer, protocol, ..
+            } => {
                 assert_eq!(protocol, rtcast::Protocol::Whep);
                 joined = Some(viewer);
             }
@@ -365,7 +421,10 @@ async fn native_whep_viewer_receives_h264_with_its_own_payload_types_and_delete_
     }
     census_sessions_reach_zero(&server).await;
     // Audio flowed too, with the offer's Opus payload type (if any arrived yet).
-    assert!(report.audio_pts.iter().all(|pt| *pt == CLIENT_OPUS_PT), "{report:?}");
+    assert!(
+        report.audio_pts.iter().all(|pt| *pt == CLIENT_OPUS_PT),
+        "{report:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -428,7 +487,9 @@ async fn whep_and_websocket_viewers_of_one_stream_get_every_frame_in_order() {
         )
         .unwrap();
     let mut events = server.subscribe();
-    let sps_pps = [0u8, 0, 0, 1, 0x67, 0x42, 0xc0, 0x1f, 0, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80];
+    let sps_pps = [
+        0u8, 0, 0, 1, 0x67, 0x42, 0xc0, 0x1f, 0, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80,
+    ];
     let keyframe = |n: u8| {
         let mut k = sps_pps.to_vec();
         k.extend_from_slice(&[0, 0, 0, 1, 0x65, 0x88, 0x84, n]);
@@ -481,7 +542,10 @@ async fn whep_and_websocket_viewers_of_one_stream_get_every_frame_in_order() {
     }
     let ws = ws.await.unwrap().unwrap();
     let whep = whep.await.unwrap().unwrap();
-    for (name, aus) in [("websocket", &ws.access_units), ("whep", &whep.access_units)] {
+    for (name, aus) in [
+        ("websocket", &ws.access_units),
+        ("whep", &whep.access_units),
+    ] {
         let got: Vec<Vec<u8>> = aus.iter().map(|b| b.to_vec()).collect();
         assert!(got.len() > N, "{name} got {} frames", got.len());
         assert_eq!(&got[got.len() - N..], &pushed[..], "{name}");
@@ -525,11 +589,10 @@ async fn embed_page_with_proto_whep_plays_the_demo() {
         .unwrap_or_else(|e| panic!("{e:?}; console: {:?}", page.console()));
     assert_eq!((report.width, report.height), (1280, 720), "{report:?}");
     assert_eq!(server.stats().viewers, 1);
-    let joined = std::iter::from_fn(|| events.try_recv())
-        .find_map(|e| match e {
-            Event::ViewerJoined { protocol, .. } => Some(protocol),
-            _ => None,
-        });
+    let joined = std::iter::from_fn(|| events.try_recv()).find_map(|e| match e {
+        Event::ViewerJoined { protocol, .. } => Some(protocol),
+        _ => None,
+    });
     assert_eq!(joined, Some(rtcast::Protocol::Whep));
 }
 

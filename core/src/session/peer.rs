@@ -18,6 +18,7 @@ use rtc::peer_connection::configuration::media_engine::{
 };
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::{
     CandidateConfig, CandidateHostConfig, CandidateServerReflexiveConfig, RTCIceCandidate,
     RTCIceCandidateInit,
@@ -27,7 +28,6 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
     RTCRtpEncodingParameters, RtpCodecKind,
 };
-use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection};
 
 use crate::metrics::Metrics;
@@ -205,13 +205,9 @@ impl PeerTemplate {
             &no_codec,
         ))?;
         let audio_sender = match tracks.audio_ssrc {
-            Some(ssrc) if offers_kind(&pc, RtpCodecKind::Audio) => Some(pc.add_track(track(
-                &msid,
-                "audio",
-                RtpCodecKind::Audio,
-                ssrc,
-                &no_codec,
-            ))?),
+            Some(ssrc) if offers_kind(&pc, RtpCodecKind::Audio) => {
+                Some(pc.add_track(track(&msid, "audio", RtpCodecKind::Audio, ssrc, &no_codec))?)
+            }
             _ => None,
         };
         // Send-only, whatever the offer's direction (Flussonic's player offers sendrecv):
@@ -251,7 +247,10 @@ impl PeerTemplate {
                 .position(|p| fmtp.contains(&format!("profile-level-id={}", &p[..4])))
         })
         .ok_or_else(|| {
-            Error::InvalidData("offer has no H.264 (packetization-mode=1) video".into())
+            Error::InvalidData(format!(
+                "offer has no H.264 (packetization-mode=1) video in a profile we send ({})",
+                H264_PROFILES.join(", ")
+            ))
         })?;
         let audio_pt = audio_sender.and_then(|s| {
             pick_payload_type(&mut pc, s, |c| {
@@ -273,7 +272,12 @@ impl PeerTemplate {
     }
 
     /// A connection with our ICE credentials, codecs, certificate and interceptors.
-    fn build(&self, now: Instant, audio: bool, answering: bool) -> Result<(RTCPeerConnection, String)> {
+    fn build(
+        &self,
+        now: Instant,
+        audio: bool,
+        answering: bool,
+    ) -> Result<(RTCPeerConnection, String)> {
         let ufrag = Alphanumeric.sample_string(&mut rand::rng(), 16);
         let pwd = Alphanumeric.sample_string(&mut rand::rng(), 32);
 
@@ -409,7 +413,7 @@ fn with_candidates(sdp: &str, candidates: &[RTCIceCandidateInit]) -> String {
                 out.push_str(eol);
             }
         }
-        if !section.iter().any(|l| *l == "a=end-of-candidates") {
+        if !section.contains(&"a=end-of-candidates") {
             out.push_str("a=end-of-candidates");
             out.push_str(eol);
         }

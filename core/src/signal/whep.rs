@@ -55,7 +55,12 @@ fn text(status: StatusCode, msg: impl Into<String>) -> Response {
     let mut m = msg.into();
     tracing::debug!(status = status.as_u16(), "WHEP: {m}");
     m.push('\n');
-    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], m).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        m,
+    )
+        .into_response()
 }
 
 fn not_allowed(allow: &'static str) -> Response {
@@ -156,7 +161,9 @@ async fn post(
             None => {
                 let mut r = text(
                     StatusCode::UNAUTHORIZED,
-                    format!("stream '{stream_name}' needs a token: send Authorization: Bearer <token>"),
+                    format!(
+                        "stream '{stream_name}' needs a token: send Authorization: Bearer <token>"
+                    ),
                 );
                 r.headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -216,7 +223,12 @@ async fn post(
     );
     // Reaps the entry when the loop closes the viewer (consent lost, timeout, DELETE, stop):
     // Flussonic's player never sends DELETE.
-    tokio::spawn(reap(Arc::downgrade(&server), id.clone(), answer.id, notices));
+    tokio::spawn(reap(
+        Arc::downgrade(&server),
+        id.clone(),
+        answer.id,
+        notices,
+    ));
 
     let mut r = (StatusCode::CREATED, answer.sdp).into_response();
     let h = r.headers_mut();
@@ -259,12 +271,8 @@ async fn reap(
     viewer: ViewerId,
     mut notices: mpsc::Receiver<Notice>,
 ) {
-    loop {
-        match notices.recv().await {
-            Some(Notice::Connected) => continue,
-            Some(Notice::Closed(_)) | None => break,
-        }
-    }
+    // Connected notices are skipped; a Closed one (or the loop gone) ends the session.
+    while let Some(Notice::Connected) = notices.recv().await {}
     if let Some(server) = server.upgrade() {
         let mut sessions = lock(&server);
         if sessions.get(&id).is_some_and(|s| s.viewer == viewer) {
@@ -304,7 +312,10 @@ async fn patch(
         if m.trim() != "*" && m.trim() != session.etag {
             return text(
                 StatusCode::PRECONDITION_FAILED,
-                format!("If-Match {m} does not match the session's ETag {}", session.etag),
+                format!(
+                    "If-Match {m} does not match the session's ETag {}",
+                    session.etag
+                ),
             );
         }
     }
@@ -392,7 +403,11 @@ pub(crate) async fn session_stats() -> Response {
 }
 
 /// CORS on every response, and the answer to every preflight (`OPTIONS`).
-pub(crate) async fn cors(State(server): State<Arc<ServerShared>>, req: Request, next: Next) -> Response {
+pub(crate) async fn cors(
+    State(server): State<Arc<ServerShared>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let origin = req
         .headers()
         .get(header::ORIGIN)

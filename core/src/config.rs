@@ -124,7 +124,7 @@ pub struct Limits {
     pub max_viewers_per_stream: usize,
     /// Most viewers of the whole server (default 5000).
     pub max_viewers: usize,
-    /// Largest WebSocket message accepted from a viewer (default 64 KiB).
+    /// Largest WebSocket message, or WHEP request body, accepted from a viewer (default 64 KiB).
     pub max_ws_message_bytes: usize,
     /// Time from the socket opening to connected media before the viewer is dropped (default 15 s).
     pub connect_timeout: Duration,

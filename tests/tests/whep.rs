@@ -202,6 +202,9 @@ async fn refusals_have_their_status_codes_and_say_why() {
     .await;
     assert_eq!(r.status, 415, "{r:?}");
     assert!(r.body.contains("application/sdp"), "{r:?}");
+    let huge = format!("{offer}{}", "a=x\r\n".repeat(20_000));
+    let r = post(&server, "/demo/whep", &[SDP], &huge).await;
+    assert_eq!(r.status, 413, "{r:?}");
     let r = post(&server, "/demo/whep", &[SDP], "hello").await;
     assert_eq!(r.status, 400, "{r:?}");
     let r = post(&server, "/demo/whep", &[SDP], "v=0\r\nthis is not sdp\r\n").await;

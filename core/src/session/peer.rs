@@ -481,3 +481,136 @@ fn opus_codec() -> RTCRtpCodecParameters {
         payload_type: OPUS_PT,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtc::rtp_transceiver::RTCRtpTransceiverInit;
+
+    fn template() -> PeerTemplate {
+        PeerTemplate::new(
+            Arc::new(Metrics::default()),
+            Duration::from_secs(10),
+            &["127.0.0.1:5000".parse().unwrap()],
+            &[],
+        )
+        .unwrap()
+    }
+
+    fn spec(audio: bool) -> TrackSpec {
+        TrackSpec {
+            stream: "s".into(),
+            video_ssrc: 1111,
+            audio_ssrc: audio.then_some(2222),
+        }
+    }
+
+    /// An offer like a browser's: H.264 entries `(pt, fmtp)` in this order, Opus 109.
+    fn offer(h264: &[(u8, &str)], direction: RTCRtpTransceiverDirection) -> String {
+        let mut media = MediaEngine::default();
+        for (pt, fmtp) in h264 {
+            let mut c = h264_codec();
+            c.payload_type = *pt;
+            c.rtp_codec.sdp_fmtp_line = (*fmtp).to_owned();
+            media.register_codec(c, RtpCodecKind::Video).unwrap();
+        }
+        let mut opus = opus_codec();
+        opus.payload_type = 109;
+        media.register_codec(opus, RtpCodecKind::Audio).unwrap();
+        let mut pc = RTCPeerConnectionBuilder::new()
+            .with_media_engine(media)
+            .build(Instant::now())
+            .unwrap();
+        for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
+            pc.add_transceiver_from_kind(
+                kind,
+                Some(RTCRtpTransceiverInit {
+                    direction,
+                    ..Default::default()
+                }),
+            )
+            .unwrap();
+        }
+        let o = pc.create_offer(None).unwrap();
+        pc.set_local_description(Instant::now(), o).unwrap();
+        pc.local_description().unwrap().sdp
+    }
+
+    const CHROME_LIKE: [(u8, &str); 4] = [
+        (
+            102,
+            "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f",
+        ),
+        (
+            104,
+            "level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42e01f",
+        ),
+        (
+            106,
+            "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+        ),
+        (
+            112,
+            "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=64001f",
+        ),
+    ];
+
+    #[test]
+    fn answer_uses_the_offers_payload_types_preferring_42e01f_mode_1() {
+        let sdp = offer(&CHROME_LIKE, RTCRtpTransceiverDirection::Recvonly);
+        let peer = template()
+            .new_answering_peer(Instant::now(), &spec(true), sdp)
+            .unwrap();
+        assert_eq!(peer.video_pt, 106);
+        assert_eq!(peer.audio_pt, Some(109));
+        assert!(
+            peer.local_sdp.contains("a=candidate:"),
+            "{}",
+            peer.local_sdp
+        );
+        assert!(peer.local_sdp.contains("a=end-of-candidates"));
+        assert!(peer.local_sdp.contains("a=sendonly"));
+    }
+
+    #[test]
+    fn sendrecv_offer_is_answered_send_only_and_42001f_is_accepted() {
+        // Flussonic's player offers sendrecv (rtc makes no sendrecv transceiver without a track).
+        let sdp = offer(&CHROME_LIKE[..1], RTCRtpTransceiverDirection::Recvonly)
+            .replace("a=recvonly", "a=sendrecv");
+        let peer = template()
+            .new_answering_peer(Instant::now(), &spec(false), sdp)
+            .unwrap();
+        assert_eq!(peer.video_pt, 102);
+        // No audio in the stream: the audio m-line is answered inactive.
+        assert_eq!(peer.audio_pt, None);
+        let sdp = &peer.local_sdp;
+        assert!(sdp.contains("a=sendonly"), "{sdp}");
+        assert!(sdp.contains("a=inactive"), "{sdp}");
+        assert!(!sdp.contains("a=sendrecv"), "{sdp}");
+    }
+
+    #[test]
+    fn offer_without_usable_h264_is_invalid_data() {
+        for h264 in [&CHROME_LIKE[1..2], &CHROME_LIKE[3..4]] {
+            let sdp = offer(h264, RTCRtpTransceiverDirection::Recvonly);
+            match template().new_answering_peer(Instant::now(), &spec(true), sdp) {
+                Err(Error::InvalidData(m)) => assert!(m.contains("H.264"), "{m}"),
+                Err(e) => panic!("{e}"),
+                Ok(p) => panic!("answered with pt {}", p.video_pt),
+            }
+        }
+    }
+
+    #[test]
+    fn candidates_are_added_to_sections_that_lack_them() {
+        let c = RTCIceCandidateInit {
+            candidate: "candidate:1 1 udp 1 127.0.0.1 5000 typ host".into(),
+            ..Default::default()
+        };
+        let sdp = "v=0\r\nm=video 9 X 96\r\na=mid:0\r\nm=audio 9 X 111\r\na=mid:1\r\na=candidate:2 1 udp 1 127.0.0.1 5000 typ host\r\na=end-of-candidates\r\n";
+        let out = with_candidates(sdp, &[c]);
+        assert_eq!(out.matches("a=candidate:").count(), 2, "{out}");
+        assert_eq!(out.matches("a=end-of-candidates").count(), 2, "{out}");
+        assert!(out.ends_with("\r\n"));
+    }
+}

@@ -91,6 +91,20 @@ fn unknown_stream(server: &ServerShared, stream: &str) -> Response {
     )
 }
 
+/// Bodies over the signalling message limit (`Limits::max_ws_message_bytes`) are refused.
+fn too_big(server: &ServerShared, body: &Bytes) -> Option<Response> {
+    let limit = server.config.limits.max_ws_message_bytes;
+    (body.len() > limit).then(|| {
+        text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "body of {} bytes is over the limit of {limit} bytes",
+                body.len()
+            ),
+        )
+    })
+}
+
 /// `/STREAM/whep`: POST an offer.
 pub(crate) async fn endpoint(
     State(server): State<Arc<ServerShared>>,
@@ -174,6 +188,9 @@ async fn post(
                 format!("access to stream '{stream_name}' refused"),
             ),
         };
+    }
+    if let Some(r) = too_big(&server, &body) {
+        return r;
     }
     let offer_sdp = match std::str::from_utf8(&body) {
         Ok(s) if s.trim_start().starts_with("v=") => s.to_owned(),
@@ -318,6 +335,9 @@ async fn patch(
                 ),
             );
         }
+    }
+    if let Some(r) = too_big(&server, &body) {
+        return r;
     }
     let Ok(frag) = std::str::from_utf8(&body) else {
         return text(StatusCode::BAD_REQUEST, "the body is not an SDP fragment");

@@ -237,6 +237,16 @@ async fn refusals_have_their_status_codes_and_say_why() {
     )
     .await;
     assert_eq!(r.status, 201, "{r:?}");
+    let location = r.header("location").unwrap().to_owned();
+    let r = http(server.http_addr(), "DELETE", &location, &[], "")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+    census_sessions_reach_zero(&server).await;
+    let r = post(&server, "/locked/whep?token=bad", &[SDP], &offer).await;
+    assert_eq!(r.status, 403, "{r:?}");
+    let r = post(&server, "/locked/whep?token=good", &[SDP], &offer).await;
+    assert_eq!(r.status, 201, "?token= works too: {r:?}");
 
     // One viewer per stream: the second is refused while the first session lives.
     let r = post(&server, "/demo/whep", &[SDP], &offer).await;

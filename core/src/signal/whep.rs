@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -105,17 +105,23 @@ fn too_big(server: &ServerShared, body: &Bytes) -> Option<Response> {
     })
 }
 
+#[derive(serde::Deserialize)]
+pub(crate) struct TokenQuery {
+    token: Option<String>,
+}
+
 /// `/STREAM/whep`: POST an offer.
 pub(crate) async fn endpoint(
     State(server): State<Arc<ServerShared>>,
     Path(stream): Path<String>,
+    Query(q): Query<TokenQuery>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     method: Method,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     if method == Method::POST {
-        post(server, stream, remote, headers, body).await
+        post(server, stream, remote, headers, q.token, body).await
     } else {
         not_allowed("POST, OPTIONS")
     }
@@ -143,6 +149,7 @@ async fn post(
     stream_name: String,
     remote: SocketAddr,
     headers: HeaderMap,
+    query_token: Option<String>,
     body: Bytes,
 ) -> Response {
     let started = Instant::now();
@@ -163,7 +170,9 @@ async fn post(
             scheme
                 .eq_ignore_ascii_case("bearer")
                 .then(|| rest.trim().to_owned())
-        });
+        })
+        // Flussonic's player can pass it as ?token= instead.
+        .or(query_token);
     let auth = AuthRequest {
         stream: stream_name.clone(),
         token: token.clone(),

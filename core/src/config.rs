@@ -31,6 +31,9 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Decides whether a viewer may watch; `None` lets everyone in.
     pub authorize: Option<AuthorizeHook>,
+    /// Origins allowed to call WHEP and `media_info.json` from another page (CORS). `"*"`
+    /// (the default) allows any; otherwise a listed `Origin` is echoed back.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -44,6 +47,7 @@ impl Default for ServerConfig {
             tls: None,
             limits: Limits::default(),
             authorize: None,
+            cors_origins: vec!["*".to_owned()],
         }
     }
 }
@@ -59,6 +63,7 @@ impl fmt::Debug for ServerConfig {
             .field("tls", &self.tls)
             .field("limits", &self.limits)
             .field("authorize", &self.authorize.as_ref().map(|_| "<hook>"))
+            .field("cors_origins", &self.cors_origins)
             .finish()
     }
 }
@@ -119,7 +124,7 @@ pub struct Limits {
     pub max_viewers_per_stream: usize,
     /// Most viewers of the whole server (default 5000).
     pub max_viewers: usize,
-    /// Largest WebSocket message accepted from a viewer (default 64 KiB).
+    /// Largest WebSocket message, or WHEP request body, accepted from a viewer (default 64 KiB).
     pub max_ws_message_bytes: usize,
     /// Time from the socket opening to connected media before the viewer is dropped (default 15 s).
     pub connect_timeout: Duration,

@@ -142,6 +142,7 @@ fn demo(args: DemoArgs) -> rtcast::Result<()> {
         println!("             http://{}:{port}/demo/embed.html", addr.ip());
     }
     println!("  websocket: {}", server.ws_url("demo"));
+    println!("  whep:      {}", server.whep_url("demo"));
     println!(
         "  media:     udp {}",
         server

@@ -31,6 +31,8 @@ pub(crate) struct ServerShared {
     pub metrics: Arc<Metrics>,
     next_stream: AtomicU64,
     stopped: tokio::sync::watch::Sender<bool>,
+    /// WHEP sessions by id.
+    pub(crate) whep: crate::signal::whep::WhepSessions,
 }
 
 impl ServerShared {
@@ -143,6 +145,7 @@ impl Server {
             metrics: metrics.clone(),
             next_stream: AtomicU64::new(1),
             stopped: tokio::sync::watch::Sender::new(false),
+            whep: Default::default(),
         });
 
         let tls = config
@@ -257,6 +260,11 @@ impl Server {
     /// The player page of a stream, e.g. `http://127.0.0.1:8080/demo/embed.html`.
     pub fn url(&self, stream: &str) -> String {
         format!("{}/{stream}/embed.html", self.base_url("http"))
+    }
+
+    /// The WHEP endpoint of a stream, e.g. `http://127.0.0.1:8080/demo/whep`.
+    pub fn whep_url(&self, stream: &str) -> String {
+        format!("{}/{stream}/whep", self.base_url("http"))
     }
 
     /// The Flussonic WebSocket URL of a stream, e.g. `ws://127.0.0.1:8080/demo/webrtc`.

@@ -6,6 +6,7 @@
 
 pub mod chromium;
 pub mod viewer;
+pub mod whep;
 pub mod witness;
 
 use std::path::Path;

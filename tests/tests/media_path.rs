@@ -189,7 +189,9 @@ async fn stopping_the_server_closes_every_viewer_with_1001() {
             joined += 1;
         }
     }
-    tokio::task::spawn_blocking(move || server.stop()).await.unwrap();
+    tokio::task::spawn_blocking(move || server.stop())
+        .await
+        .unwrap();
     for v in viewers {
         let report = v.await.unwrap().unwrap();
         assert_eq!(report.close.as_ref().map(|c| c.0), Some(1001), "{report:?}");

@@ -8,7 +8,7 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{ConnectInfo, Path, Query, State, WebSocketUpgrade};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get, put};
 use axum::Router;
 use serde::Deserialize;
 use tokio::sync::oneshot;
@@ -17,7 +17,7 @@ use axum_server::tls_rustls::RustlsConfig;
 
 use crate::config::{ServerConfig, TlsConfig};
 use crate::server::ServerShared;
-use crate::signal::ws;
+use crate::signal::{whep, ws};
 use crate::{Error, Result};
 
 mod pages;
@@ -83,7 +83,16 @@ pub(crate) fn router(server: Arc<ServerShared>) -> Router {
         .route("/metrics", get(metrics))
         .route("/{stream}/webrtc", get(websocket))
         .route("/{stream}/embed.html", get(pages::embed))
+        .route("/{stream}/whep", any(whep::endpoint))
+        .route("/{stream}/whep/{id}", any(whep::resource))
+        .route("/{stream}/media_info.json", get(whep::media_info))
+        .route("/{stream}/sessions/{id}", put(whep::session_stats))
+        .route("/{stream}/sessions/{id}/{*rest}", put(whep::session_stats))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            server.clone(),
+            whep::cors,
+        ))
         .with_state(server)
 }
 
@@ -157,7 +166,7 @@ async fn metrics(State(server): State<Arc<ServerShared>>) -> Response {
 async fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
-        "not found; try / for the list of streams, /STREAM/embed.html or /STREAM/webrtc\n",
+        "not found; try / for the list of streams, /STREAM/embed.html, /STREAM/webrtc or /STREAM/whep\n",
     )
         .into_response()
 }

@@ -71,6 +71,15 @@ pub(crate) enum Control {
         notices: mpsc::Sender<Notice>,
         reply: oneshot::Sender<Result<ViewerOffer>>,
     },
+    /// A WHEP viewer's offer: the loop answers it.
+    NewWhepViewer {
+        stream: u64,
+        offer_sdp: String,
+        remote: SocketAddr,
+        started: Instant,
+        notices: mpsc::Sender<Notice>,
+        reply: oneshot::Sender<Result<ViewerOffer>>,
+    },
     Answer {
         viewer: ViewerId,
         sdp: String,
@@ -217,7 +226,25 @@ impl EventLoop {
                 notices,
                 reply,
             } => {
-                let res = self.new_viewer(stream, protocol, remote, started, notices);
+                let res = self.new_viewer(stream, protocol, remote, started, notices, None);
+                let _ = reply.send(res);
+            }
+            Control::NewWhepViewer {
+                stream,
+                offer_sdp,
+                remote,
+                started,
+                notices,
+                reply,
+            } => {
+                let res = self.new_viewer(
+                    stream,
+                    Protocol::Whep,
+                    remote,
+                    started,
+                    notices,
+                    Some(offer_sdp),
+                );
                 let _ = reply.send(res);
             }
             Control::Answer { viewer, sdp, reply } => {
@@ -260,6 +287,7 @@ impl EventLoop {
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn new_viewer(
         &mut self,
         stream: u64,
@@ -267,6 +295,7 @@ impl EventLoop {
         remote: SocketAddr,
         started: Instant,
         notices: mpsc::Sender<Notice>,
+        offer_sdp: Option<String>,
     ) -> Result<ViewerOffer> {
         let st = self
             .streams
@@ -289,16 +318,22 @@ impl EventLoop {
             video_ssrc: st.shared.video_ssrc,
             audio_ssrc: st.shared.audio_ssrc,
         };
-        let peer = self.template.new_peer(Instant::now(), &spec)?;
+        let answering = offer_sdp.is_some();
+        let peer = match offer_sdp {
+            None => self.template.new_peer(Instant::now(), &spec)?,
+            Some(sdp) => self
+                .template
+                .new_answering_peer(Instant::now(), &spec, sdp)?,
+        };
         let id = self.next_viewer;
         self.next_viewer += 1;
         let offer = ViewerOffer {
             id,
-            sdp: peer.offer_sdp.clone(),
+            sdp: peer.local_sdp.clone(),
             candidates: self.template.candidates.clone(),
         };
         self.by_ufrag.insert(peer.ufrag.clone(), id);
-        let viewer = Viewer::new(
+        let mut viewer = Viewer::new(
             stream,
             protocol,
             remote,
@@ -308,6 +343,9 @@ impl EventLoop {
             spec.audio_ssrc,
             notices,
         );
+        if answering {
+            viewer.phase = Phase::Answered;
+        }
         self.viewers.insert(id, viewer);
         if let Some(st) = self.streams.get_mut(&stream) {
             st.viewers.push(id);

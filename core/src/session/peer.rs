@@ -16,6 +16,7 @@ use rtc::peer_connection::configuration::media_engine::{
 };
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::{
     CandidateConfig, CandidateHostConfig, CandidateServerReflexiveConfig, RTCIceCandidate,
     RTCIceCandidateInit,
@@ -25,7 +26,7 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
     RTCRtpEncodingParameters, RtpCodecKind,
 };
-use rtc::rtp_transceiver::RTCRtpSenderId;
+use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection};
 
 use crate::metrics::Metrics;
 use crate::session::feedback::{FeedbackInterceptor, FEEDBACK_SLOT};
@@ -46,14 +47,22 @@ pub(crate) struct TrackSpec {
     pub audio_ssrc: Option<u32>,
 }
 
-/// A freshly built viewer connection with its offer made.
+/// A freshly built viewer connection with its local description (offer or answer) set.
 pub(crate) struct NewPeer {
     pub pc: RTCPeerConnection,
     pub ufrag: String,
-    pub offer_sdp: String,
+    /// Our offer (server-offer flow) or our answer with our candidates in it (WHEP).
+    pub local_sdp: String,
     pub video_sender: RTCRtpSenderId,
     pub audio_sender: Option<RTCRtpSenderId>,
+    /// Payload types this viewer's packets carry: ours when we offer, the offer's when we answer.
+    pub video_pt: u8,
+    pub audio_pt: Option<u8>,
 }
+
+/// H.264 profiles we can send as, best first (our encoder makes constrained baseline; a host's
+/// main-profile stream decodes under any of them in browsers).
+const H264_PROFILES: [&str; 3] = ["42e01f", "42001f", "4d001f"];
 
 /// What every viewer connection of a server shares.
 pub(crate) struct PeerTemplate {
@@ -125,6 +134,150 @@ impl PeerTemplate {
 
     /// Builds a connection that offers the stream's tracks, send-only.
     pub fn new_peer(&self, now: Instant, tracks: &TrackSpec) -> Result<NewPeer> {
+        let (mut pc, ufrag) = self.build(now, tracks.audio_ssrc.is_some(), false)?;
+        let msid = format!("rtcast-{}", tracks.stream);
+        let video_sender = pc.add_track(track(
+            &msid,
+            "video",
+            RtpCodecKind::Video,
+            tracks.video_ssrc,
+            &h264_codec(),
+        ))?;
+        let audio_sender = match tracks.audio_ssrc {
+            Some(ssrc) => Some(pc.add_track(track(
+                &msid,
+                "audio",
+                RtpCodecKind::Audio,
+                ssrc,
+                &opus_codec(),
+            ))?),
+            None => None,
+        };
+        for c in &self.candidates {
+            pc.add_local_candidate(c.clone())?;
+        }
+        let offer = pc.create_offer(None)?;
+        pc.set_local_description(now, offer)?;
+        let local_sdp = pc
+            .local_description()
+            .map(|d| d.sdp)
+            .ok_or_else(|| Error::WebRtc("offer missing after set_local_description".into()))?;
+        Ok(NewPeer {
+            pc,
+            ufrag,
+            local_sdp,
+            video_sender,
+            audio_sender,
+            video_pt: H264_PT,
+            audio_pt: tracks.audio_ssrc.map(|_| OPUS_PT),
+        })
+    }
+
+    /// Builds a connection that answers a viewer's offer (WHEP): the offer's transceivers carry
+    /// our tracks, send-only, with the offer's payload types. The answer holds our candidates
+    /// (many WHEP clients do not trickle). `InvalidData` when the offer is unusable.
+    pub fn new_answering_peer(
+        &self,
+        now: Instant,
+        tracks: &TrackSpec,
+        offer_sdp: String,
+    ) -> Result<NewPeer> {
+        if !offers_h264(&offer_sdp) {
+            return Err(Error::InvalidData(
+                "offer has no H.264 (packetization-mode=1) video".into(),
+            ));
+        }
+        let offer = RTCSessionDescription::offer(offer_sdp)
+            .map_err(|e| Error::InvalidData(format!("the offer is not valid SDP: {e}")))?;
+        // Opus is always registered so that an audio m-line is answered (inactive when the
+        // stream has no audio) rather than refused.
+        let (mut pc, ufrag) = self.build(now, true, true)?;
+        pc.set_remote_description(now, offer)
+            .map_err(|e| Error::InvalidData(format!("the offer was refused: {e}")))?;
+        let msid = format!("rtcast-{}", tracks.stream);
+        // No codec in the encodings: the transceiver keeps every codec the offer and we share.
+        let no_codec = RTCRtpCodecParameters::default();
+        let video_sender = pc.add_track(track(
+            &msid,
+            "video",
+            RtpCodecKind::Video,
+            tracks.video_ssrc,
+            &no_codec,
+        ))?;
+        let audio_sender = match tracks.audio_ssrc {
+            Some(ssrc) if offers_kind(&pc, RtpCodecKind::Audio) => {
+                Some(pc.add_track(track(&msid, "audio", RtpCodecKind::Audio, ssrc, &no_codec))?)
+            }
+            _ => None,
+        };
+        // Send-only, whatever the offer's direction (Flussonic's player offers sendrecv):
+        // nothing of the viewer's is wanted. Transceivers without our track are inactive.
+        let ids: Vec<_> = pc.get_transceivers().collect();
+        for id in ids {
+            if let Some(mut t) = pc.rtp_transceiver(id) {
+                let dir = if t.sender().is_some() {
+                    RTCRtpTransceiverDirection::Sendonly
+                } else {
+                    RTCRtpTransceiverDirection::Inactive
+                };
+                t.set_direction(dir);
+            }
+        }
+        for c in &self.candidates {
+            pc.add_local_candidate(c.clone())?;
+        }
+        // An empty candidate ends gathering.
+        pc.add_local_candidate(RTCIceCandidateInit::default())?;
+        let answer = pc.create_answer(None)?;
+        pc.set_local_description(now, answer)?;
+        let sdp = pc
+            .local_description()
+            .map(|d| d.sdp)
+            .ok_or_else(|| Error::WebRtc("answer missing after set_local_description".into()))?;
+        let local_sdp = with_candidates(&sdp, &self.candidates);
+        let video_pt = pick_payload_type(&mut pc, video_sender, |c| {
+            let fmtp = c.rtp_codec.sdp_fmtp_line.to_ascii_lowercase();
+            if !c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_H264)
+                || !fmtp.contains("packetization-mode=1")
+            {
+                return None;
+            }
+            H264_PROFILES
+                .iter()
+                .position(|p| fmtp.contains(&format!("profile-level-id={}", &p[..4])))
+        })
+        .ok_or_else(|| {
+            Error::InvalidData(format!(
+                "offer has no H.264 (packetization-mode=1) video in a profile we send ({})",
+                H264_PROFILES.join(", ")
+            ))
+        })?;
+        let audio_pt = audio_sender.and_then(|s| {
+            pick_payload_type(&mut pc, s, |c| {
+                c.rtp_codec
+                    .mime_type
+                    .eq_ignore_ascii_case(MIME_TYPE_OPUS)
+                    .then_some(0)
+            })
+        });
+        Ok(NewPeer {
+            pc,
+            ufrag,
+            local_sdp,
+            video_sender,
+            audio_sender: audio_sender.filter(|_| audio_pt.is_some()),
+            video_pt,
+            audio_pt,
+        })
+    }
+
+    /// A connection with our ICE credentials, codecs, certificate and interceptors.
+    fn build(
+        &self,
+        now: Instant,
+        audio: bool,
+        answering: bool,
+    ) -> Result<(RTCPeerConnection, String)> {
         let ufrag = Alphanumeric.sample_string(&mut rand::rng(), 16);
         let pwd = Alphanumeric.sample_string(&mut rand::rng(), 32);
 
@@ -149,11 +302,21 @@ impl PeerTemplate {
             .build();
 
         let mut media_engine = MediaEngine::default();
-        let video = h264_codec();
-        media_engine.register_codec(video.clone(), RtpCodecKind::Video)?;
-        let audio = opus_codec();
-        if tracks.audio_ssrc.is_some() {
-            media_engine.register_codec(audio.clone(), RtpCodecKind::Audio)?;
+        if answering {
+            // Every profile we can send as, so that the offer's H.264 entries find a match.
+            for (i, profile) in H264_PROFILES.iter().enumerate() {
+                let mut c = h264_codec();
+                c.rtp_codec.sdp_fmtp_line = format!(
+                    "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id={profile}"
+                );
+                c.payload_type = H264_PT + i as u8;
+                media_engine.register_codec(c, RtpCodecKind::Video)?;
+            }
+        } else {
+            media_engine.register_codec(h264_codec(), RtpCodecKind::Video)?;
+        }
+        if audio {
+            media_engine.register_codec(opus_codec(), RtpCodecKind::Audio)?;
         }
         // NACK feedback is negotiated for video; the responder answers from a send buffer. Its
         // default (1024 packets, allocated up front per viewer) would be the largest part of a
@@ -184,46 +347,98 @@ impl PeerTemplate {
         let config = RTCConfigurationBuilder::new()
             .with_certificates(vec![self.certificate.clone()])
             .build();
-        let mut pc = RTCPeerConnectionBuilder::new()
+        let pc = RTCPeerConnectionBuilder::new()
             .with_configuration(config)
             .with_setting_engine(setting_engine)
             .with_media_engine(media_engine)
             .with_interceptor_registry(registry)
             .build(now)?;
-
-        // The msid (stream id) makes the browser put the tracks in one MediaStream, which
-        // `video.srcObject = event.streams[0]` relies on.
-        let msid = format!("rtcast-{}", tracks.stream);
-        let video_sender = pc.add_track(track(
-            &msid,
-            "video",
-            RtpCodecKind::Video,
-            tracks.video_ssrc,
-            &video,
-        ))?;
-        let audio_sender = match tracks.audio_ssrc {
-            Some(ssrc) => {
-                Some(pc.add_track(track(&msid, "audio", RtpCodecKind::Audio, ssrc, &audio))?)
-            }
-            None => None,
-        };
-        for c in &self.candidates {
-            pc.add_local_candidate(c.clone())?;
-        }
-        let offer = pc.create_offer(None)?;
-        pc.set_local_description(now, offer)?;
-        let offer_sdp = pc
-            .local_description()
-            .map(|d| d.sdp)
-            .ok_or_else(|| Error::WebRtc("offer missing after set_local_description".into()))?;
-        Ok(NewPeer {
-            pc,
-            ufrag,
-            offer_sdp,
-            video_sender,
-            audio_sender,
-        })
+        Ok((pc, ufrag))
     }
+}
+
+/// Whether an offer has an H.264 payload type with packetization-mode=1.
+fn offers_h264(sdp: &str) -> bool {
+    let mut h264_pts = Vec::new();
+    for line in sdp.lines() {
+        if let Some(rest) = line.strip_prefix("a=rtpmap:") {
+            let mut it = rest.split_whitespace();
+            if let (Some(pt), Some(enc)) = (it.next(), it.next()) {
+                if enc.to_ascii_lowercase().starts_with("h264/") {
+                    h264_pts.push(pt.to_owned());
+                }
+            }
+        }
+    }
+    sdp.lines().any(|line| {
+        line.strip_prefix("a=fmtp:").is_some_and(|rest| {
+            let mut it = rest.splitn(2, ' ');
+            let pt = it.next().unwrap_or("");
+            let params = it.next().unwrap_or("").to_ascii_lowercase();
+            h264_pts.iter().any(|p| p == pt) && params.contains("packetization-mode=1")
+        })
+    })
+}
+
+/// Whether the remote offer created a transceiver of this kind.
+fn offers_kind(pc: &RTCPeerConnection, kind: RtpCodecKind) -> bool {
+    let want = match kind {
+        RtpCodecKind::Audio => "m=audio",
+        _ => "m=video",
+    };
+    pc.remote_description()
+        .is_some_and(|d| d.sdp.lines().any(|l| l.starts_with(want)))
+}
+
+/// The negotiated payload type of a sender's codec ranked best (lowest) by `rank`.
+fn pick_payload_type(
+    pc: &mut RTCPeerConnection,
+    sender: RTCRtpSenderId,
+    rank: impl Fn(&RTCRtpCodecParameters) -> Option<usize>,
+) -> Option<u8> {
+    let mut s = pc.rtp_sender(sender)?;
+    s.get_parameters()
+        .rtp_parameters
+        .codecs
+        .iter()
+        .filter_map(|c| rank(c).map(|r| (r, c.payload_type)))
+        .min_by_key(|(r, _)| *r)
+        .map(|(_, pt)| pt)
+}
+
+/// Puts our candidates and `a=end-of-candidates` into every m-section that lacks them
+/// (rtc writes candidates into a local description only in some states).
+fn with_candidates(sdp: &str, candidates: &[RTCIceCandidateInit]) -> String {
+    let eol = if sdp.contains("\r\n") { "\r\n" } else { "\n" };
+    let mut sections: Vec<Vec<&str>> = vec![Vec::new()];
+    for line in sdp.lines() {
+        if line.starts_with("m=") {
+            sections.push(Vec::new());
+        }
+        sections.last_mut().expect("one section").push(line);
+    }
+    let mut out = String::with_capacity(sdp.len() + 200);
+    for (i, section) in sections.iter().enumerate() {
+        for line in section {
+            out.push_str(line);
+            out.push_str(eol);
+        }
+        if i == 0 {
+            continue;
+        }
+        if !section.iter().any(|l| l.starts_with("a=candidate:")) {
+            for c in candidates {
+                out.push_str("a=");
+                out.push_str(&c.candidate);
+                out.push_str(eol);
+            }
+        }
+        if !section.contains(&"a=end-of-candidates") {
+            out.push_str("a=end-of-candidates");
+            out.push_str(eol);
+        }
+    }
+    out
 }
 
 fn candidate_init(c: &RTCIceCandidate) -> Result<RTCIceCandidateInit> {
@@ -284,5 +499,138 @@ fn opus_codec() -> RTCRtpCodecParameters {
             rtcp_feedback: vec![],
         },
         payload_type: OPUS_PT,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtc::rtp_transceiver::RTCRtpTransceiverInit;
+
+    fn template() -> PeerTemplate {
+        PeerTemplate::new(
+            Arc::new(Metrics::default()),
+            Duration::from_secs(10),
+            &["127.0.0.1:5000".parse().unwrap()],
+            &[],
+        )
+        .unwrap()
+    }
+
+    fn spec(audio: bool) -> TrackSpec {
+        TrackSpec {
+            stream: "s".into(),
+            video_ssrc: 1111,
+            audio_ssrc: audio.then_some(2222),
+        }
+    }
+
+    /// An offer like a browser's: H.264 entries `(pt, fmtp)` in this order, Opus 109.
+    fn offer(h264: &[(u8, &str)], direction: RTCRtpTransceiverDirection) -> String {
+        let mut media = MediaEngine::default();
+        for (pt, fmtp) in h264 {
+            let mut c = h264_codec();
+            c.payload_type = *pt;
+            c.rtp_codec.sdp_fmtp_line = (*fmtp).to_owned();
+            media.register_codec(c, RtpCodecKind::Video).unwrap();
+        }
+        let mut opus = opus_codec();
+        opus.payload_type = 109;
+        media.register_codec(opus, RtpCodecKind::Audio).unwrap();
+        let mut pc = RTCPeerConnectionBuilder::new()
+            .with_media_engine(media)
+            .build(Instant::now())
+            .unwrap();
+        for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
+            pc.add_transceiver_from_kind(
+                kind,
+                Some(RTCRtpTransceiverInit {
+                    direction,
+                    ..Default::default()
+                }),
+            )
+            .unwrap();
+        }
+        let o = pc.create_offer(None).unwrap();
+        pc.set_local_description(Instant::now(), o).unwrap();
+        pc.local_description().unwrap().sdp
+    }
+
+    const CHROME_LIKE: [(u8, &str); 4] = [
+        (
+            102,
+            "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f",
+        ),
+        (
+            104,
+            "level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42e01f",
+        ),
+        (
+            106,
+            "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+        ),
+        (
+            112,
+            "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=64001f",
+        ),
+    ];
+
+    #[test]
+    fn answer_uses_the_offers_payload_types_preferring_42e01f_mode_1() {
+        let sdp = offer(&CHROME_LIKE, RTCRtpTransceiverDirection::Recvonly);
+        let peer = template()
+            .new_answering_peer(Instant::now(), &spec(true), sdp)
+            .unwrap();
+        assert_eq!(peer.video_pt, 106);
+        assert_eq!(peer.audio_pt, Some(109));
+        assert!(
+            peer.local_sdp.contains("a=candidate:"),
+            "{}",
+            peer.local_sdp
+        );
+        assert!(peer.local_sdp.contains("a=end-of-candidates"));
+        assert!(peer.local_sdp.contains("a=sendonly"));
+    }
+
+    #[test]
+    fn sendrecv_offer_is_answered_send_only_and_42001f_is_accepted() {
+        // Flussonic's player offers sendrecv (rtc makes no sendrecv transceiver without a track).
+        let sdp = offer(&CHROME_LIKE[..1], RTCRtpTransceiverDirection::Recvonly)
+            .replace("a=recvonly", "a=sendrecv");
+        let peer = template()
+            .new_answering_peer(Instant::now(), &spec(false), sdp)
+            .unwrap();
+        assert_eq!(peer.video_pt, 102);
+        // No audio in the stream: the audio m-line is answered inactive.
+        assert_eq!(peer.audio_pt, None);
+        let sdp = &peer.local_sdp;
+        assert!(sdp.contains("a=sendonly"), "{sdp}");
+        assert!(sdp.contains("a=inactive"), "{sdp}");
+        assert!(!sdp.contains("a=sendrecv"), "{sdp}");
+    }
+
+    #[test]
+    fn offer_without_usable_h264_is_invalid_data() {
+        for h264 in [&CHROME_LIKE[1..2], &CHROME_LIKE[3..4]] {
+            let sdp = offer(h264, RTCRtpTransceiverDirection::Recvonly);
+            match template().new_answering_peer(Instant::now(), &spec(true), sdp) {
+                Err(Error::InvalidData(m)) => assert!(m.contains("H.264"), "{m}"),
+                Err(e) => panic!("{e}"),
+                Ok(p) => panic!("answered with pt {}", p.video_pt),
+            }
+        }
+    }
+
+    #[test]
+    fn candidates_are_added_to_sections_that_lack_them() {
+        let c = RTCIceCandidateInit {
+            candidate: "candidate:1 1 udp 1 127.0.0.1 5000 typ host".into(),
+            ..Default::default()
+        };
+        let sdp = "v=0\r\nm=video 9 X 96\r\na=mid:0\r\nm=audio 9 X 111\r\na=mid:1\r\na=candidate:2 1 udp 1 127.0.0.1 5000 typ host\r\na=end-of-candidates\r\n";
+        let out = with_candidates(sdp, &[c]);
+        assert_eq!(out.matches("a=candidate:").count(), 2, "{out}");
+        assert_eq!(out.matches("a=end-of-candidates").count(), 2, "{out}");
+        assert!(out.ends_with("\r\n"));
     }
 }

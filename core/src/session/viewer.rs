@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use crate::config::Protocol;
 use crate::event::LeaveReason;
 use crate::media::packetizer::{MediaFrame, TrackKind};
-use crate::session::peer::{NewPeer, H264_PT, OPUS_PT};
+use crate::session::peer::NewPeer;
 use crate::Result;
 
 /// What the event loop tells a viewer's signalling task.
@@ -47,6 +47,9 @@ pub(crate) struct Viewer {
     audio_sender: Option<RTCRtpSenderId>,
     video_ssrc: u32,
     audio_ssrc: Option<u32>,
+    /// Negotiated payload types (the offer's when the viewer offered).
+    video_pt: u8,
+    audio_pt: Option<u8>,
     /// Until a keyframe reaches it, sending a viewer delta frames is wasted: it cannot decode them.
     pub waiting_keyframe: bool,
     video_seq: u16,
@@ -80,6 +83,8 @@ impl Viewer {
             ufrag: peer.ufrag,
             phase: Phase::Offered,
             video_sender: peer.video_sender,
+            video_pt: peer.video_pt,
+            audio_pt: peer.audio_pt,
             audio_sender: peer.audio_sender,
             video_ssrc,
             audio_ssrc,
@@ -112,12 +117,12 @@ impl Viewer {
                 (
                     self.video_sender,
                     self.video_ssrc,
-                    H264_PT,
+                    self.video_pt,
                     &mut self.video_seq,
                 )
             }
-            TrackKind::Audio => match (self.audio_sender, self.audio_ssrc) {
-                (Some(s), Some(ssrc)) => (s, ssrc, OPUS_PT, &mut self.audio_seq),
+            TrackKind::Audio => match (self.audio_sender, self.audio_ssrc, self.audio_pt) {
+                (Some(s), Some(ssrc), Some(pt)) => (s, ssrc, pt, &mut self.audio_seq),
                 _ => return Ok(0),
             },
         };

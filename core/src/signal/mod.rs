@@ -1,4 +1,5 @@
 //! Signalling: how a viewer and the server exchange SDP and ICE candidates.
 
 pub mod message;
+pub(crate) mod whep;
 pub(crate) mod ws;

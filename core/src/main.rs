@@ -46,6 +46,10 @@ struct ServerArgs {
     /// Most viewers per stream.
     #[arg(long, default_value_t = 1000)]
     max_viewers: usize,
+    /// Let only viewers presenting this token watch: `?token=` on the WebSocket URL, or
+    /// `Authorization: Bearer` on WHEP.
+    #[arg(long, value_name = "TOKEN")]
+    token: Option<String>,
 }
 
 #[derive(Args)]
@@ -97,6 +101,11 @@ fn config(args: &ServerArgs) -> ServerConfig {
         });
     }
     config.limits.max_viewers_per_stream = args.max_viewers;
+    if let Some(token) = args.token.clone() {
+        config.authorize = Some(std::sync::Arc::new(move |req: &rtcast::AuthRequest| {
+            req.token.as_deref() == Some(token.as_str())
+        }));
+    }
     config
 }
 

@@ -12,5 +12,9 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --release --workspace --all-targets -- -D warnings
 
+echo "== cargo build (the C library and the binaries the tests run)"
+# `cargo test` does not build the cdylib/staticlib that the C tests link against.
+cargo build --release --workspace
+
 echo "== cargo test (release: the media path and the encoder need optimized code)"
 cargo test --release --workspace

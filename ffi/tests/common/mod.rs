@@ -5,13 +5,26 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 
-/// `target/<profile>`, where cargo put librtcast.so and librtcast.a before running this test.
+/// `target/<profile>`, where `cargo build -p rtcast-ffi` puts librtcast.so and librtcast.a.
+///
+/// `cargo test` does not build a crate's cdylib/staticlib outputs for its integration tests, so
+/// they must be built first (`scripts/test.sh` does); a missing library fails with that advice.
 pub fn lib_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    exe.parent() // deps
+    let dir = exe
+        .parent() // deps
         .and_then(Path::parent)
         .expect("target/<profile>")
-        .to_path_buf()
+        .to_path_buf();
+    for lib in ["librtcast.so", "librtcast.a"] {
+        assert!(
+            dir.join(lib).exists(),
+            "{} is missing: build the C library first with `cargo build --release -p rtcast-ffi` \
+             (scripts/test.sh does)",
+            dir.join(lib).display()
+        );
+    }
+    dir
 }
 
 /// The root of the repository.

@@ -106,7 +106,14 @@ pub struct ViewerReport {
     pub close: Option<(u16, String)>,
 }
 
-fn codec(mime: &str, rate: u32, channels: u16, fmtp: &str, pt: u8) -> RTCRtpCodecParameters {
+/// A codec for a client's media engine (no RTCP feedback of its own: the interceptors add it).
+pub(crate) fn codec(
+    mime: &str,
+    rate: u32,
+    channels: u16,
+    fmtp: &str,
+    pt: u8,
+) -> RTCRtpCodecParameters {
     RTCRtpCodecParameters {
         rtp_codec: RTCRtpCodec {
             mime_type: mime.to_owned(),
@@ -154,6 +161,13 @@ fn new_peer(local: SocketAddr) -> Result<RTCPeerConnection, String> {
         .with_interceptor_registry(registry)
         .build(Instant::now())
         .map_err(e)?;
+    pc.add_local_candidate(host_candidate(local)?).map_err(e)?;
+    Ok(pc)
+}
+
+/// The client's one host candidate: its UDP socket's address.
+pub(crate) fn host_candidate(local: SocketAddr) -> Result<RTCIceCandidateInit, String> {
+    let e = |e: rtc::shared::error::Error| e.to_string();
     let host = CandidateHostConfig {
         base_config: CandidateConfig {
             network: "udp".to_owned(),
@@ -166,9 +180,7 @@ fn new_peer(local: SocketAddr) -> Result<RTCPeerConnection, String> {
     }
     .new_candidate_host()
     .map_err(e)?;
-    let init = RTCIceCandidate::from(&host).to_json().map_err(e)?;
-    pc.add_local_candidate(init).map_err(e)?;
-    Ok(pc)
+    RTCIceCandidate::from(&host).to_json().map_err(e)
 }
 
 /// Runs one viewer to its end and reports what it received.

@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::viewer::{codec, host_candidate};
 use bytes::{Bytes, BytesMut};
 use rtc::peer_connection::configuration::media_engine::{
     MediaEngine, MIME_TYPE_H264, MIME_TYPE_OPUS,
@@ -16,11 +17,10 @@ use rtc::peer_connection::event::RTCPeerConnectionEvent;
 use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
-use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp::codec::h264::H264Packet;
 use rtc::rtp::packetizer::Depacketizer;
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
@@ -153,19 +153,6 @@ pub const CLIENT_H264_PT: u8 = 96;
 /// See [`CLIENT_H264_PT`].
 pub const CLIENT_OPUS_PT: u8 = 109;
 
-fn codec(mime: &str, rate: u32, channels: u16, fmtp: &str, pt: u8) -> RTCRtpCodecParameters {
-    RTCRtpCodecParameters {
-        rtp_codec: RTCRtpCodec {
-            mime_type: mime.to_owned(),
-            clock_rate: rate,
-            channels,
-            sdp_fmtp_line: fmtp.to_owned(),
-            rtcp_feedback: vec![],
-        },
-        payload_type: pt,
-    }
-}
-
 fn offerer(local: SocketAddr) -> Result<RTCPeerConnection, String> {
     let e = |e: rtc::shared::error::Error| e.to_string();
     let mut media = MediaEngine::default();
@@ -218,20 +205,7 @@ fn offerer(local: SocketAddr) -> Result<RTCPeerConnection, String> {
         )
         .map_err(e)?;
     }
-    let host = CandidateHostConfig {
-        base_config: CandidateConfig {
-            network: "udp".to_owned(),
-            address: local.ip().to_string(),
-            port: local.port(),
-            component: 1,
-            ..Default::default()
-        },
-        ..Default::default()
-    }
-    .new_candidate_host()
-    .map_err(e)?;
-    pc.add_local_candidate(RTCIceCandidate::from(&host).to_json().map_err(e)?)
-        .map_err(e)?;
+    pc.add_local_candidate(host_candidate(local)?).map_err(e)?;
     Ok(pc)
 }
 

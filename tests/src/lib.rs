@@ -13,6 +13,20 @@ use std::path::Path;
 
 pub use chromium::{Chromium, Error, Page, VideoReport};
 
+use rtcast::demo::{DemoOptions, DemoSource};
+
+/// The demo source at 320x240, 30 fps: live video that costs the test machine little.
+pub fn small_demo(stream: rtcast::Stream) -> DemoSource {
+    DemoSource::start(
+        stream,
+        DemoOptions {
+            width: 320,
+            height: 240,
+            ..DemoOptions::default()
+        },
+    )
+}
+
 /// The `file://` URL of `tests/pages/<name>`, with `query` (without the leading `?`) appended
 /// when it is not empty: `page_url("flussonic-ws-client.html", "src=ws://127.0.0.1:8080/demo/webrtc")`.
 ///

@@ -5,8 +5,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Duration;
 
-use rtcast::demo::{DemoOptions, DemoSource};
 use rtcast::{Event, Server, ServerConfig};
+use rtcast_e2e::small_demo;
 use rtcast_e2e::viewer::{run_viewer, Leave, ViewerOptions};
 
 /// Counts live heap bytes of this whole process (server and clients): unlike RSS, it does not
@@ -107,15 +107,7 @@ async fn viewers_that_close_or_vanish_leave_no_session_task_or_memory_behind() {
     config.limits.consent_timeout = Duration::from_secs(3);
     let server = Server::start(config).unwrap();
     let stream = server.stream("churn").unwrap();
-    let _source = DemoSource::start(
-        stream,
-        DemoOptions {
-            width: 320,
-            height: 240,
-            fps: 30,
-            noise: false,
-        },
-    );
+    let _source = small_demo(stream);
     let mut events = server.subscribe();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let idle = server.census().unwrap();

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use rtcast::demo::{DemoOptions, DemoSource};
 use rtcast::{Event, Server, ServerConfig};
+use rtcast_e2e::small_demo;
 use rtcast_e2e::viewer::{run_viewer, ViewerOptions};
 use rtcast_e2e::witness::misbehave;
 
@@ -13,15 +14,7 @@ use rtcast_e2e::witness::misbehave;
 async fn raw_frames_are_encoded_once_whatever_the_number_of_viewers() {
     let server = Server::start(ServerConfig::loopback()).unwrap();
     let stream = server.stream("raw").unwrap();
-    let _source = DemoSource::start(
-        stream.clone(),
-        DemoOptions {
-            width: 320,
-            height: 240,
-            fps: 30,
-            noise: false,
-        },
-    );
+    let _source = small_demo(stream.clone());
     let viewers: Vec<_> = (0..3)
         .map(|_| {
             let mut opts = ViewerOptions::new(server.ws_url("raw"), Duration::from_secs(20));
@@ -146,8 +139,7 @@ async fn lost_packets_are_retransmitted_on_nack() {
         DemoOptions {
             width: 640,
             height: 360,
-            fps: 30,
-            noise: false,
+            ..DemoOptions::default()
         },
     );
     let mut opts = ViewerOptions::new(server.ws_url("lossy"), Duration::from_secs(6));
@@ -165,15 +157,7 @@ async fn lost_packets_are_retransmitted_on_nack() {
 async fn stopping_the_server_closes_every_viewer_with_1001() {
     let mut server = Server::start(ServerConfig::loopback()).unwrap();
     let stream = server.stream("bye").unwrap();
-    let _source = DemoSource::start(
-        stream,
-        DemoOptions {
-            width: 320,
-            height: 240,
-            fps: 30,
-            noise: false,
-        },
-    );
+    let _source = small_demo(stream);
     let mut events = server.subscribe();
     let viewers: Vec<_> = (0..5)
         .map(|_| {

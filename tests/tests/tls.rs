@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use rtcast::demo::{DemoOptions, DemoSource};
 use rtcast::{Server, ServerConfig, TlsConfig};
+use rtcast_e2e::small_demo;
 use rtcast_e2e::viewer::{run_viewer, ViewerOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -20,15 +20,7 @@ async fn viewer_plays_over_wss_with_the_configured_certificate() {
     config.tls = Some(TlsConfig { cert_pem, key_pem });
     let server = Server::start(config).unwrap();
     let stream = server.stream("secure").unwrap();
-    let _source = DemoSource::start(
-        stream,
-        DemoOptions {
-            width: 320,
-            height: 240,
-            fps: 30,
-            noise: false,
-        },
-    );
+    let _source = small_demo(stream);
     let url = server.ws_url("secure");
     assert!(url.starts_with("wss://127.0.0.1:"), "{url}");
     let mut opts = ViewerOptions::new(url, Duration::from_secs(15));

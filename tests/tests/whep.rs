@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use rtcast::demo::{DemoOptions, DemoSource};
 use rtcast::{Event, IceServer, LeaveReason, Server, ServerConfig, StreamOptions};
+use rtcast_e2e::small_demo;
 use rtcast_e2e::viewer::{run_viewer, ViewerOptions};
 use rtcast_e2e::whep::{
     client_offer, http, run_whep_viewer, HttpResponse, WhepLeave, CLIENT_H264_PT, CLIENT_OPUS_PT,
@@ -385,15 +386,7 @@ async fn media_info_lists_the_tracks_and_session_stats_are_accepted() {
 async fn native_whep_viewer_receives_h264_with_its_own_payload_types_and_delete_closes() {
     let server = start(ServerConfig::loopback());
     let stream = server.stream("demo").unwrap();
-    let _source = DemoSource::start(
-        stream,
-        DemoOptions {
-            width: 320,
-            height: 240,
-            fps: 30,
-            noise: false,
-        },
-    );
+    let _source = small_demo(stream);
     let mut events = server.subscribe();
     let report = run_whep_viewer(
         server.http_addr(),
@@ -447,15 +440,7 @@ async fn whep_session_is_reaped_when_the_client_just_closes() {
     config.limits.consent_timeout = Duration::from_secs(3);
     let server = start(config);
     let stream = server.stream("demo").unwrap();
-    let _source = DemoSource::start(
-        stream,
-        DemoOptions {
-            width: 320,
-            height: 240,
-            fps: 30,
-            noise: false,
-        },
-    );
+    let _source = small_demo(stream);
     let report = run_whep_viewer(
         server.http_addr(),
         "/demo/whep",

@@ -5,8 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rtcast::demo::{DemoOptions, DemoSource};
+use rtcast::demo::DemoSource;
 use rtcast::{Server, ServerConfig};
+use rtcast_e2e::small_demo;
 use rtcast_e2e::witness::{misbehave, Refused, Witness};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -21,15 +22,7 @@ struct Setup {
 async fn setup(config: ServerConfig) -> Setup {
     let server = Server::start(config).unwrap();
     let stream = server.stream("live").unwrap();
-    let source = DemoSource::start(
-        stream,
-        DemoOptions {
-            width: 320,
-            height: 240,
-            fps: 30,
-            noise: false,
-        },
-    );
+    let source = small_demo(stream);
     let witness = Witness::start(format!("{}?token=good", server.ws_url("live"))).await;
     Setup {
         server,

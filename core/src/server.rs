@@ -44,14 +44,16 @@ impl ServerShared {
         self.lock_streams().keys().cloned().collect()
     }
 
-    /// Names for error messages: "demo, cam" or "(none)".
-    pub(crate) fn stream_list(&self) -> String {
+    /// The error text for an unknown stream, the same on every protocol:
+    /// "stream 'x' not found; streams: demo, cam" (or "(none)").
+    pub(crate) fn stream_not_found(&self, name: &str) -> String {
         let names = self.stream_names();
-        if names.is_empty() {
+        let list = if names.is_empty() {
             "(none)".to_owned()
         } else {
             names.join(", ")
-        }
+        };
+        format!("stream '{name}' not found; streams: {list}")
     }
 
     pub(crate) fn authorize(&self, req: &AuthRequest) -> bool {

@@ -35,10 +35,7 @@ pub(super) async fn embed(
     if server.find_stream(&stream).is_none() {
         return (
             StatusCode::NOT_FOUND,
-            format!(
-                "stream '{stream}' not found; streams: {}\n",
-                server.stream_list()
-            ),
+            format!("{}\n", server.stream_not_found(&stream)),
         )
             .into_response();
     }

@@ -82,13 +82,7 @@ fn content_type_is(headers: &HeaderMap, want: &str) -> bool {
 }
 
 fn unknown_stream(server: &ServerShared, stream: &str) -> Response {
-    text(
-        StatusCode::NOT_FOUND,
-        format!(
-            "stream '{stream}' not found; streams: {}",
-            server.stream_list()
-        ),
-    )
+    text(StatusCode::NOT_FOUND, server.stream_not_found(stream))
 }
 
 /// Bodies over the signalling message limit (`Limits::max_ws_message_bytes`) are refused.

@@ -97,10 +97,7 @@ pub(crate) async fn session(
 ) {
     let started = Instant::now();
     let Some(stream) = server.find_stream(&stream_name) else {
-        let text = format!(
-            "stream '{stream_name}' not found; streams: {}",
-            server.stream_list()
-        );
+        let text = server.stream_not_found(&stream_name);
         return refuse(&mut socket, 404, close_code::NOT_FOUND, &text).await;
     };
     let auth = AuthRequest {

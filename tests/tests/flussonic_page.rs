@@ -90,30 +90,39 @@ async fn serve_one_viewer(listener: TcpListener, sender: Arc<Page>) -> Vec<Value
             .unwrap();
     }
 
-    let mut received = Vec::new();
+    let mut received: Vec<Value> = Vec::new();
+    // The sender may connect after the client's last message, so its state is polled on a
+    // tick as well as after each message.
     let relay = async {
-        while let Some(frame) = socket.next().await {
-            let Message::Text(text) = frame.unwrap() else {
-                continue;
-            };
-            let message: Value = serde_json::from_str(&text).unwrap();
-            match message["type"].as_str() {
-                Some("answer") => {
-                    sender
-                        .eval(&format!("acceptAnswer({message})"))
-                        .await
-                        .unwrap();
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tokio::select! {
+                frame = socket.next() => {
+                    let Some(frame) = frame else { break };
+                    let Message::Text(text) = frame.unwrap() else {
+                        continue;
+                    };
+                    let message: Value = serde_json::from_str(&text).unwrap();
+                    match message["type"].as_str() {
+                        Some("answer") => {
+                            sender
+                                .eval(&format!("acceptAnswer({message})"))
+                                .await
+                                .unwrap();
+                        }
+                        Some("candidate") => {
+                            let candidate = &message["candidate"];
+                            sender
+                                .eval(&format!("addCandidate({candidate})"))
+                                .await
+                                .unwrap();
+                        }
+                        _ => panic!("unexpected message from the client: {message}"),
+                    }
+                    received.push(message);
                 }
-                Some("candidate") => {
-                    let candidate = &message["candidate"];
-                    sender
-                        .eval(&format!("addCandidate({candidate})"))
-                        .await
-                        .unwrap();
-                }
-                _ => panic!("unexpected message from the client: {message}"),
+                _ = tick.tick() => {}
             }
-            received.push(message);
             let trickled = received.iter().any(|m| m["type"] == "candidate");
             if trickled && sender.eval("connectionState()").await.unwrap() == "connected" {
                 break;

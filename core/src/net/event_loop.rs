@@ -315,6 +315,7 @@ impl EventLoop {
         }
         let spec = TrackSpec {
             stream: st.shared.name.clone(),
+            video_codec: st.shared.video_codec,
             video_ssrc: st.shared.video_ssrc,
             audio_ssrc: st.shared.audio_ssrc,
         };

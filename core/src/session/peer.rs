@@ -324,15 +324,17 @@ impl PeerTemplate {
         if audio {
             media_engine.register_codec(opus_codec(), RtpCodecKind::Audio)?;
         }
-        // NACK feedback is negotiated for video; the responder answers from a send buffer. Its
+        // REMB (goog-remb) is negotiated so that browsers report their bandwidth estimate: the
+        // stream's bitrate hint. NACK feedback is negotiated for video; the responder answers
+        // from a send buffer. Its
         // default (1024 packets, allocated up front per viewer) would be the largest part of a
         // viewer's memory: 512 packets keep 2.5 s of a 2 Mbit/s stream, longer than any round
         // trip where a retransmission still arrives in time. No NACK generator: we receive no
         // media.
-        for parameter in ["", "pli"] {
+        for (typ, parameter) in [("nack", ""), ("nack", "pli"), ("goog-remb", "")] {
             media_engine.register_feedback(
                 RTCPFeedback {
-                    typ: "nack".to_owned(),
+                    typ: typ.to_owned(),
                     parameter: parameter.to_owned(),
                 },
                 RtpCodecKind::Video,

@@ -714,8 +714,10 @@ enum rtcast_result rtcast_stream_push_opus(const struct rtcast_stream *stream,
                                            int64_t pts_us);
 
 /**
- * Pushes a raw frame given plane by plane. The built-in H.264 encoder encodes it once for all
- * viewers, on the calling thread (with no viewer, nothing is encoded).
+ * Pushes a raw frame given plane by plane. The call validates and copies the frame and
+ * returns; the built-in H.264 encoder encodes it once for all viewers on the stream's own
+ * encoder thread (with no viewer, nothing is encoded). When frames come faster than the encoder
+ * runs, the oldest waiting frame is dropped (counted in `frames_dropped`).
  *
  * `format` is an `rtcast_pixel_format`. `planes`, `strides` (bytes from one row to the next)
  * and `sizes` (bytes readable from each plane) are arrays of 3: I420 uses Y, U, V; NV12 uses
@@ -723,7 +725,8 @@ enum rtcast_result rtcast_stream_push_opus(const struct rtcast_stream *stream,
  * Width and height must be even and non-zero. The pixels are read during the call only.
  * Errors: `RTCAST_ERR_INVALID_FRAME` (a size, stride or dimension that does not fit the format,
  * with the numbers in the message), `RTCAST_ERR_INVALID_ARGUMENT` (unknown format),
- * `RTCAST_ERR_CLOSED`. Any thread (see `rtcast_stream`).
+ * `RTCAST_ERR_CLOSED`, `RTCAST_ERR_INTERNAL` (the encoder failed on an earlier frame; this one
+ * was queued). Any thread (see `rtcast_stream`).
  *
  * # Safety
  * `stream` must be NULL or a live stream handle; `planes`, `strides`, `sizes` NULL or arrays of

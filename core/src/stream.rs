@@ -1,6 +1,8 @@
-//! A stream: what a host pushes into and viewers watch. Pushing validates, encodes (raw frames)
-//! and packetizes once on the caller's thread, then hands the frame to the event loop without ever
-//! waiting: when the loop is behind, the frame is dropped and viewers wait for the next keyframe.
+//! A stream: what a host pushes into and viewers watch. Pushing encoded media validates and
+//! packetizes it once on the caller's thread; a raw frame is validated and copied there, then
+//! encoded once on the stream's encoder thread (`media::encode_worker`). Either way the frame
+//! goes to the event loop without ever waiting: when the loop or the encoder is behind, a frame
+//! is dropped and viewers wait for the next keyframe.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -11,7 +13,8 @@ use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::event::Event;
-use crate::media::encoder::{EncoderConfig, H264Encoder};
+use crate::media::encode_worker::{EncodeWorker, EncodedSink};
+use crate::media::encoder::{check_encoder_size, EncodedVideo, EncoderConfig};
 use crate::media::h264::ParameterSets;
 use crate::media::packetizer::{
     H264Packetizer, MediaFrame, RtpClock, TrackKind, OPUS_CLOCK_RATE, VIDEO_CLOCK_RATE,
@@ -63,7 +66,8 @@ pub struct StreamStats {
     pub video_frames: u64,
     /// Audio packets pushed.
     pub audio_packets: u64,
-    /// Frames dropped because the event loop was behind.
+    /// Frames dropped because the event loop or the built-in encoder was behind (the host pushed
+    /// faster than they run).
     pub frames_dropped: u64,
     /// Raw frames encoded by the built-in encoder (0 with no viewers: nothing is encoded then).
     pub frames_encoded: u64,
@@ -81,6 +85,9 @@ pub(crate) struct StreamShared {
     events: broadcast::Sender<Event>,
     metrics: Arc<Metrics>,
     input: Mutex<Input>,
+    encoder_config: EncoderConfig,
+    /// The built-in encoder's thread, started by the first raw frame that needs encoding.
+    encode_worker: Mutex<Option<EncodeWorker>>,
     /// Set by the event loop when a viewer needs a keyframe and the built-in encoder can make one.
     force_keyframe: AtomicBool,
     /// Whether the host feeds raw frames (the encoder answers keyframe requests) or encoded video.
@@ -102,7 +109,6 @@ struct Input {
     params: ParameterSets,
     packetizer: H264Packetizer,
     vp8: Vp8Packetizer,
-    encoder: H264Encoder,
     /// A frame was dropped since the last one that went through: the next must tell the loop.
     gap: bool,
 }
@@ -132,9 +138,10 @@ impl StreamShared {
                 params: ParameterSets::default(),
                 packetizer: H264Packetizer::default(),
                 vp8: Vp8Packetizer::default(),
-                encoder: H264Encoder::new(options.encoder),
                 gap: false,
             }),
+            encoder_config: options.encoder,
+            encode_worker: Mutex::new(None),
             force_keyframe: AtomicBool::new(false),
             raw_source: AtomicBool::new(false),
             viewers: AtomicUsize::new(0),
@@ -150,6 +157,21 @@ impl StreamShared {
 
     pub(crate) fn close(&self) {
         self.closed.store(true, Relaxed);
+        // Taken out of the lock first: stopping joins the thread, which may be delivering a
+        // frame (it never takes this lock, but a push waiting on it should not wait for that).
+        let worker = self.encode_worker_slot().take();
+        if let Some(worker) = worker {
+            worker.stop();
+        }
+    }
+
+    fn encode_worker_slot(&self) -> std::sync::MutexGuard<'_, Option<EncodeWorker>> {
+        self.encode_worker.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn count_dropped(&self) {
+        self.frames_dropped.fetch_add(1, Relaxed);
+        Metrics::add(&self.metrics.frames_dropped, 1);
     }
 
     pub(crate) fn is_raw_source(&self) -> bool {
@@ -219,8 +241,7 @@ impl StreamShared {
         };
         if self.media_tx.try_send(msg).is_err() {
             input.gap = true;
-            self.frames_dropped.fetch_add(1, Relaxed);
-            Metrics::add(&self.metrics.frames_dropped, 1);
+            self.count_dropped();
         }
     }
 
@@ -234,6 +255,39 @@ impl StreamShared {
             frames_encoded: self.frames_encoded.load(Relaxed),
             keyframe_requests: self.keyframe_requests.load(Relaxed),
         }
+    }
+}
+
+impl EncodedSink for StreamShared {
+    fn take_keyframe_request(&self) -> bool {
+        self.force_keyframe.swap(false, Relaxed)
+    }
+
+    fn restore_keyframe_request(&self) {
+        self.force_keyframe.store(true, Relaxed);
+    }
+
+    fn deliver(&self, encoded: EncodedVideo, pts: Duration) {
+        if self.closed.load(Relaxed) {
+            return;
+        }
+        self.frames_encoded.fetch_add(1, Relaxed);
+        let mut input = self.input();
+        let packetized = input
+            .params
+            .access_unit(&encoded.data)
+            .and_then(|au| Ok((input.packetizer.packetize(&au)?, au.keyframe)));
+        let (payloads, keyframe) = match packetized {
+            Ok(p) => p,
+            Err(e) => {
+                // openh264's output always parses; if it ever does not, say so and skip it.
+                tracing::warn!(stream = %self.name, "encoded frame not packetized: {e}");
+                return;
+            }
+        };
+        let ts = input.video_clock.timestamp(pts);
+        let frame = MediaFrame::new(TrackKind::Video, ts, keyframe, payloads);
+        self.submit(&mut input, frame);
     }
 }
 
@@ -346,8 +400,12 @@ impl Stream {
         Ok(())
     }
 
-    /// Pushes a raw frame; the built-in H.264 encoder encodes it once for all viewers, on the
-    /// calling thread. With no viewer connected nothing is encoded (the call only validates).
+    /// Pushes a raw frame for the built-in H.264 encoder, which encodes it once for all viewers
+    /// on the stream's encoder thread. The call validates the frame, copies it and returns: it
+    /// costs the caller a copy of the frame, not its encoding. When frames come faster than the
+    /// encoder runs, the oldest waiting one is dropped (`frames_dropped`). With no viewer
+    /// connected nothing is encoded (the call only validates). `pts` as in
+    /// [`Stream::push_h264`]; `None` takes the wall clock at the call.
     pub fn push_frame(&self, frame: &RawFrame<'_>, pts: Option<Duration>) -> Result<()> {
         let s = &*self.shared;
         s.check_open()?;
@@ -356,24 +414,29 @@ impl Stream {
             "push_frame (the built-in encoder makes H.264)",
         )?;
         frame.validate()?;
+        check_encoder_size(frame.width, frame.height)?;
         s.raw_source.store(true, Relaxed);
         s.video_frames.fetch_add(1, Relaxed);
         if s.viewers.load(Relaxed) == 0 && !s.force_keyframe.load(Relaxed) {
             return Ok(());
         }
-        let mut input = s.input();
-        let force = s.force_keyframe.swap(false, Relaxed);
-        let Some(encoded) = input.encoder.encode(frame, force)? else {
-            return Ok(());
+        let pts = match pts {
+            Some(pts) => pts,
+            None => s.input().start.elapsed(),
         };
-        s.frames_encoded.fetch_add(1, Relaxed);
-        let au = input.params.access_unit(&encoded.data)?;
-        let payloads = input.packetizer.packetize(&au)?;
-        let ts = input
-            .video_clock
-            .timestamp(pts.unwrap_or_else(|| input.start.elapsed()));
-        let frame = MediaFrame::new(TrackKind::Video, ts, au.keyframe, payloads);
-        s.submit(&mut input, frame);
+        let mut slot = s.encode_worker_slot();
+        // Checked again under the lock: close() takes the worker under it after setting the flag.
+        s.check_open()?;
+        let worker = match &mut *slot {
+            Some(worker) => worker,
+            empty => empty.insert(EncodeWorker::start(
+                s.encoder_config,
+                Arc::downgrade(&self.shared),
+            )?),
+        };
+        if worker.push(frame, pts)? {
+            s.count_dropped();
+        }
         Ok(())
     }
 }

@@ -22,6 +22,18 @@ const MIN_BITRATE_BPS: u32 = 30_000;
 const MAX_ENCODER_LONG_SIDE: u32 = 3840;
 const MAX_ENCODER_SHORT_SIDE: u32 = 2160;
 
+/// Refuses a frame size openh264 cannot encode, with a message that says what to do.
+pub(crate) fn check_encoder_size(width: u32, height: u32) -> Result<()> {
+    if width.max(height) > MAX_ENCODER_LONG_SIDE || width.min(height) > MAX_ENCODER_SHORT_SIDE {
+        return Err(Error::InvalidFrame(format!(
+            "frame {width}x{height} is too large for the built-in H.264 encoder \
+             (openh264 encodes at most 3840x2160 or 2160x3840); scale it down or push \
+             encoded H.264"
+        )));
+    }
+    Ok(())
+}
+
 /// Settings of the built-in encoder.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct EncoderConfig {
@@ -126,13 +138,7 @@ impl H264Encoder {
         // The fields of RawFrame are public: re-check, so a hand-built frame errors, not panics.
         frame.validate()?;
         let (width, height) = (frame.width, frame.height);
-        if width.max(height) > MAX_ENCODER_LONG_SIDE || width.min(height) > MAX_ENCODER_SHORT_SIDE {
-            return Err(Error::InvalidFrame(format!(
-                "frame {width}x{height} is too large for the built-in H.264 encoder \
-                 (openh264 encodes at most 3840x2160 or 2160x3840); scale it down or push \
-                 encoded H.264"
-            )));
-        }
+        check_encoder_size(width, height)?;
 
         let fresh = match &self.current {
             Some(c) if (c.width, c.height) == (width, height) => false,

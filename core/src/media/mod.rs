@@ -2,6 +2,7 @@
 //! converting raw pixels, encoding them, parsing pushed H.264 and VP8, packetizing into RTP
 //! payloads, and keeping what a late joiner needs.
 
+pub(crate) mod encode_worker;
 pub mod encoder;
 pub mod gop;
 pub mod h264;

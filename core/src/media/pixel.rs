@@ -236,6 +236,34 @@ impl<'a> RawFrame<'a> {
     }
 }
 
+impl RawFrame<'_> {
+    /// Bytes of this frame with every plane tightly packed, one after the other (the layout
+    /// [`RawFrame::packed`] takes).
+    pub(crate) fn packed_len(&self) -> usize {
+        let geometry = self.format.plane_geometry(self.width, self.height);
+        geometry.iter().map(|(row, rows)| row * rows).sum()
+    }
+
+    /// Copies the visible rows of every plane into `out` (cleared first, its allocation
+    /// reused), tightly packed: `RawFrame::packed(format, width, height, out)` reads it back.
+    /// The frame must be valid ([`RawFrame::validate`]).
+    pub(crate) fn copy_packed_into(&self, out: &mut Vec<u8>) {
+        out.clear();
+        out.reserve(self.packed_len());
+        let geometry = self.format.plane_geometry(self.width, self.height);
+        for (i, &(row, rows)) in geometry.iter().enumerate().take(self.format.plane_count()) {
+            let (plane, stride) = (self.planes[i], self.strides[i]);
+            if stride == row {
+                out.extend_from_slice(&plane[..row * rows]);
+            } else {
+                for r in 0..rows {
+                    out.extend_from_slice(&plane[r * stride..][..row]);
+                }
+            }
+        }
+    }
+}
+
 /// Width and height must be non-zero, even (4:2:0 chroma covers 2x2 blocks, and an odd size
 /// would need a half chroma sample the encoder cannot take) and within H.264 level 5.1.
 fn check_dimensions(format: PixelFormat, width: u32, height: u32) -> Result<()> {

@@ -484,7 +484,11 @@ async fn run_one(binary: &PathBuf, o: &Options, n: usize, ticks: f64) -> Result<
     let bytes = d("rtcast_bytes_sent_total");
     let cpu = s1.cpu - s0.cpu;
     let thread = |s: &ProcSample, name: &str| s.threads.get(name).copied().unwrap_or(0.0);
-    let encoder = thread(&s1, "rtcast-demo") - thread(&s0, "rtcast-demo");
+    // The picture source (`rtcast-demo`: drawing, copying) and the encoder thread it feeds.
+    let encoder = ["rtcast-demo", "rtcast-encode"]
+        .iter()
+        .map(|name| thread(&s1, name) - thread(&s0, name))
+        .sum::<f64>();
     row.server_cores = cpu / window;
     row.encoder_cores = encoder / window;
     row.packets_per_sec = packets / window;

@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{JoinHandle, ThreadId};
 
+use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::PyTraverseError;
-use pyo3::gc::PyVisit;
 
 /// Something that happened on the server: `kind` says what, the other fields are set when they
 /// apply to that kind (else None).
@@ -76,7 +76,10 @@ impl Event {
 #[pymethods]
 impl Event {
     fn __repr__(&self) -> String {
-        let mut fields = vec![format!("kind={:?}", self.kind), format!("stream={:?}", self.stream)];
+        let mut fields = vec![
+            format!("kind={:?}", self.kind),
+            format!("stream={:?}", self.stream),
+        ];
         if let Some(v) = self.viewer {
             fields.push(format!("viewer={v}"));
         }
@@ -131,7 +134,11 @@ impl Listeners {
     /// Removes the first listener equal to `callback`; whether there was one.
     pub fn remove(&self, callback: &Bound<'_, PyAny>) -> PyResult<bool> {
         let py = callback.py();
-        let snapshot: Vec<Py<PyAny>> = self.lock().iter().map(|l| l.callback.clone_ref(py)).collect();
+        let snapshot: Vec<Py<PyAny>> = self
+            .lock()
+            .iter()
+            .map(|l| l.callback.clone_ref(py))
+            .collect();
         for (i, cb) in snapshot.iter().enumerate() {
             if cb.bind(py).eq(callback)? {
                 let mut list = self.lock();

@@ -2,8 +2,10 @@
 //! the arrays' memory for the duration of the push. Only type and layout checks live here; sizes
 //! and dimensions are checked by the core.
 
-use numpy::{PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArray,
-    PyUntypedArrayMethods};
+use numpy::{
+    PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArray,
+    PyUntypedArrayMethods,
+};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
@@ -70,6 +72,17 @@ fn plane<'py>(obj: &Bound<'py, PyAny>, what: &str) -> PyResult<Plane<'py>> {
         ));
     }
     let array = untyped.cast::<PyArrayDyn<u8>>()?;
+    let ndim = array.shape().len();
+    if !(2..=3).contains(&ndim) {
+        return Err(raise(
+            Kind::InvalidFrame,
+            format!(
+                "{what} must have 2 or 3 dimensions, got {ndim} (shape {}); rgb24/bgr24 is (H, W, 3), \
+                 rgba/bgra (H, W, 4), packed i420/nv12 (H*3/2, W), planes (H, W)",
+                shape_text(array.shape())
+            ),
+        ));
+    }
     if let Some(p) = row_layout(array)? {
         return Ok(p);
     }
@@ -95,12 +108,23 @@ fn row_layout<'py>(array: &Bound<'py, PyArrayDyn<u8>>) -> PyResult<Option<Plane<
         ),
         _ => (0, 0, false),
     };
-    let stride = if rows <= 1 { row_bytes as isize } else { strides[0] };
+    // Empty arrays (NumPy gives them zero strides) pass as empty planes: the core says which
+    // dimension is zero.
+    let empty = shape.contains(&0);
+    let stride = if rows <= 1 || empty {
+        row_bytes as isize
+    } else {
+        strides[0]
+    };
+    let inner_ok = inner_ok || empty;
     if !inner_ok || stride < row_bytes as isize {
         return Ok(None);
     }
     let array = array.try_readonly().map_err(|e| {
-        raise(Kind::InvalidFrame, format!("the array is borrowed mutably: {e}"))
+        raise(
+            Kind::InvalidFrame,
+            format!("the array is borrowed mutably: {e}"),
+        )
     })?;
     Ok(Some(Plane {
         array,
@@ -117,22 +141,15 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
-/// The format named by the caller (core names, plus "rgb" for "rgb24").
+/// The format named by the caller (core names, plus "rgb"/"bgr" for "rgb24"/"bgr24").
 fn parse_format(name: &str) -> PyResult<PixelFormat> {
-    let lower = name.to_ascii_lowercase();
-    match lower.as_str() {
-        "rgb" => return Ok(PixelFormat::Rgb24),
-        "bgr" | "bgr24" => {
-            return Err(raise(
-                Kind::InvalidFrame,
-                "format 'bgr24' is not supported by rtcast yet; convert to RGB first \
-                 (frame[..., ::-1] or cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)), or push BGRA",
-            ))
-        }
-        _ => {}
+    match name.to_ascii_lowercase().as_str() {
+        "rgb" => Ok(PixelFormat::Rgb24),
+        "bgr" => Ok(PixelFormat::Bgr24),
+        _ => name
+            .parse::<PixelFormat>()
+            .map_err(|e| raise(Kind::InvalidFrame, e)),
     }
-    name.parse::<PixelFormat>()
-        .map_err(|e| raise(Kind::InvalidFrame, e))
 }
 
 fn dim(n: usize, what: &str) -> PyResult<u32> {
@@ -153,7 +170,7 @@ impl<'py> FrameArrays<'py> {
             raise(
                 Kind::InvalidFrame,
                 format!(
-                    "format '{f}' does not fit an array of shape {}: rgb24 takes (H, W, 3), \
+                    "format '{f}' does not fit an array of shape {}: rgb24/bgr24 take (H, W, 3), \
                      rgba/bgra (H, W, 4), i420/nv12 a (H*3/2, W) array or a tuple of planes",
                     shape_text(&shape)
                 ),
@@ -165,7 +182,7 @@ impl<'py> FrameArrays<'py> {
                 let format = match (channels, format) {
                     (3, None) => PixelFormat::Rgb24,
                     (4, None) => PixelFormat::Rgba,
-                    (3, Some(PixelFormat::Rgb24)) => PixelFormat::Rgb24,
+                    (3, Some(f @ (PixelFormat::Rgb24 | PixelFormat::Bgr24))) => f,
                     (4, Some(f @ (PixelFormat::Rgba | PixelFormat::Bgra))) => f,
                     (3 | 4, Some(f)) => return Err(wrong(f)),
                     _ => {
@@ -173,7 +190,7 @@ impl<'py> FrameArrays<'py> {
                             Kind::InvalidFrame,
                             format!(
                                 "a frame array of shape {} has {channels} channels; \
-                                 rtcast takes (H, W, 3) rgb24 or (H, W, 4) rgba/bgra",
+                                 rtcast takes (H, W, 3) rgb24/bgr24 or (H, W, 4) rgba/bgra",
                                 shape_text(&shape)
                             ),
                         ))
@@ -228,13 +245,10 @@ impl<'py> FrameArrays<'py> {
                     planes: vec![p],
                 })
             }
+            // plane() accepts 2 or 3 dimensions only; kept as an error rather than a panic.
             n => Err(raise(
                 Kind::InvalidFrame,
-                format!(
-                    "a frame array has 2 or 3 dimensions, got {n} (shape {}); rgb24 is \
-                     (H, W, 3), rgba/bgra (H, W, 4), packed i420/nv12 (H*3/2, W)",
-                    shape_text(&shape)
-                ),
+                format!("a frame array has 2 or 3 dimensions, got {n}"),
             )),
         }
     }
@@ -319,7 +333,6 @@ impl<'py> FrameArrays<'py> {
             return RawFrame::packed(self.format, self.width, self.height, planes[0])
                 .map_err(to_py);
         }
-        RawFrame::with_planes(self.format, self.width, self.height, planes, strides)
-            .map_err(to_py)
+        RawFrame::with_planes(self.format, self.width, self.height, planes, strides).map_err(to_py)
     }
 }

@@ -24,6 +24,8 @@ fn _rtcast(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(close_all.clone())?;
     // Servers still running at exit are stopped before the interpreter finalizes, while their
     // event threads can still take the GIL to deliver the last events.
-    m.py().import("atexit")?.call_method1("register", (close_all,))?;
+    m.py()
+        .import("atexit")?
+        .call_method1("register", (close_all,))?;
     Ok(())
 }

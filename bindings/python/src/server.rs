@@ -110,7 +110,10 @@ fn seconds(value: Option<f64>, what: &str) -> PyResult<Option<Duration>> {
     value
         .map(|s| {
             Duration::try_from_secs_f64(s).map_err(|_| {
-                raise(Kind::Config, format!("{what} must be a number of seconds >= 0, got {s}"))
+                raise(
+                    Kind::Config,
+                    format!("{what} must be a number of seconds >= 0, got {s}"),
+                )
             })
         })
         .transpose()
@@ -195,7 +198,10 @@ impl Server {
     ) -> PyResult<Self> {
         let ip = |text: &str, what: &str| {
             text.parse::<IpAddr>().map_err(|_| {
-                raise(Kind::Config, format!("{what} {text:?} is not an IP address"))
+                raise(
+                    Kind::Config,
+                    format!("{what} {text:?} is not an IP address"),
+                )
             })
         };
         let mut config = rtcast::ServerConfig {
@@ -206,13 +212,21 @@ impl Server {
                 .iter()
                 .map(|s| ip(s, "public_ips entry"))
                 .collect::<PyResult<_>>()?,
-            ice_servers: ice_servers.iter().map(ice_server).collect::<PyResult<_>>()?,
+            ice_servers: ice_servers
+                .iter()
+                .map(ice_server)
+                .collect::<PyResult<_>>()?,
             ..Default::default()
         };
         config.tls = match (cert, key) {
             (Some(cert_pem), Some(key_pem)) => Some(rtcast::TlsConfig { cert_pem, key_pem }),
             (None, None) => None,
-            _ => return Err(raise(Kind::Config, "cert and key go together: pass both or neither")),
+            _ => {
+                return Err(raise(
+                    Kind::Config,
+                    "cert and key go together: pass both or neither",
+                ))
+            }
         };
         let limits = &mut config.limits;
         if let Some(n) = max_viewers {
@@ -246,7 +260,10 @@ impl Server {
             Ok(t) => t,
             Err(e) => {
                 py.detach(|| server.stop());
-                return Err(raise(Kind::Base, format!("cannot start the event thread: {e}")));
+                return Err(raise(
+                    Kind::Base,
+                    format!("cannot start the event thread: {e}"),
+                ));
             }
         };
         let core = Arc::new(Core {
@@ -274,14 +291,15 @@ impl Server {
         max_fps: Option<f32>,
         keyframe_interval: Option<f64>,
     ) -> PyResult<Stream> {
-        if !video.eq_ignore_ascii_case("h264") {
-            return Err(raise(
+        let video = rtcast::VideoCodec::from_name(video).ok_or_else(|| {
+            raise(
                 Kind::UnsupportedCodec,
-                format!("unknown video codec {video:?}; rtcast takes: h264"),
-            ));
-        }
+                format!("unknown video codec '{video}'; rtcast takes: h264, vp8"),
+            )
+        })?;
         let mut options = rtcast::StreamOptions {
             audio,
+            video,
             ..Default::default()
         };
         if let Some(b) = bitrate {
@@ -387,6 +405,12 @@ impl Server {
         py.detach(|| core.close());
     }
 
+    /// `close()` on a worker thread, as a coroutine: stopping waits for threads (up to a few
+    /// seconds), which must not block the event loop.
+    fn close_async<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        crate::stream::off_loop(slf.as_any(), "close", ())
+    }
+
     /// Whether the server was stopped.
     #[getter]
     fn closed(&self) -> bool {
@@ -403,9 +427,29 @@ impl Server {
         false
     }
 
+    /// `async with rtcast.Server(...) as server:` (the server starts in the constructor, which
+    /// only binds ports).
+    fn __aenter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        slf.py()
+            .import("rtcast._aio")?
+            .getattr("ready")?
+            .call1((slf,))
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __aexit__<'py>(
+        slf: &Bound<'py, Self>,
+        _args: &Bound<'py, pyo3::types::PyTuple>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        Self::close_async(slf)
+    }
+
     fn __repr__(&self, py: Python<'_>) -> String {
         let (addr, udp) = self.with(py, |s| {
-            (s.http_addr(), s.udp_addrs().first().map(|a| a.port()).unwrap_or(0))
+            (
+                s.http_addr(),
+                s.udp_addrs().first().map(|a| a.port()).unwrap_or(0),
+            )
         });
         let state = if self.closed() { "closed" } else { "running" };
         format!("<rtcast.Server http={addr} udp={udp} {state}>")

@@ -9,6 +9,7 @@ import threading
 import av
 import numpy as np
 from aiortc.codecs import h264 as aiortc_h264
+from aiortc.codecs import vpx as aiortc_vpx
 from conftest import Pusher, Viewer, loopback_server, yuv601
 
 
@@ -46,6 +47,12 @@ def test_solid_colour_frames_of_every_format_arrive_with_their_colour_and_size()
 
                 bgra = np.dstack([solid_rgb(320, 240, blue[::-1]), np.full((240, 320), 255, np.uint8)])
                 pusher.set(bgra, "bgra")
+                await viewer.wait_for_colour(blue, size=(320, 240))
+
+                # bgr24, as OpenCV gives: the same bytes as red in RGB order mean blue here.
+                pusher.set(solid_rgb(320, 240, red[::-1]), "bgr24")
+                await viewer.wait_for_colour(red, size=(320, 240))
+                pusher.set(solid_rgb(320, 240, blue[::-1]), "bgr")
                 await viewer.wait_for_colour(blue, size=(320, 240))
 
                 # A new size: the encoder starts over with an IDR at 640x360.
@@ -155,3 +162,63 @@ def test_pushed_h264_access_units_arrive_byte_for_byte():
     assert decoded == compared
     with lock:
         assert received[:compared] == [normalized(a) for a in aus[:compared]]
+
+
+def encode_vp8(count: int, w: int = 320, h: int = 240) -> list[bytes]:
+    """VP8 frames of a moving picture from PyAV's libvpx, independent of rtcast."""
+    ctx = av.CodecContext.create("libvpx", "w")
+    ctx.width, ctx.height, ctx.pix_fmt = w, h, "yuv420p"
+    ctx.time_base = fractions.Fraction(1, 30)
+    ctx.bit_rate = 500_000
+    ctx.options = {"deadline": "realtime", "lag-in-frames": "0", "g": "300"}
+    frames: list[bytes] = []
+    for i in range(count):
+        img = np.zeros((h, w, 3), np.uint8)
+        img[:, :, 2] = (np.arange(w) + i * 6) % 256
+        img[40 + i : 80 + i, 100:160] = 255
+        frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+        frame.pts = i
+        frames += [bytes(p) for p in ctx.encode(frame)]
+    frames += [bytes(p) for p in ctx.encode(None)]
+    return frames
+
+
+def test_pushed_vp8_frames_arrive_byte_for_byte():
+    frames = encode_vp8(31)
+    assert len(frames) == 31
+    assert frames[0][0] & 1 == 0, "first frame is a keyframe"
+    compared = 30  # the last one only flushes aiortc's jitter buffer (see the H.264 test)
+
+    received: list[bytes] = []
+    lock = threading.Lock()
+    original = aiortc_vpx.Vp8Decoder.decode
+
+    def recording_decode(self, encoded_frame):
+        with lock:
+            received.append(bytes(encoded_frame.data))
+        return original(self, encoded_frame)
+
+    async def main():
+        with loopback_server() as server:
+            stream = server.stream("vp8", video="vp8", audio=False)
+            events = server.events()
+            viewer = Viewer()
+            await viewer.connect(server.whep_url("vp8"))
+            async for event in events:
+                if event.kind == "viewer_joined":
+                    break
+            for i, data in enumerate(frames):
+                stream.push_vp8(data, pts=i / 30)
+                await asyncio.sleep(1 / 30)
+            for _ in range(compared):
+                frame = await viewer.frame()
+                assert (frame.width, frame.height) == (320, 240)
+            await viewer.close()
+
+    aiortc_vpx.Vp8Decoder.decode = recording_decode
+    try:
+        asyncio.run(main())
+    finally:
+        aiortc_vpx.Vp8Decoder.decode = original
+    with lock:
+        assert received[:compared] == frames[:compared]

@@ -1,13 +1,28 @@
-"""The asyncio face of server events: ``async for event in server.events()``.
+"""The asyncio face of rtcast: ``async for event in server.events()``, ``async with``, and the
+``*_async`` calls.
 
 The server's event thread hands each event to the event loop that created the iterator with
-``loop.call_soon_threadsafe``; the loop is never blocked and nothing polls.
+``loop.call_soon_threadsafe``; the loop is never blocked and nothing polls. Calls that take time
+(encoding a frame, stopping a server) run on the loop's default executor, as
+``asyncio.to_thread`` does.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
+
+_T = TypeVar("_T")
+
+
+async def off_loop(call: Callable[..., _T], args: tuple) -> _T:
+    """Runs ``call(*args)`` on the running loop's default executor."""
+    return await asyncio.get_running_loop().run_in_executor(None, call, *args)
+
+
+async def ready(value: Any) -> Any:
+    """An awaitable of ``value`` (``Server.__aenter__``)."""
+    return value
 
 if TYPE_CHECKING:
     from ._rtcast import Event, Server

@@ -3,7 +3,7 @@
 import datetime
 import os
 from types import TracebackType
-from typing import Any, Callable, Literal, Mapping, Optional, Sequence, Tuple, Type, TypeVar, Union
+from typing import Any, Callable, Coroutine, Literal, Mapping, Optional, Sequence, Tuple, Type, TypeVar, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -17,7 +17,7 @@ _Pts = Union[int, float, datetime.timedelta, None]
 _Bytes = Union[bytes, bytearray, memoryview, npt.NDArray[np.uint8]]
 _Array = npt.NDArray[np.uint8]
 _Frame = Union[_Array, Tuple[_Array, _Array, _Array], Tuple[_Array, _Array]]
-_Format = Literal["rgb24", "rgb", "rgba", "bgra", "i420", "nv12"]
+_Format = Literal["rgb24", "rgb", "bgr24", "bgr", "rgba", "bgra", "i420", "nv12"]
 
 class RtcastError(Exception):
     """Base class of every error raised by rtcast."""
@@ -137,7 +137,8 @@ class Stream:
     def closed(self) -> bool: ...
     def stats(self) -> StreamStats: ...
     def push_frame(self, frame: _Frame, format: Optional[_Format] = None, pts: _Pts = None) -> None:
-        """Pushes a raw uint8 frame: (H, W, 3) rgb24, (H, W, 4) rgba/bgra, (H*3/2, W) packed
+        """Pushes a raw uint8 frame: (H, W, 3) rgb24/bgr24 (OpenCV's order: `format="bgr24"`),
+        (H, W, 4) rgba/bgra, (H*3/2, W) packed
         i420/nv12 with `format=`, or planes (y, u, v) i420 / (y, uv) nv12. Encoded once (H.264)
         for all viewers, with the GIL released; contiguous rows are not copied.
 
@@ -145,9 +146,20 @@ class Stream:
         ValueError (negative pts), StreamClosedError, EncoderError."""
     def push_h264(self, data: _Bytes, pts: _Pts = None) -> None:
         """Pushes one H.264 access unit, Annex B. Raises InvalidDataError, StreamClosedError."""
+    def push_vp8(self, data: _Bytes, pts: _Pts = None) -> None:
+        """Pushes one VP8 frame (frame tag first) into a stream created with video="vp8".
+        Raises InvalidDataError, UnsupportedCodecError (not a VP8 stream), StreamClosedError."""
     def push_opus(self, data: _Bytes, pts: _Pts = None) -> None:
         """Pushes one Opus packet. Raises InvalidDataError, UnsupportedCodecError (stream without
         audio), StreamClosedError."""
+    def push_frame_async(
+        self, frame: _Frame, format: Optional[_Format] = None, pts: _Pts = None
+    ) -> Coroutine[Any, Any, None]:
+        """push_frame on the event loop's default executor: the loop is not blocked while the
+        frame is encoded. Raises what push_frame raises, when awaited."""
+    def push_h264_async(self, data: _Bytes, pts: _Pts = None) -> Coroutine[Any, Any, None]: ...
+    def push_vp8_async(self, data: _Bytes, pts: _Pts = None) -> Coroutine[Any, Any, None]: ...
+    def push_opus_async(self, data: _Bytes, pts: _Pts = None) -> Coroutine[Any, Any, None]: ...
 
 class Server:
     """A running rtcast server; a context manager. Stopped by close(), `with` exit, garbage
@@ -178,12 +190,13 @@ class Server:
         name: str,
         *,
         audio: bool = True,
-        video: Literal["h264"] = "h264",
+        video: Literal["h264", "vp8"] = "h264",
         bitrate: Optional[int] = None,
         max_fps: Optional[float] = None,
         keyframe_interval: Optional[float] = None,
     ) -> Stream:
-        """The stream `name`, created if new. Raises ConfigError (bad name),
+        """The stream `name`, created if new. `video="vp8"` streams take push_vp8 only (the
+        built-in encoder makes H.264). Raises ConfigError (bad name),
         UnsupportedCodecError, ServerStoppedError, LimitError."""
     def remove_stream(self, name: str) -> bool: ...
     def streams(self) -> list[str]: ...
@@ -202,7 +215,10 @@ class Server:
     def _subscribe(self, callback: Callable[[Optional[Event]], Any]) -> bool: ...
     def events(self) -> EventStream:
         """Async iterator of events, ending when the server stops; call it inside a coroutine."""
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Stops the server and joins its threads. Idempotent."""
+    def close_async(self) -> Coroutine[Any, Any, None]:
+        """close() on the event loop's default executor."""
     @property
     def closed(self) -> bool: ...
     def __enter__(self) -> Server: ...
@@ -210,5 +226,10 @@ class Server:
         self,
         *_args: Union[Type[BaseException], BaseException, TracebackType, None],
     ) -> bool: ...
+    def __aenter__(self) -> Coroutine[Any, Any, Server]: ...
+    def __aexit__(
+        self,
+        *_args: Union[Type[BaseException], BaseException, TracebackType, None],
+    ) -> Coroutine[Any, Any, None]: ...
 
 def _close_all() -> None: ...

@@ -12,6 +12,10 @@ mod stream;
 
 #[pymodule]
 fn _rtcast(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // Load NumPy's C API now, where a failure is an ImportError: done lazily by the first push,
+    // a KeyboardInterrupt landing in that import would make the numpy crate panic.
+    m.py().import("numpy")?;
+    let _ = numpy::dtype::<u8>(m.py());
     m.add("__version__", rtcast::VERSION)?;
     m.add_class::<server::Server>()?;
     m.add_class::<server::AuthRequest>()?;

@@ -7,7 +7,6 @@ import asyncio
 import gc
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -32,12 +31,12 @@ def wait_for_threads(expected: int, timeout: float = 5) -> int:
 
 
 def port_is_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
+    """A new server can listen on `port` (TCP and UDP) again."""
+    try:
+        rtcast.Server(port=port, udp_port=port, bind="127.0.0.1").close()
+        return True
+    except rtcast.BindError:
+        return False
 
 
 def test_leaving_with_stops_the_server_and_its_threads_after_a_viewer_played():
@@ -136,16 +135,18 @@ CHILD = textwrap.dedent(
     server = rtcast.Server(port=0, udp_port=0, bind="127.0.0.1")
     stream = server.stream("cam")
     server.on_event(print)
-    print("serving", server.port, len(os.listdir("/proc/self/task")), flush=True)
+    ready = "serving %d %d" % (server.port, len(os.listdir("/proc/self/task")))
     if use_with:
         try:
             with server:
+                print(ready, flush=True)
                 while True:
                     stream.push_frame(frame)
                     time.sleep(1 / 30)
         except KeyboardInterrupt:
             print("threads", len(os.listdir("/proc/self/task")), flush=True)
             sys.exit(3)
+    print(ready, flush=True)
     while True:  # no `with`: the interpreter's exit stops the server
         stream.push_frame(frame)
         time.sleep(1 / 30)

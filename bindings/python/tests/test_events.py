@@ -144,3 +144,35 @@ def test_the_loop_keeps_running_while_frames_are_encoded_off_it():
             assert stream.stats().video_frames == 5
 
     asyncio.run(main())
+
+
+def test_a_viewers_bandwidth_estimate_arrives_as_a_bitrate_hint():
+    """A viewer's REMB (goog-remb) reaches the host as a bitrate_hint event. aiortc estimates
+    bandwidth only with abs-send-time, which rtcast does not send, so the viewer sends its REMB
+    by hand through aiortc's RTCP path."""
+    from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
+    from conftest import Pusher
+
+    async def main():
+        async with loopback_server() as server:
+            stream = server.stream("cam", audio=False)
+            events = server.events()
+            viewer = Viewer()
+            with Pusher(stream) as pusher:
+                pusher.set(np.zeros((240, 320, 3), np.uint8))
+                await viewer.connect(server.whep_url("cam"))
+                await viewer.frame()
+                receiver = viewer.pc.getReceivers()[0]
+                ssrcs = [s.source for s in receiver.getSynchronizationSources()]
+                remb = RtcpPsfbPacket(
+                    fmt=RTCP_PSFB_APP,
+                    ssrc=receiver._RTCRtpReceiver__rtcp_ssrc,
+                    media_ssrc=0,
+                    fci=pack_remb_fci(750_000, ssrcs),
+                )
+                await receiver._send_rtcp(remb)
+                hint = await next_event(events, "bitrate_hint")
+            assert (hint.stream, hint.bps, hint.viewer) == ("cam", 750_000, None)
+            await viewer.close()
+
+    asyncio.run(main())

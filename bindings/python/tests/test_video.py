@@ -222,3 +222,30 @@ def test_pushed_vp8_frames_arrive_byte_for_byte():
         aiortc_vpx.Vp8Decoder.decode = original
     with lock:
         assert received[:compared] == frames[:compared]
+
+
+def test_contiguous_arrays_are_pushed_without_a_copy_and_others_with_one():
+    """NumPy reports its allocations to tracemalloc: pushing a C-contiguous 720p frame (or a
+    crop, whose rows are contiguous) allocates nothing near a frame's size; a view whose pixels
+    are not contiguous in a row is copied once."""
+    import tracemalloc
+
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    frame_bytes = frame.nbytes
+    with loopback_server() as server:
+        stream = server.stream("cam", audio=False)
+
+        def peak_of(push) -> int:
+            tracemalloc.start()
+            try:
+                push()
+                return tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+
+        stream.push_frame(frame)  # first call: lazy imports out of the way
+        assert peak_of(lambda: stream.push_frame(frame)) < frame_bytes // 10
+        big = np.zeros((800, 1400, 3), np.uint8)
+        assert peak_of(lambda: stream.push_frame(big[40:760, 60:1340])) < frame_bytes // 10
+        assert peak_of(lambda: stream.push_frame(frame[:, ::-1])) >= frame_bytes
+        assert peak_of(lambda: stream.push_frame(frame, format="rgb24", pts=1.0)) < frame_bytes // 10

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import fractions
+import sys
 import threading
 
 import av
@@ -249,3 +250,49 @@ def test_contiguous_arrays_are_pushed_without_a_copy_and_others_with_one():
         assert peak_of(lambda: stream.push_frame(big[40:760, 60:1340])) < frame_bytes // 10
         assert peak_of(lambda: stream.push_frame(frame[:, ::-1])) >= frame_bytes
         assert peak_of(lambda: stream.push_frame(frame, format="rgb24", pts=1.0)) < frame_bytes // 10
+
+
+def test_other_python_threads_run_while_a_frame_is_encoded():
+    """While one thread is inside push_frame (a 720p frame encoded for a viewer), the main
+    thread executes Python. With a switch interval of minutes, the GIL changes hands only when
+    released on purpose: if push_frame kept it, the main thread would get it only after the
+    push thread ended (0 spins); since it is released, the main thread gets it while the push is
+    in the core and keeps it (the push cannot return meanwhile) until it reaches its cap."""
+    frame = np.random.default_rng(3).integers(0, 255, (720, 1280, 3), np.uint8)
+    cap = 200_000
+
+    async def main():
+        with loopback_server() as server:
+            stream = server.stream("cam", audio=False)
+            viewer = Viewer()
+            with Pusher(stream) as pusher:
+                pusher.set(solid_rgb(320, 240, (0, 0, 0)))
+                await viewer.connect(server.whep_url("cam"))
+                await viewer.frame()  # the encoder runs: a viewer watches
+            counts = []
+            interval = sys.getswitchinterval()
+            sys.setswitchinterval(120)
+            try:
+                for _ in range(3):
+                    inside, done = threading.Event(), threading.Event()
+
+                    def push():
+                        inside.set()
+                        stream.push_frame(frame)
+                        done.set()
+
+                    pushing = threading.Thread(target=push)
+                    pushing.start()
+                    inside.wait()
+                    spins = 0
+                    while not done.is_set() and spins < cap:
+                        spins += 1
+                    pushing.join()
+                    counts.append(spins)
+            finally:
+                sys.setswitchinterval(interval)
+            assert stream.stats().frames_encoded >= 3
+            await viewer.close()
+            return counts
+
+    assert asyncio.run(main()) == [cap] * 3

@@ -156,7 +156,8 @@ class Stream:
         self, frame: _Frame, format: Optional[_Format] = None, pts: _Pts = None
     ) -> Coroutine[Any, Any, None]:
         """push_frame on the event loop's default executor: the loop is not blocked while the
-        frame is encoded. Raises what push_frame raises, when awaited."""
+        frame is encoded. Raises what push_frame raises, when awaited. Await each push before
+        the next: pushes started together may run in any order."""
     def push_h264_async(self, data: _Bytes, pts: _Pts = None) -> Coroutine[Any, Any, None]: ...
     def push_vp8_async(self, data: _Bytes, pts: _Pts = None) -> Coroutine[Any, Any, None]: ...
     def push_opus_async(self, data: _Bytes, pts: _Pts = None) -> Coroutine[Any, Any, None]: ...

@@ -14,7 +14,7 @@ echo "== python: fresh venv ($("$PYTHON" --version)) in $venv"
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 echo "== pip install ./bindings/python"
 "$venv/bin/python" -m pip install --quiet ./bindings/python
-"$venv/bin/python" -m pip install --quiet pytest aiortc av numpy
+"$venv/bin/python" -m pip install --quiet pytest aiortc av numpy mypy  # mypy: stubtest
 
 echo "== pytest bindings/python/tests"
 # Run from the tests folder, so `import rtcast` finds the installed package, not the sources.

@@ -6,6 +6,8 @@ from __future__ import annotations
 import ast
 import inspect
 import pathlib
+import subprocess
+import sys
 import types
 
 import pytest
@@ -89,10 +91,10 @@ def test_stub_and_module_declare_the_same_names():
 def test_each_class_has_the_stubs_members_and_nothing_else(name):
     cls = getattr(_rtcast, name)
     node = STUB_CLASSES[name]
-    # __init__ is compared in test_server_constructor_matches_the_stubs_init (PyO3 puts the
+    # __new__ is compared in test_server_constructor_matches_the_stubs_new (PyO3 puts the
     # constructor's signature on the class).
     stub_members: dict[str, ast.FunctionDef] = {
-        f.name: f for f in node.body if isinstance(f, ast.FunctionDef) and f.name != "__init__"
+        f.name: f for f in node.body if isinstance(f, ast.FunctionDef) and f.name != "__new__"
     }
     if issubclass(cls, BaseException):
         # Exceptions: the bases must match; members are those of Exception.
@@ -113,9 +115,18 @@ def test_each_class_has_the_stubs_members_and_nothing_else(name):
         assert runtime_params(getattr(cls, member)) == stub_params(fn), f"{name}.{member}"
 
 
-def test_server_constructor_matches_the_stubs_init():
-    init = next(f for f in STUB_CLASSES["Server"].body if isinstance(f, ast.FunctionDef) and f.name == "__init__")
-    assert runtime_params(_rtcast.Server) == stub_params(init)
+def test_server_constructor_matches_the_stubs_new():
+    new = next(f for f in STUB_CLASSES["Server"].body if isinstance(f, ast.FunctionDef) and f.name == "__new__")
+    assert runtime_params(_rtcast.Server) == stub_params(new)
+
+
+def test_mypy_stubtest_finds_no_difference():
+    """mypy's own comparison of the stub with the module (types of defaults, finality, __all__)."""
+    pytest.importorskip("mypy.stubtest")
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy.stubtest", "rtcast"], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_module_functions_match():

@@ -3,12 +3,34 @@
 import datetime
 import os
 from types import TracebackType
-from typing import Any, Callable, Coroutine, Literal, Mapping, Optional, Sequence, Tuple, Type, TypeVar, Union
+from typing import Any, Callable, Coroutine, Literal, Mapping, Optional, Sequence, Tuple, Type, TypeVar, Union, final
 
 import numpy as np
 import numpy.typing as npt
 
 from ._aio import EventStream
+
+__all__ = [
+    "__version__",
+    "Server",
+    "AuthRequest",
+    "Stream",
+    "Event",
+    "ServerStats",
+    "StreamStats",
+    "RtcastError",
+    "ConfigError",
+    "BindError",
+    "TlsError",
+    "InvalidFrameError",
+    "InvalidDataError",
+    "UnsupportedCodecError",
+    "EncoderError",
+    "StreamClosedError",
+    "ServerStoppedError",
+    "LimitError",
+    "_close_all",
+]
 
 __version__: str
 
@@ -52,6 +74,7 @@ class ServerStoppedError(RtcastError):
 class LimitError(RtcastError):
     """A limit was reached (viewers, queues)."""
 
+@final
 class Event:
     """Something that happened on the server; fields that do not apply to `kind` are None."""
 
@@ -70,6 +93,7 @@ class Event:
     @property
     def bps(self) -> Optional[int]: ...
 
+@final
 class AuthRequest:
     """What the `authorize` callable is asked: may this viewer watch?"""
 
@@ -82,6 +106,7 @@ class AuthRequest:
     @property
     def protocol(self) -> Literal["websocket", "whep"]: ...
 
+@final
 class ServerStats:
     """Counters of the whole server."""
 
@@ -108,6 +133,7 @@ class ServerStats:
     @property
     def ttff_p50_ms(self) -> float: ...
 
+@final
 class StreamStats:
     """Counters of one stream."""
 
@@ -126,6 +152,7 @@ class StreamStats:
     @property
     def keyframe_requests(self) -> int: ...
 
+@final
 class Stream:
     """A live stream; got from `Server.stream()`. Pushes never wait for the network."""
 
@@ -162,12 +189,13 @@ class Stream:
     def push_vp8_async(self, data: _Bytes, pts: _Pts = None) -> Coroutine[Any, Any, None]: ...
     def push_opus_async(self, data: _Bytes, pts: _Pts = None) -> Coroutine[Any, Any, None]: ...
 
+@final
 class Server:
     """A running rtcast server; a context manager. Stopped by close(), `with` exit, garbage
     collection or interpreter exit, leaving no thread behind."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         port: int = 8080,
         *,
         udp_port: Optional[int] = None,
@@ -183,7 +211,7 @@ class Server:
         consent_timeout: Optional[float] = None,
         cors_origins: Optional[Sequence[str]] = None,
         authorize: Optional[Callable[[AuthRequest], bool]] = None,
-    ) -> None:
+    ) -> Server:
         """Starts a server. `port` 0 picks a free port; `udp_port` None uses the same number as
         `port`. Raises BindError, TlsError, ConfigError."""
     def stream(

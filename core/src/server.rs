@@ -382,7 +382,14 @@ impl Server {
         while runtime.metrics().num_alive_tasks() > 0 && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
-        runtime.shutdown_background();
+        if tokio::runtime::Handle::try_current().is_ok() {
+            // Inside an async context a runtime may not block on its threads.
+            runtime.shutdown_background();
+        } else {
+            // Wait for the worker threads to exit, so that a host checking for leftover threads
+            // (or unloading the library) finds none once stop() returned.
+            runtime.shutdown_timeout(Duration::from_secs(2));
+        }
         self.shared.stopped.send_replace(true);
         tracing::info!("rtcast server stopped");
     }

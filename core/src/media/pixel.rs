@@ -23,6 +23,8 @@ pub enum PixelFormat {
     Nv12,
     /// Packed 8-bit R, G, B (3 bytes a pixel).
     Rgb24,
+    /// Packed 8-bit B, G, R (3 bytes a pixel), the layout of OpenCV images.
+    Bgr24,
     /// Packed 8-bit R, G, B, A (4 bytes a pixel); alpha is ignored.
     Rgba,
     /// Packed 8-bit B, G, R, A (4 bytes a pixel), the usual layout of Windows and macOS
@@ -32,10 +34,11 @@ pub enum PixelFormat {
 
 impl PixelFormat {
     /// Every format, in the order error messages list them.
-    pub const ALL: [PixelFormat; 5] = [
+    pub const ALL: [PixelFormat; 6] = [
         PixelFormat::I420,
         PixelFormat::Nv12,
         PixelFormat::Rgb24,
+        PixelFormat::Bgr24,
         PixelFormat::Rgba,
         PixelFormat::Bgra,
     ];
@@ -46,6 +49,7 @@ impl PixelFormat {
             PixelFormat::I420 => "i420",
             PixelFormat::Nv12 => "nv12",
             PixelFormat::Rgb24 => "rgb24",
+            PixelFormat::Bgr24 => "bgr24",
             PixelFormat::Rgba => "rgba",
             PixelFormat::Bgra => "bgra",
         }
@@ -63,7 +67,7 @@ impl PixelFormat {
         match self {
             PixelFormat::I420 => 3,
             PixelFormat::Nv12 => 2,
-            PixelFormat::Rgb24 | PixelFormat::Rgba | PixelFormat::Bgra => 1,
+            PixelFormat::Rgb24 | PixelFormat::Bgr24 | PixelFormat::Rgba | PixelFormat::Bgra => 1,
         }
     }
 
@@ -75,7 +79,7 @@ impl PixelFormat {
             PixelFormat::I420 => [(w, h), (w / 2, h / 2), (w / 2, h / 2)],
             // One interleaved U,V pair for every 2x2 block: as many bytes per row as Y.
             PixelFormat::Nv12 => [(w, h), (w, h / 2), (0, 0)],
-            PixelFormat::Rgb24 => [(w * 3, h), (0, 0), (0, 0)],
+            PixelFormat::Rgb24 | PixelFormat::Bgr24 => [(w * 3, h), (0, 0), (0, 0)],
             PixelFormat::Rgba | PixelFormat::Bgra => [(w * 4, h), (0, 0), (0, 0)],
         }
     }
@@ -84,7 +88,7 @@ impl PixelFormat {
     fn size_formula(self, width: u32, height: u32) -> String {
         match self {
             PixelFormat::I420 | PixelFormat::Nv12 => format!("{width}*{height}*3/2"),
-            PixelFormat::Rgb24 => format!("{width}*{height}*3"),
+            PixelFormat::Rgb24 | PixelFormat::Bgr24 => format!("{width}*{height}*3"),
             PixelFormat::Rgba | PixelFormat::Bgra => format!("{width}*{height}*4"),
         }
     }
@@ -389,6 +393,7 @@ pub fn to_i420(frame: &RawFrame, out: &mut I420Buffer) {
             }
         }
         PixelFormat::Rgb24 => rgb_to_i420::<3, 0, 1, 2>(frame, out),
+        PixelFormat::Bgr24 => rgb_to_i420::<3, 2, 1, 0>(frame, out),
         PixelFormat::Rgba => rgb_to_i420::<4, 0, 1, 2>(frame, out),
         PixelFormat::Bgra => rgb_to_i420::<4, 2, 1, 0>(frame, out),
     }
@@ -469,6 +474,7 @@ mod tests {
     fn solid_rgb(format: PixelFormat, w: u32, h: u32, rgb: [u8; 3]) -> Vec<u8> {
         let px: Vec<u8> = match format {
             PixelFormat::Rgb24 => rgb.to_vec(),
+            PixelFormat::Bgr24 => vec![rgb[2], rgb[1], rgb[0]],
             PixelFormat::Rgba => vec![rgb[0], rgb[1], rgb[2], 255],
             PixelFormat::Bgra => vec![rgb[2], rgb[1], rgb[0], 255],
             _ => unreachable!(),
@@ -509,7 +515,7 @@ mod tests {
         }
         assert_eq!(PixelFormat::from_name("RGBA"), Some(PixelFormat::Rgba));
         let err = "yuv".parse::<PixelFormat>().unwrap_err();
-        assert!(err.contains("'yuv'") && err.contains("i420, nv12, rgb24, rgba, bgra"));
+        assert!(err.contains("'yuv'") && err.contains("i420, nv12, rgb24, bgr24, rgba, bgra"));
         assert_eq!(PixelFormat::Nv12.plane_count(), 2);
         assert_eq!(PixelFormat::Bgra.plane_count(), 1);
     }
@@ -653,7 +659,12 @@ mod tests {
             ([255, 255, 255], (235, 128, 128)),
             ([0, 0, 0], (16, 128, 128)),
         ];
-        for format in [PixelFormat::Rgb24, PixelFormat::Rgba, PixelFormat::Bgra] {
+        for format in [
+            PixelFormat::Rgb24,
+            PixelFormat::Bgr24,
+            PixelFormat::Rgba,
+            PixelFormat::Bgra,
+        ] {
             for (rgb, yuv) in cases {
                 let data = solid_rgb(format, 6, 4, rgb);
                 let frame = RawFrame::packed(format, 6, 4, &data).unwrap();

@@ -1,0 +1,264 @@
+"""Type stubs of the rtcast extension module (checked against the module by tests/test_stubs.py)."""
+
+import datetime
+import os
+from types import TracebackType
+from typing import Any, Callable, Coroutine, Literal, Mapping, Optional, Sequence, Tuple, Type, TypeVar, Union, final
+
+import numpy as np
+import numpy.typing as npt
+
+from ._aio import EventStream
+
+__all__ = [
+    "__version__",
+    "Server",
+    "AuthRequest",
+    "Stream",
+    "Event",
+    "ServerStats",
+    "StreamStats",
+    "RtcastError",
+    "ConfigError",
+    "BindError",
+    "TlsError",
+    "InvalidFrameError",
+    "InvalidDataError",
+    "UnsupportedCodecError",
+    "EncoderError",
+    "StreamClosedError",
+    "ServerStoppedError",
+    "LimitError",
+    "_close_all",
+]
+
+__version__: str
+
+_F = TypeVar("_F", bound=Callable[["Event"], Any])
+_Pts = Union[int, float, datetime.timedelta, None]
+_Bytes = Union[bytes, bytearray, memoryview, npt.NDArray[np.uint8]]
+_Array = npt.NDArray[np.uint8]
+_Frame = Union[_Array, Tuple[_Array, _Array, _Array], Tuple[_Array, _Array]]
+_Format = Literal["rgb24", "rgb", "bgr24", "bgr", "rgba", "bgra", "i420", "nv12"]
+
+class RtcastError(Exception):
+    """Base class of every error raised by rtcast."""
+
+class ConfigError(RtcastError, ValueError):
+    """A configuration value is out of range or inconsistent (also a ValueError)."""
+
+class BindError(RtcastError, OSError):
+    """A port could not be bound, e.g. already in use (also an OSError with errno)."""
+
+class TlsError(RtcastError):
+    """The TLS certificate or key could not be read or used."""
+
+class InvalidFrameError(RtcastError, ValueError):
+    """A raw frame does not match its format: dtype, shape, size or strides (also a ValueError)."""
+
+class InvalidDataError(RtcastError, ValueError):
+    """Encoded data is not what the call says it is, e.g. not H.264 Annex B (also a ValueError)."""
+
+class UnsupportedCodecError(RtcastError, ValueError):
+    """The codec is unknown or not enabled for this stream (also a ValueError)."""
+
+class EncoderError(RtcastError):
+    """The built-in H.264 encoder failed."""
+
+class StreamClosedError(RtcastError):
+    """The stream was removed or its server stopped: pushing into it is no longer possible."""
+
+class ServerStoppedError(RtcastError):
+    """The server was stopped."""
+
+class LimitError(RtcastError):
+    """A limit was reached (viewers, queues)."""
+
+@final
+class Event:
+    """Something that happened on the server; fields that do not apply to `kind` are None."""
+
+    @property
+    def kind(self) -> Literal["viewer_joined", "viewer_left", "keyframe_requested", "bitrate_hint"]: ...
+    @property
+    def stream(self) -> str: ...
+    @property
+    def viewer(self) -> Optional[int]: ...
+    @property
+    def protocol(self) -> Optional[Literal["websocket", "whep"]]: ...
+    @property
+    def remote(self) -> Optional[str]: ...
+    @property
+    def reason(self) -> Optional[Literal["closed", "connection_lost", "timeout", "shutdown"]]: ...
+    @property
+    def bps(self) -> Optional[int]: ...
+
+@final
+class AuthRequest:
+    """What the `authorize` callable is asked: may this viewer watch?"""
+
+    @property
+    def stream(self) -> str: ...
+    @property
+    def token(self) -> Optional[str]: ...
+    @property
+    def remote(self) -> str: ...
+    @property
+    def protocol(self) -> Literal["websocket", "whep"]: ...
+
+@final
+class ServerStats:
+    """Counters of the whole server."""
+
+    @property
+    def viewers(self) -> int: ...
+    @property
+    def viewers_total(self) -> int: ...
+    @property
+    def streams(self) -> int: ...
+    @property
+    def packets_sent(self) -> int: ...
+    @property
+    def bytes_sent(self) -> int: ...
+    @property
+    def send_drops(self) -> int: ...
+    @property
+    def nacks(self) -> int: ...
+    @property
+    def plis(self) -> int: ...
+    @property
+    def keyframe_requests(self) -> int: ...
+    @property
+    def frames_dropped(self) -> int: ...
+    @property
+    def ttff_p50_ms(self) -> float: ...
+
+@final
+class StreamStats:
+    """Counters of one stream."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def viewers(self) -> int: ...
+    @property
+    def video_frames(self) -> int: ...
+    @property
+    def audio_packets(self) -> int: ...
+    @property
+    def frames_dropped(self) -> int: ...
+    @property
+    def frames_encoded(self) -> int: ...
+    @property
+    def keyframe_requests(self) -> int: ...
+
+@final
+class Stream:
+    """A live stream; got from `Server.stream()`. Pushes never wait for the network."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def viewers(self) -> int: ...
+    @property
+    def closed(self) -> bool: ...
+    def stats(self) -> StreamStats: ...
+    def push_frame(self, frame: _Frame, format: Optional[_Format] = None, pts: _Pts = None) -> None:
+        """Pushes a raw uint8 frame: (H, W, 3) rgb24/bgr24 (OpenCV's order: `format="bgr24"`),
+        (H, W, 4) rgba/bgra, (H*3/2, W) packed
+        i420/nv12 with `format=`, or planes (y, u, v) i420 / (y, uv) nv12. Encoded once (H.264)
+        for all viewers, with the GIL released; contiguous rows are not copied.
+
+        Raises InvalidFrameError (dtype, shape, size, format), TypeError (not an array),
+        ValueError (negative pts), StreamClosedError, EncoderError."""
+    def push_h264(self, data: _Bytes, pts: _Pts = None) -> None:
+        """Pushes one H.264 access unit, Annex B. Raises InvalidDataError, StreamClosedError."""
+    def push_vp8(self, data: _Bytes, pts: _Pts = None) -> None:
+        """Pushes one VP8 frame (frame tag first) into a stream created with video="vp8".
+        Raises InvalidDataError, UnsupportedCodecError (not a VP8 stream), StreamClosedError."""
+    def push_opus(self, data: _Bytes, pts: _Pts = None) -> None:
+        """Pushes one Opus packet. Raises InvalidDataError, UnsupportedCodecError (stream without
+        audio), StreamClosedError."""
+    def push_frame_async(
+        self, frame: _Frame, format: Optional[_Format] = None, pts: _Pts = None
+    ) -> Coroutine[Any, Any, None]:
+        """push_frame on the event loop's default executor: the loop is not blocked while the
+        frame is encoded. Raises what push_frame raises, when awaited. Await each push before
+        the next: pushes started together may run in any order."""
+    def push_h264_async(self, data: _Bytes, pts: _Pts = None) -> Coroutine[Any, Any, None]: ...
+    def push_vp8_async(self, data: _Bytes, pts: _Pts = None) -> Coroutine[Any, Any, None]: ...
+    def push_opus_async(self, data: _Bytes, pts: _Pts = None) -> Coroutine[Any, Any, None]: ...
+
+@final
+class Server:
+    """A running rtcast server; a context manager. Stopped by close(), `with` exit, garbage
+    collection or interpreter exit, leaving no thread behind."""
+
+    def __new__(
+        cls,
+        port: int = 8080,
+        *,
+        udp_port: Optional[int] = None,
+        bind: str = "0.0.0.0",
+        public_ips: Sequence[str] = ...,
+        ice_servers: Sequence[Union[str, Mapping[str, Any]]] = ...,
+        cert: Union[str, os.PathLike[str], None] = None,
+        key: Union[str, os.PathLike[str], None] = None,
+        max_viewers: Optional[int] = None,
+        max_viewers_per_stream: Optional[int] = None,
+        max_message_bytes: Optional[int] = None,
+        connect_timeout: Optional[float] = None,
+        consent_timeout: Optional[float] = None,
+        cors_origins: Optional[Sequence[str]] = None,
+        authorize: Optional[Callable[[AuthRequest], bool]] = None,
+    ) -> Server:
+        """Starts a server. `port` 0 picks a free port; `udp_port` None uses the same number as
+        `port`. Raises BindError, TlsError, ConfigError."""
+    def stream(
+        self,
+        name: str,
+        *,
+        audio: bool = True,
+        video: Literal["h264", "vp8"] = "h264",
+        bitrate: Optional[int] = None,
+        max_fps: Optional[float] = None,
+        keyframe_interval: Optional[float] = None,
+    ) -> Stream:
+        """The stream `name`, created if new. `video="vp8"` streams take push_vp8 only (the
+        built-in encoder makes H.264). Raises ConfigError (bad name),
+        UnsupportedCodecError, ServerStoppedError, LimitError."""
+    def remove_stream(self, name: str) -> bool: ...
+    def streams(self) -> list[str]: ...
+    def url(self, stream: str) -> str: ...
+    def whep_url(self, stream: str) -> str: ...
+    def ws_url(self, stream: str) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def udp_port(self) -> int: ...
+    def stats(self) -> ServerStats: ...
+    def stream_stats(self) -> list[StreamStats]: ...
+    def on_event(self, callback: _F) -> _F:
+        """Calls `callback(event)` on an rtcast thread for every event; usable as a decorator."""
+    def off_event(self, callback: Callable[[Event], Any]) -> bool: ...
+    def _subscribe(self, callback: Callable[[Optional[Event]], Any]) -> bool: ...
+    def events(self) -> EventStream:
+        """Async iterator of events, ending when the server stops; call it inside a coroutine."""
+    def close(self) -> None:
+        """Stops the server and joins its threads. Idempotent."""
+    def close_async(self) -> Coroutine[Any, Any, None]:
+        """close() on the event loop's default executor."""
+    @property
+    def closed(self) -> bool: ...
+    def __enter__(self) -> Server: ...
+    def __exit__(
+        self,
+        *_args: Union[Type[BaseException], BaseException, TracebackType, None],
+    ) -> bool: ...
+    def __aenter__(self) -> Coroutine[Any, Any, Server]: ...
+    def __aexit__(
+        self,
+        *_args: Union[Type[BaseException], BaseException, TracebackType, None],
+    ) -> Coroutine[Any, Any, None]: ...
+
+def _close_all() -> None: ...

@@ -1,0 +1,122 @@
+//! Counters as read-only Python objects.
+
+use pyo3::prelude::*;
+
+/// Counters of the whole server (`Server.stats()`).
+#[pyclass(module = "rtcast", name = "ServerStats", frozen, get_all)]
+#[derive(Clone, Debug)]
+pub struct ServerStats {
+    /// Viewers connected now.
+    pub viewers: u64,
+    /// Viewers that ever connected.
+    pub viewers_total: u64,
+    /// Streams that exist now.
+    pub streams: u64,
+    /// UDP datagrams sent (RTP, RTCP, DTLS, STUN).
+    pub packets_sent: u64,
+    /// Bytes of those datagrams.
+    pub bytes_sent: u64,
+    /// Datagrams dropped because the socket buffer was full.
+    pub send_drops: u64,
+    /// NACK feedback packets received.
+    pub nacks: u64,
+    /// PLI/FIR received.
+    pub plis: u64,
+    /// Keyframes asked of the host or of the encoder.
+    pub keyframe_requests: u64,
+    /// Frames dropped before reaching the viewers (media queue full).
+    pub frames_dropped: u64,
+    /// Median time from a viewer's signalling start to its first video packet, ms (0: no data).
+    pub ttff_p50_ms: f64,
+}
+
+impl From<rtcast::ServerStats> for ServerStats {
+    fn from(s: rtcast::ServerStats) -> Self {
+        Self {
+            viewers: s.viewers,
+            viewers_total: s.viewers_total,
+            streams: s.streams,
+            packets_sent: s.packets_sent,
+            bytes_sent: s.bytes_sent,
+            send_drops: s.send_drops,
+            nacks: s.nacks,
+            plis: s.plis,
+            keyframe_requests: s.keyframe_requests,
+            frames_dropped: s.frames_dropped,
+            ttff_p50_ms: s.ttff_p50_ms,
+        }
+    }
+}
+
+#[pymethods]
+impl ServerStats {
+    fn __repr__(&self) -> String {
+        format!(
+            "ServerStats(viewers={}, viewers_total={}, streams={}, packets_sent={}, \
+             bytes_sent={}, send_drops={}, nacks={}, plis={}, keyframe_requests={}, \
+             frames_dropped={}, ttff_p50_ms={})",
+            self.viewers,
+            self.viewers_total,
+            self.streams,
+            self.packets_sent,
+            self.bytes_sent,
+            self.send_drops,
+            self.nacks,
+            self.plis,
+            self.keyframe_requests,
+            self.frames_dropped,
+            self.ttff_p50_ms
+        )
+    }
+}
+
+/// Counters of one stream (`Stream.stats()`, `Server.stream_stats()`).
+#[pyclass(module = "rtcast", name = "StreamStats", frozen, get_all)]
+#[derive(Clone, Debug)]
+pub struct StreamStats {
+    /// Stream name.
+    pub name: String,
+    /// Viewers connected now.
+    pub viewers: usize,
+    /// Video frames pushed (raw or encoded).
+    pub video_frames: u64,
+    /// Audio packets pushed.
+    pub audio_packets: u64,
+    /// Frames dropped because the media loop was behind.
+    pub frames_dropped: u64,
+    /// Raw frames encoded by the built-in encoder (0 with no viewers).
+    pub frames_encoded: u64,
+    /// Keyframes asked for (coalesced).
+    pub keyframe_requests: u64,
+}
+
+impl From<rtcast::StreamStats> for StreamStats {
+    fn from(s: rtcast::StreamStats) -> Self {
+        Self {
+            name: s.name,
+            viewers: s.viewers,
+            video_frames: s.video_frames,
+            audio_packets: s.audio_packets,
+            frames_dropped: s.frames_dropped,
+            frames_encoded: s.frames_encoded,
+            keyframe_requests: s.keyframe_requests,
+        }
+    }
+}
+
+#[pymethods]
+impl StreamStats {
+    fn __repr__(&self) -> String {
+        format!(
+            "StreamStats(name={:?}, viewers={}, video_frames={}, audio_packets={}, \
+             frames_dropped={}, frames_encoded={}, keyframe_requests={})",
+            self.name,
+            self.viewers,
+            self.video_frames,
+            self.audio_packets,
+            self.frames_dropped,
+            self.frames_encoded,
+            self.keyframe_requests
+        )
+    }
+}

@@ -1,0 +1,230 @@
+//! `rtcast.Stream`: the push calls. Each converts its arguments, releases the GIL and calls the
+//! core, which validates, encodes and packetizes on this thread without waiting for the network.
+
+use std::time::Duration;
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyString, PyTuple};
+
+use crate::error::to_py;
+use crate::frame::FrameArrays;
+use crate::stats::StreamStats;
+
+/// A live stream that viewers watch and the host pushes into. Got from `Server.stream()`.
+/// Every push may be called from any thread and never waits for the network.
+#[pyclass(module = "rtcast", name = "Stream", frozen)]
+pub struct Stream {
+    pub(crate) inner: rtcast::Stream,
+}
+
+/// `pts` in seconds (int, float or `datetime.timedelta`); `None` takes the wall clock.
+fn pts(value: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Duration>> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    if value.is_none() {
+        return Ok(None);
+    }
+    let seconds: f64 = match value.extract::<f64>() {
+        Ok(s) => s,
+        Err(_) if value.hasattr("total_seconds")? => {
+            value.call_method0("total_seconds")?.extract()?
+        }
+        Err(_) => {
+            return Err(PyTypeError::new_err(format!(
+                "pts is seconds (int, float or datetime.timedelta) or None, got {}",
+                value.get_type().name()?
+            )))
+        }
+    };
+    Duration::try_from_secs_f64(seconds).map(Some).map_err(|_| {
+        PyValueError::new_err(format!(
+            "pts must be a finite number of seconds >= 0, got {seconds}"
+        ))
+    })
+}
+
+/// Bytes-like data: `bytes` without a copy, anything else `bytes()` accepts (bytearray,
+/// memoryview, a uint8 NumPy array) with one copy.
+fn bytes_like<'py>(data: &Bound<'py, PyAny>, what: &str) -> PyResult<Bound<'py, PyBytes>> {
+    if let Ok(b) = data.cast::<PyBytes>() {
+        return Ok(b.clone());
+    }
+    if data.is_instance_of::<PyString>() || data.extract::<i64>().is_ok() {
+        return Err(PyTypeError::new_err(format!(
+            "{what} takes bytes-like data (bytes, bytearray, memoryview), got {}",
+            data.get_type().name()?
+        )));
+    }
+    let py = data.py();
+    py.get_type::<PyBytes>()
+        .call1((data,))?
+        .cast_into::<PyBytes>()
+        .map_err(Into::into)
+}
+
+/// A coroutine running `obj.method(*args)` on the running loop's default executor (see
+/// `rtcast/_aio.py`).
+pub(crate) fn off_loop<'py>(
+    obj: &Bound<'py, PyAny>,
+    method: &str,
+    args: impl IntoPyObject<'py, Target = PyTuple, Output = Bound<'py, PyTuple>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = obj.py();
+    let call = obj.getattr(method)?;
+    let args = args.into_pyobject(py).map_err(Into::into)?;
+    py.import("rtcast._aio")?
+        .getattr("off_loop")?
+        .call1((call, args))
+}
+
+#[pymethods]
+impl Stream {
+    /// The stream's name (the STREAM of its URLs).
+    #[getter]
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    /// Viewers connected now.
+    #[getter]
+    fn viewers(&self) -> usize {
+        self.inner.viewers()
+    }
+
+    /// Whether the stream was removed or its server stopped.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    /// Counters of this stream.
+    fn stats(&self) -> StreamStats {
+        self.inner.stats().into()
+    }
+
+    /// Pushes one raw frame, encoded once (H.264) by the built-in encoder for every viewer.
+    ///
+    /// `frame` is a uint8 NumPy array: (H, W, 3) rgb24 (or bgr24 with `format="bgr24"`, as
+    /// OpenCV gives), (H, W, 4) rgba (or bgra with `format="bgra"`), (H*3/2, W) packed i420/nv12
+    /// with `format=`; or a tuple of planes:
+    /// `(y, u, v)` i420, `(y, uv)` nv12. Arrays with contiguous rows are not copied. The GIL is
+    /// released while the frame is converted and encoded.
+    #[pyo3(signature = (frame, format=None, pts=None))]
+    fn push_frame(
+        &self,
+        py: Python<'_>,
+        frame: &Bound<'_, PyAny>,
+        format: Option<&str>,
+        pts: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let pts = self::pts(pts)?;
+        let arrays = FrameArrays::from_py(frame, format)?;
+        let raw = arrays.raw_frame()?;
+        let stream = &self.inner;
+        py.detach(|| stream.push_frame(&raw, pts)).map_err(to_py)
+    }
+
+    /// Pushes one H.264 access unit in Annex B form (start codes; constrained baseline or main,
+    /// no B-frames). Keyframes should carry SPS and PPS (the last ones seen are added if not).
+    #[pyo3(signature = (data, pts=None))]
+    fn push_h264(
+        &self,
+        py: Python<'_>,
+        data: &Bound<'_, PyAny>,
+        pts: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let pts = self::pts(pts)?;
+        let data = bytes_like(data, "push_h264")?;
+        let bytes = data.as_bytes();
+        let stream = &self.inner;
+        py.detach(|| stream.push_h264(bytes, pts)).map_err(to_py)
+    }
+
+    /// Pushes one VP8 frame (frame tag first, as an encoder or an IVF/WebM file gives it). The
+    /// stream must have been created with `video="vp8"`.
+    #[pyo3(signature = (data, pts=None))]
+    fn push_vp8(
+        &self,
+        py: Python<'_>,
+        data: &Bound<'_, PyAny>,
+        pts: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let pts = self::pts(pts)?;
+        let data = bytes_like(data, "push_vp8")?;
+        let bytes = data.as_bytes();
+        let stream = &self.inner;
+        py.detach(|| stream.push_vp8(bytes, pts)).map_err(to_py)
+    }
+
+    /// Pushes one Opus packet (typically 20 ms). The stream must have audio.
+    #[pyo3(signature = (data, pts=None))]
+    fn push_opus(
+        &self,
+        py: Python<'_>,
+        data: &Bound<'_, PyAny>,
+        pts: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let pts = self::pts(pts)?;
+        let data = bytes_like(data, "push_opus")?;
+        let bytes = data.as_bytes();
+        let stream = &self.inner;
+        py.detach(|| stream.push_opus(bytes, pts)).map_err(to_py)
+    }
+
+    /// `push_frame` on a worker thread, as a coroutine: the event loop is not blocked while the
+    /// frame is converted and encoded.
+    #[pyo3(signature = (frame, format=None, pts=None))]
+    fn push_frame_async<'py>(
+        slf: &Bound<'py, Self>,
+        frame: Bound<'py, PyAny>,
+        format: Option<Bound<'py, PyAny>>,
+        pts: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        off_loop(slf.as_any(), "push_frame", (frame, format, pts))
+    }
+
+    /// `push_h264` on a worker thread, as a coroutine.
+    #[pyo3(signature = (data, pts=None))]
+    fn push_h264_async<'py>(
+        slf: &Bound<'py, Self>,
+        data: Bound<'py, PyAny>,
+        pts: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        off_loop(slf.as_any(), "push_h264", (data, pts))
+    }
+
+    /// `push_vp8` on a worker thread, as a coroutine.
+    #[pyo3(signature = (data, pts=None))]
+    fn push_vp8_async<'py>(
+        slf: &Bound<'py, Self>,
+        data: Bound<'py, PyAny>,
+        pts: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        off_loop(slf.as_any(), "push_vp8", (data, pts))
+    }
+
+    /// `push_opus` on a worker thread, as a coroutine.
+    #[pyo3(signature = (data, pts=None))]
+    fn push_opus_async<'py>(
+        slf: &Bound<'py, Self>,
+        data: Bound<'py, PyAny>,
+        pts: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        off_loop(slf.as_any(), "push_opus", (data, pts))
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<rtcast.Stream '{}' viewers={}{}>",
+            self.inner.name(),
+            self.inner.viewers(),
+            if self.inner.is_closed() {
+                " closed"
+            } else {
+                ""
+            }
+        )
+    }
+}

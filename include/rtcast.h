@@ -3,8 +3,9 @@
  *
  * Conventions (those of rustls-ffi):
  * - every name starts with rtcast_; functions are rtcast_<object>_<verb>;
- * - objects are opaque handles (rtcast_config, rtcast_server, rtcast_stream), each freed
- *   exactly once by its _free function; _free(NULL) is a no-op;
+ * - objects are opaque handles (rtcast_config, rtcast_server, rtcast_stream,
+ *   rtcast_stream_options), each freed exactly once by its _free function; _free(NULL) is a
+ *   no-op;
  * - fallible functions return an rtcast_result and write outputs through out-pointers; a call
  *   that fails changes nothing, and rtcast_last_error_message() tells why (per thread);
  * - every pointer argument is checked for NULL, and no panic crosses into C (RTCAST_ERR_PANIC).
@@ -189,6 +190,20 @@ enum rtcast_pixel_format {
 };
 
 /**
+ * Video codecs of a stream (passed as a `uint32_t`).
+ */
+enum rtcast_video_codec {
+  /**
+   * H.264: `rtcast_stream_push_h264` and the raw-frame pushes (the built-in encoder).
+   */
+  RTCAST_CODEC_H264 = 0,
+  /**
+   * VP8: `rtcast_stream_push_vp8` only (there is no built-in VP8 encoder).
+   */
+  RTCAST_CODEC_VP8 = 1,
+};
+
+/**
  * Settings of a server (opaque). Made by `rtcast_config_new`, changed by the
  * `rtcast_config_set_*`/`_add_*` calls, read (not consumed) by `rtcast_server_start`, freed by
  * `rtcast_config_free` exactly once.
@@ -217,6 +232,14 @@ struct rtcast_server;
  * for the network: when viewers or the network are behind, frames are dropped for them.
  */
 struct rtcast_stream;
+
+/**
+ * Settings a stream is created with (opaque). Made by `rtcast_stream_options_new`, changed by
+ * the `rtcast_stream_options_set_*` calls, read (not consumed) by `rtcast_server_stream_with`,
+ * freed by `rtcast_stream_options_free` exactly once. Not synchronized: do not change one
+ * from two threads at once.
+ */
+struct rtcast_stream_options;
 
 /**
  * One event, lent to the callback: it and its strings are valid only until the callback
@@ -543,6 +566,21 @@ enum rtcast_result rtcast_server_stream(const struct rtcast_server *server,
                                         struct rtcast_stream **out_stream);
 
 /**
+ * Like `rtcast_server_stream`, but a stream that does not exist yet is created with `options`
+ * (video codec, audio track, encoder settings). An existing stream is returned if its video
+ * codec and audio track match `options`; otherwise `RTCAST_ERR_INVALID_ARGUMENT` says what
+ * differs. `options` is only read: free it when convenient. Any thread.
+ *
+ * # Safety
+ * `server` must be NULL or a live server; `name` NULL or NUL-terminated; `options` NULL or live
+ * stream options; `out_stream` NULL or writable.
+ */
+enum rtcast_result rtcast_server_stream_with(const struct rtcast_server *server,
+                                             const char *name,
+                                             const struct rtcast_stream_options *options,
+                                             struct rtcast_stream **out_stream);
+
+/**
  * Removes the stream called `name`: its viewers are disconnected and pushes through any handle
  * to it fail with `RTCAST_ERR_CLOSED` from now on (the handles stay valid until freed).
  * `*out_removed` (optional, may be NULL) tells whether it existed. After stop:
@@ -648,8 +686,11 @@ enum rtcast_result rtcast_stream_push_h264(const struct rtcast_stream *stream,
                                            int64_t pts_us);
 
 /**
- * Pushes one VP8 frame. Not supported yet: always fails with `RTCAST_ERR_UNSUPPORTED` (after
- * checking its arguments); push H.264 or raw frames instead.
+ * Pushes one VP8 frame, as a VP8 encoder produces it (frame tag first; the payload of an IVF or
+ * WebM frame). The stream must have been created with `RTCAST_CODEC_VP8`
+ * (`rtcast_server_stream_with`). `pts_us` as for `rtcast_stream_push_h264`. The data is copied.
+ * Errors: `RTCAST_ERR_UNSUPPORTED` (an H.264 stream), `RTCAST_ERR_INVALID_DATA` (not a VP8
+ * frame), `RTCAST_ERR_CLOSED`. Any thread (see `rtcast_stream`).
  *
  * # Safety
  * `stream` must be NULL or a live stream handle; `data` NULL or readable for `len` bytes.
@@ -723,6 +764,74 @@ enum rtcast_result rtcast_stream_push_frame_packed(const struct rtcast_stream *s
  */
 enum rtcast_result rtcast_stream_stats(const struct rtcast_stream *stream,
                                        struct rtcast_stream_stats *out_stats);
+
+/**
+ * Creates stream options with the defaults: H.264 video, an Opus audio track, and for raw
+ * frames 2 Mbit/s at up to 30 fps with an IDR at least every 4 s. On success `*out_options`
+ * owns a new handle: free it with `rtcast_stream_options_free`.
+ *
+ * # Safety
+ * `out_options` must be NULL or writable.
+ */
+enum rtcast_result rtcast_stream_options_new(struct rtcast_stream_options **out_options);
+
+/**
+ * Frees stream options. NULL is a no-op. Free each exactly once; streams created with them are
+ * not affected.
+ *
+ * # Safety
+ * `options` must be NULL or a live handle not used by any other thread.
+ */
+void rtcast_stream_options_free(struct rtcast_stream_options *options);
+
+/**
+ * Sets the video codec: `RTCAST_CODEC_H264` (default) or `RTCAST_CODEC_VP8`.
+ *
+ * # Safety
+ * `options` must be NULL or a live handle.
+ */
+enum rtcast_result rtcast_stream_options_set_video_codec(struct rtcast_stream_options *options,
+                                                         uint32_t codec);
+
+/**
+ * Whether the stream has an Opus audio track (default true). Without one,
+ * `rtcast_stream_push_opus` fails with `RTCAST_ERR_UNSUPPORTED`.
+ *
+ * # Safety
+ * `options` must be NULL or a live handle.
+ */
+enum rtcast_result rtcast_stream_options_set_audio(struct rtcast_stream_options *options,
+                                                   bool audio);
+
+/**
+ * Sets the built-in encoder's target bitrate in bits per second (default 2000000; values under
+ * 30000 are raised to it). Only raw-frame pushes are encoded.
+ *
+ * # Safety
+ * `options` must be NULL or a live handle.
+ */
+enum rtcast_result rtcast_stream_options_set_encoder_bitrate(struct rtcast_stream_options *options,
+                                                             uint32_t bits_per_second);
+
+/**
+ * Sets the highest frame rate the host pushes raw frames at (default 30; clamped to 1..240);
+ * the encoder's rate control spreads the bitrate over it.
+ *
+ * # Safety
+ * `options` must be NULL or a live handle.
+ */
+enum rtcast_result rtcast_stream_options_set_encoder_max_fps(struct rtcast_stream_options *options,
+                                                             uint32_t fps);
+
+/**
+ * Sets the longest time between two IDRs the built-in encoder makes, in milliseconds (default
+ * 4000; 0 turns the periodic IDR off: viewers still get one when they join or ask).
+ *
+ * # Safety
+ * `options` must be NULL or a live handle.
+ */
+enum rtcast_result rtcast_stream_options_set_keyframe_interval_ms(struct rtcast_stream_options *options,
+                                                                  uint32_t milliseconds);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -44,10 +44,10 @@ pub enum Event {
         /// Stream name.
         stream: String,
     },
-    /// Estimated bandwidth toward the slowest viewer of a stream, bits per second.
-    ///
-    /// Not emitted yet: rtcast does not run a bandwidth estimator (TWCC/GCC) so far. The variant
-    /// is part of the API so that hosts (and the C, Python and Node faces) handle it from day one.
+    /// What the slowest viewer of a stream can receive, bits per second: the lowest of the
+    /// viewers' own bandwidth estimates (REMB, which browsers send). Reported when it moves by
+    /// more than 10%, at most once a second per stream. A host encoding for everyone may lower
+    /// its bitrate toward it, or keep it for the other viewers: rtcast does not change it.
     BitrateHint {
         /// Stream name.
         stream: String,

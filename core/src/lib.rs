@@ -33,6 +33,7 @@ pub use error::{Error, Result};
 pub use event::{Event, Events, LeaveReason, Recv, ViewerId};
 pub use media::encoder::EncoderConfig;
 pub use media::pixel::{PixelFormat, RawFrame};
+pub use media::VideoCodec;
 pub use metrics::ServerStats;
 pub use server::{Census, Server};
 pub use stream::{Stream, StreamOptions, StreamStats};

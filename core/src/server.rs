@@ -198,20 +198,42 @@ impl Server {
     /// The stream called `name`, created (with default options) if it does not exist yet.
     /// Names are 1-128 characters of `A-Z a-z 0-9 _ - .`.
     pub fn stream(&self, name: &str) -> Result<Stream> {
-        self.stream_with(name, StreamOptions::default())
+        self.get_or_create(name, None)
     }
 
-    /// The stream called `name`, created with `options` if it does not exist yet (an existing
-    /// stream keeps its options).
+    /// The stream called `name`, created with `options` if it does not exist yet. An existing
+    /// stream is returned if its video codec and audio match `options` (encoder settings are
+    /// those it was created with); otherwise `InvalidConfig` says what differs.
     pub fn stream_with(&self, name: &str, options: StreamOptions) -> Result<Stream> {
+        self.get_or_create(name, Some(options))
+    }
+
+    fn get_or_create(&self, name: &str, options: Option<StreamOptions>) -> Result<Stream> {
         if self.runtime.is_none() {
             return Err(Error::ServerStopped);
         }
         validate_stream_name(name)?;
         let mut streams = self.shared.lock_streams();
         if let Some(s) = streams.get(name) {
+            if let Some(o) = &options {
+                if o.video != s.video_codec || o.audio != s.audio_ssrc.is_some() {
+                    return Err(Error::InvalidConfig(format!(
+                        "stream '{name}' exists with {} video and {}; asked for {} video and {} \
+                         (remove it first to change its tracks)",
+                        s.video_codec,
+                        if s.audio_ssrc.is_some() {
+                            "audio"
+                        } else {
+                            "no audio"
+                        },
+                        o.video,
+                        if o.audio { "audio" } else { "no audio" },
+                    )));
+                }
+            }
             return Ok(Stream { shared: s.clone() });
         }
+        let options = options.unwrap_or_default();
         let stream = Arc::new(StreamShared::new(
             name.to_owned(),
             self.shared.next_stream.fetch_add(1, Relaxed),

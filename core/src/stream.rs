@@ -17,6 +17,8 @@ use crate::media::packetizer::{
     H264Packetizer, MediaFrame, RtpClock, TrackKind, OPUS_CLOCK_RATE, VIDEO_CLOCK_RATE,
 };
 use crate::media::pixel::RawFrame;
+use crate::media::vp8::{self, Vp8Packetizer};
+use crate::media::VideoCodec;
 use crate::metrics::Metrics;
 use crate::net::event_loop::MediaInput;
 use crate::{Error, Result};
@@ -33,6 +35,9 @@ const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
 pub struct StreamOptions {
     /// Offer an Opus audio track (default true).
     pub audio: bool,
+    /// The video codec (default H.264). A VP8 stream takes [`Stream::push_vp8`] only: the
+    /// built-in encoder makes H.264.
+    pub video: VideoCodec,
     /// Settings of the built-in encoder used by [`Stream::push_frame`].
     pub encoder: EncoderConfig,
 }
@@ -41,6 +46,7 @@ impl Default for StreamOptions {
     fn default() -> Self {
         Self {
             audio: true,
+            video: VideoCodec::default(),
             encoder: EncoderConfig::default(),
         }
     }
@@ -68,6 +74,7 @@ pub struct StreamStats {
 pub(crate) struct StreamShared {
     pub name: String,
     pub id: u64,
+    pub video_codec: VideoCodec,
     pub video_ssrc: u32,
     pub audio_ssrc: Option<u32>,
     media_tx: mpsc::Sender<MediaInput>,
@@ -94,6 +101,7 @@ struct Input {
     audio_clock: RtpClock,
     params: ParameterSets,
     packetizer: H264Packetizer,
+    vp8: Vp8Packetizer,
     encoder: H264Encoder,
     /// A frame was dropped since the last one that went through: the next must tell the loop.
     gap: bool,
@@ -111,6 +119,7 @@ impl StreamShared {
         Self {
             name,
             id,
+            video_codec: options.video,
             video_ssrc: rand::random(),
             audio_ssrc: options.audio.then(rand::random),
             media_tx,
@@ -122,6 +131,7 @@ impl StreamShared {
                 audio_clock: RtpClock::new(OPUS_CLOCK_RATE),
                 params: ParameterSets::default(),
                 packetizer: H264Packetizer::default(),
+                vp8: Vp8Packetizer::default(),
                 encoder: H264Encoder::new(options.encoder),
                 gap: false,
             }),
@@ -180,6 +190,18 @@ impl StreamShared {
             return Err(Error::StreamClosed(self.name.clone()));
         }
         Ok(())
+    }
+
+    /// Refuses a push of `what` into a stream whose codec is not `codec`.
+    fn check_codec(&self, codec: VideoCodec, what: &str) -> Result<()> {
+        if self.video_codec == codec {
+            return Ok(());
+        }
+        Err(Error::UnsupportedCodec(format!(
+            "stream '{}' carries {} video, {what} needs a {codec} stream; create the stream \
+             with StreamOptions {{ video: VideoCodec::{codec:?}, .. }}",
+            self.name, self.video_codec
+        )))
     }
 
     fn input(&self) -> std::sync::MutexGuard<'_, Input> {
@@ -258,6 +280,7 @@ impl Stream {
     pub fn push_h264(&self, data: &[u8], pts: Option<Duration>) -> Result<()> {
         let s = &*self.shared;
         s.check_open()?;
+        s.check_codec(VideoCodec::H264, "push_h264")?;
         let mut input = s.input();
         let au = input.params.access_unit(data)?;
         let payloads = input.packetizer.packetize(&au)?;
@@ -267,6 +290,26 @@ impl Stream {
             .video_clock
             .timestamp(pts.unwrap_or_else(|| input.start.elapsed()));
         let frame = MediaFrame::new(TrackKind::Video, ts, au.keyframe, payloads);
+        s.submit(&mut input, frame);
+        Ok(())
+    }
+
+    /// Pushes one VP8 frame (as an encoder produces it: frame tag first; an IVF or WebM frame
+    /// payload). The stream must have been created with [`VideoCodec::Vp8`]. `pts` as in
+    /// [`Stream::push_h264`].
+    pub fn push_vp8(&self, data: &[u8], pts: Option<Duration>) -> Result<()> {
+        let s = &*self.shared;
+        s.check_open()?;
+        s.check_codec(VideoCodec::Vp8, "push_vp8")?;
+        let info = vp8::parse_frame(data)?;
+        let mut input = s.input();
+        let payloads = input.vp8.packetize(data)?;
+        s.raw_source.store(false, Relaxed);
+        s.video_frames.fetch_add(1, Relaxed);
+        let ts = input
+            .video_clock
+            .timestamp(pts.unwrap_or_else(|| input.start.elapsed()));
+        let frame = MediaFrame::new(TrackKind::Video, ts, info.keyframe, payloads);
         s.submit(&mut input, frame);
         Ok(())
     }
@@ -308,6 +351,10 @@ impl Stream {
     pub fn push_frame(&self, frame: &RawFrame<'_>, pts: Option<Duration>) -> Result<()> {
         let s = &*self.shared;
         s.check_open()?;
+        s.check_codec(
+            VideoCodec::H264,
+            "push_frame (the built-in encoder makes H.264)",
+        )?;
         frame.validate()?;
         s.raw_source.store(true, Relaxed);
         s.video_frames.fetch_add(1, Relaxed);

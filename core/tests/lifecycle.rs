@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use rtcast::{Error, PixelFormat, RawFrame, Recv, Server, ServerConfig};
+use rtcast::{Error, PixelFormat, RawFrame, Recv, Server, ServerConfig, StreamOptions, VideoCodec};
 
 #[test]
 fn after_stop_pushes_fail_events_end_and_the_ports_are_free() {
@@ -67,4 +67,54 @@ fn bad_pushes_are_refused_and_the_stream_keeps_working() {
         )
         .unwrap();
     stream.push_opus(&[0xf8, 0xff, 0xfe], None).unwrap();
+}
+
+#[test]
+fn a_vp8_stream_takes_vp8_only_and_codec_mismatches_say_what_to_do() {
+    let server = Server::start(ServerConfig::loopback()).unwrap();
+    let vp8 = StreamOptions {
+        video: VideoCodec::Vp8,
+        ..StreamOptions::default()
+    };
+    let stream = server.stream_with("v", vp8.clone()).unwrap();
+    // A keyframe header of 16x16 with a 1-byte first partition.
+    let keyframe = [0x30, 0x00, 0x00, 0x9d, 0x01, 0x2a, 16, 0, 16, 0, 0xaa];
+    stream.push_vp8(&keyframe, None).unwrap();
+
+    let annex_b = [0, 0, 0, 1, 0x65, 0x88];
+    match stream.push_h264(&annex_b, None) {
+        Err(Error::UnsupportedCodec(m)) => {
+            assert!(
+                m.contains("'v' carries VP8") && m.contains("VideoCodec::H264"),
+                "{m}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    let rgba = [0u8; 16 * 16 * 4];
+    let frame = RawFrame::packed(PixelFormat::Rgba, 16, 16, &rgba).unwrap();
+    match stream.push_frame(&frame, None) {
+        Err(Error::UnsupportedCodec(m)) => assert!(m.contains("built-in encoder"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    match stream.push_vp8(&annex_b, None) {
+        Err(Error::InvalidData(m)) => assert!(m.contains("not a VP8 frame"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    // Asking for the same name with other tracks is refused; the same options are fine.
+    match server.stream_with("v", StreamOptions::default()) {
+        Err(Error::InvalidConfig(m)) => assert!(m.contains("exists with VP8 video"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(server.stream_with("v", vp8).is_ok());
+    assert!(server.stream("v").is_ok());
+
+    let h264 = server.stream("h").unwrap();
+    match h264.push_vp8(&keyframe, None) {
+        Err(Error::UnsupportedCodec(m)) => assert!(m.contains("'h' carries H.264"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    // Still serving after all that.
+    stream.push_vp8(&keyframe, None).unwrap();
+    assert_eq!(stream.stats().video_frames, 2);
 }

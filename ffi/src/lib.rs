@@ -3,7 +3,8 @@
 //! The header is `include/rtcast.h`, generated from this crate by cbindgen. The conventions
 //! (those of rustls-ffi):
 //! - every name starts with `rtcast_`; functions are `rtcast_<object>_<verb>`;
-//! - objects are opaque handles (`rtcast_config`, `rtcast_server`, `rtcast_stream`), each
+//! - objects are opaque handles (`rtcast_config`, `rtcast_server`, `rtcast_stream`,
+//!   `rtcast_stream_options`), each
 //!   freed exactly once by its `_free` function; `_free(NULL)` is a no-op;
 //! - fallible functions return an `rtcast_result` and write outputs through out-pointers; a
 //!   call that fails changes nothing, and `rtcast_last_error_message` tells why (per thread);
@@ -19,6 +20,7 @@ mod event;
 mod handle;
 mod server;
 mod stream;
+mod stream_options;
 
 pub use config::*;
 pub use error::{
@@ -29,6 +31,7 @@ pub use event::{
 };
 pub use server::*;
 pub use stream::*;
+pub use stream_options::*;
 
 use std::ffi::c_char;
 

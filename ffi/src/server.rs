@@ -10,6 +10,7 @@ use crate::error::{guard, guard_void, rtcast_result, str_arg, write_str, Failure
 use crate::event::{rtcast_event_callback, EventThread};
 use crate::handle::{self, borrow, out, Handle};
 use crate::stream::rtcast_stream;
+use crate::stream_options::rtcast_stream_options;
 
 /// A running server (opaque). Made by `rtcast_server_start`, freed by `rtcast_server_free`
 /// exactly once (which stops it first if needed).
@@ -201,6 +202,32 @@ pub unsafe extern "C" fn rtcast_server_stream(
         let name = str_arg(name, "name")?;
         let slot = out(out_stream, "out_stream")?;
         let stream = server.with(|s| Ok(s.stream(name)?))?;
+        *slot = rtcast_stream::new_raw(stream);
+        Ok(())
+    })
+}
+
+/// Like `rtcast_server_stream`, but a stream that does not exist yet is created with `options`
+/// (video codec, audio track, encoder settings). An existing stream is returned if its video
+/// codec and audio track match `options`; otherwise `RTCAST_ERR_INVALID_ARGUMENT` says what
+/// differs. `options` is only read: free it when convenient. Any thread.
+///
+/// # Safety
+/// `server` must be NULL or a live server; `name` NULL or NUL-terminated; `options` NULL or live
+/// stream options; `out_stream` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn rtcast_server_stream_with(
+    server: *const rtcast_server,
+    name: *const c_char,
+    options: *const rtcast_stream_options,
+    out_stream: *mut *mut rtcast_stream,
+) -> rtcast_result {
+    guard("rtcast_server_stream_with", || {
+        let server = borrow(server)?;
+        let name = str_arg(name, "name")?;
+        let options = rtcast_stream_options::get(options)?.clone();
+        let slot = out(out_stream, "out_stream")?;
+        let stream = server.with(|s| Ok(s.stream_with(name, options)?))?;
         *slot = rtcast_stream::new_raw(stream);
         Ok(())
     })

@@ -162,8 +162,11 @@ pub unsafe extern "C" fn rtcast_stream_push_h264(
     })
 }
 
-/// Pushes one VP8 frame. Not supported yet: always fails with `RTCAST_ERR_UNSUPPORTED` (after
-/// checking its arguments); push H.264 or raw frames instead.
+/// Pushes one VP8 frame, as a VP8 encoder produces it (frame tag first; the payload of an IVF or
+/// WebM frame). The stream must have been created with `RTCAST_CODEC_VP8`
+/// (`rtcast_server_stream_with`). `pts_us` as for `rtcast_stream_push_h264`. The data is copied.
+/// Errors: `RTCAST_ERR_UNSUPPORTED` (an H.264 stream), `RTCAST_ERR_INVALID_DATA` (not a VP8
+/// frame), `RTCAST_ERR_CLOSED`. Any thread (see `rtcast_stream`).
 ///
 /// # Safety
 /// `stream` must be NULL or a live stream handle; `data` NULL or readable for `len` bytes.
@@ -175,13 +178,10 @@ pub unsafe extern "C" fn rtcast_stream_push_vp8(
     pts_us: i64,
 ) -> rtcast_result {
     guard("rtcast_stream_push_vp8", || {
-        borrow(stream)?;
-        bytes(data, len, "data")?;
-        pts(pts_us)?;
-        Err(Failure::new(
-            rtcast_result::RTCAST_ERR_UNSUPPORTED,
-            "VP8 is not supported yet; push H.264 (rtcast_stream_push_h264) or raw frames",
-        ))
+        let stream = borrow(stream)?;
+        let data = bytes(data, len, "data")?;
+        let pts = pts(pts_us)?;
+        Ok(stream.stream.push_vp8(data, pts)?)
     })
 }
 

@@ -53,8 +53,11 @@ fn pattern_example_serves_and_shuts_down_cleanly() {
     );
 }
 
+/// serve_once.c pushes video and audio into one stream and video into another, from three
+/// threads at once, while a native viewer watches: built with AddressSanitizer, it must end with
+/// no memory error and no leak.
 #[test]
-fn asan_build_serves_a_native_viewer_without_memory_errors_or_leaks() {
+fn asan_build_serves_a_viewer_from_three_pushing_threads_without_memory_errors_or_leaks() {
     let lib = lib_dir().join("librtcast.a");
     let mut flags = vec![
         "-fsanitize=address",
@@ -119,6 +122,10 @@ fn asan_build_serves_a_native_viewer_without_memory_errors_or_leaks() {
         report.video_frames >= 10,
         "viewer got {} frames\n{context}",
         report.video_frames
+    );
+    assert!(
+        report.audio_packets > 0,
+        "no audio reached the viewer\n{context}"
     );
     assert!(
         !stderr.contains("AddressSanitizer") && !stderr.contains("LeakSanitizer"),

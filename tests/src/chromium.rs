@@ -435,6 +435,28 @@ impl Page {
         Err(self.cdp.error(message))
     }
 
+    /// The colours of the page's first `<video>`'s current picture at `points`, each given as
+    /// fractions of its width and height (`(0.5, 0.25)`: centre of the top half).
+    pub async fn video_pixels(&self, points: &[(f64, f64)]) -> Result<Vec<[u8; 3]>, Error> {
+        let points = serde_json::to_string(points).expect("numbers serialize");
+        let js = format!(
+            r#"(() => {{
+                const v = document.querySelector('video');
+                const c = document.createElement('canvas');
+                c.width = v.videoWidth; c.height = v.videoHeight;
+                const g = c.getContext('2d');
+                g.drawImage(v, 0, 0);
+                return {points}.map(([x, y]) => {{
+                    const d = g.getImageData(Math.floor(x * c.width), Math.floor(y * c.height), 1, 1).data;
+                    return [d[0], d[1], d[2]];
+                }});
+            }})()"#
+        );
+        let value = self.eval(&js).await?;
+        serde_json::from_value(value.clone())
+            .map_err(|e| self.cdp.error(format!("unexpected pixels {value}: {e}")))
+    }
+
     /// The console messages, uncaught exceptions and browser log entries of this page so far,
     /// one line each (`console.log: …`, `uncaught exception: …`, `log.error [network]: …`).
     pub fn console(&self) -> Vec<String> {

@@ -5,6 +5,8 @@
 //! The pages live in `tests/pages/` and are opened as `file://` URLs built by [`page_url`].
 
 pub mod chromium;
+mod depacketize;
+pub mod ivf;
 pub mod viewer;
 pub mod whep;
 pub mod witness;

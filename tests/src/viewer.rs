@@ -12,7 +12,7 @@ use futures_util::{SinkExt, StreamExt};
 use rtc::interceptor::Registry;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::{
-    MediaEngine, MIME_TYPE_H264, MIME_TYPE_OPUS,
+    MediaEngine, MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8,
 };
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
@@ -24,8 +24,6 @@ use rtc::peer_connection::transport::{
     CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate, RTCIceCandidateInit,
 };
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
-use rtc::rtp::codec::h264::H264Packet;
-use rtc::rtp::packetizer::Depacketizer;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
@@ -33,12 +31,18 @@ use serde_json::{json, Value};
 use tokio::net::UdpSocket;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::depacketize::FrameAssembler;
+
+/// The payload type the viewer expects VP8 at (the server's offer decides; rtcast offers 96).
+const VP8_PT: u8 = 96;
+
 /// How a viewer behaves.
 #[derive(Debug, Clone)]
 pub struct ViewerOptions {
     /// `ws://HOST:PORT/STREAM/webrtc`.
     pub url: String,
-    /// Keep every received video access unit (Annex B) in the report.
+    /// Keep every received video frame (H.264 access units in Annex B form, or VP8 frames) in
+    /// the report.
     pub record: bool,
     /// Stop after this long in any case.
     pub max_duration: Duration,
@@ -143,6 +147,12 @@ fn new_peer(local: SocketAddr) -> Result<RTCPeerConnection, String> {
         .map_err(e)?;
     media
         .register_codec(
+            codec(MIME_TYPE_VP8, 90_000, 0, "", VP8_PT),
+            RtpCodecKind::Video,
+        )
+        .map_err(e)?;
+    media
+        .register_codec(
             codec(MIME_TYPE_OPUS, 48_000, 2, "minptime=10;useinbandfec=1", 111),
             RtpCodecKind::Audio,
         )
@@ -215,8 +225,7 @@ pub async fn run_viewer(opts: ViewerOptions) -> Result<ViewerReport, String> {
     let mut report = ViewerReport::default();
     let mut pc: Option<RTCPeerConnection> = None;
     let mut pending_candidates: Vec<RTCIceCandidateInit> = Vec::new();
-    let mut depacketizer = H264Packet::default();
-    let mut au = BytesMut::new();
+    let mut frames = FrameAssembler::new(&[VP8_PT]);
     let mut last_video_seq: Option<u16> = None;
     let mut missing: std::collections::HashSet<u16> = std::collections::HashSet::new();
     let mut datagrams: u64 = 0;
@@ -257,11 +266,11 @@ pub async fn run_viewer(opts: ViewerOptions) -> Result<ViewerReport, String> {
                         }
                     }
                     last_video_seq = Some(seq);
-                    if let Ok(nals) = depacketizer.depacketize(&packet.payload) {
-                        au.extend_from_slice(&nals);
-                    }
-                    if packet.header.marker {
-                        let frame = au.split().freeze();
+                    if let Some(frame) = frames.push(
+                        packet.header.payload_type,
+                        &packet.payload,
+                        packet.header.marker,
+                    ) {
                         if report.video_frames == 0 {
                             report.time_to_first_frame = Some(started.elapsed());
                         }

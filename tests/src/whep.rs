@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::depacketize::FrameAssembler;
 use crate::viewer::{codec, host_candidate};
 use bytes::{Bytes, BytesMut};
 use rtc::peer_connection::configuration::media_engine::{
@@ -18,8 +19,6 @@ use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
-use rtc::rtp::codec::h264::H264Packet;
-use rtc::rtp::packetizer::Depacketizer;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use rtc::sansio::Protocol;
@@ -269,8 +268,7 @@ pub async fn run_whep_viewer(
         .map_err(|e| format!("answer refused: {e}"))?;
 
     let deadline = tokio::time::Instant::now() + max;
-    let mut depacketizer = H264Packet::default();
-    let mut au = BytesMut::new();
+    let mut assembler = FrameAssembler::default();
     let mut buf = vec![0u8; 2048];
     loop {
         while let Some(out) = pc.poll_write() {
@@ -301,11 +299,7 @@ pub async fn run_whep_viewer(
             if !report.video_pts.contains(&pt) {
                 report.video_pts.push(pt);
             }
-            if let Ok(nals) = depacketizer.depacketize(&packet.payload) {
-                au.extend_from_slice(&nals);
-            }
-            if packet.header.marker {
-                let frame = au.split().freeze();
+            if let Some(frame) = assembler.push(pt, &packet.payload, packet.header.marker) {
                 report.video_frames += 1;
                 if record {
                     report.access_units.push(frame);

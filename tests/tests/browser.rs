@@ -6,7 +6,7 @@ use std::time::Duration;
 use rtcast::demo::{DemoOptions, DemoSource};
 use rtcast::media::encoder::{EncoderConfig, H264Encoder};
 use rtcast::media::pattern::TestPattern;
-use rtcast::{Server, ServerConfig, StreamOptions};
+use rtcast::{Event, Server, ServerConfig, StreamOptions};
 use rtcast_e2e::{page_url, Chromium};
 
 const PLAY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -101,6 +101,31 @@ async fn embed_page_plays_the_demo_at_1280x720() {
 
 /// A host pushing encoded H.264 with a keyframe every 10 s that ignores keyframe requests: a
 /// viewer joining between keyframes is served from the GOP cache and shows a picture at once.
+/// Chromium sends its receive-side bandwidth estimate (REMB, negotiated by rtcast's offer); the
+/// host gets it as the stream's bitrate hint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_bandwidth_estimate_reaches_the_host_as_a_bitrate_hint() {
+    let (server, _source) = demo_server();
+    let mut events = server.subscribe();
+    let chromium = Chromium::launch().await.unwrap();
+    let page = chromium.open(&server.url("demo")).await.unwrap();
+    page.wait_for_video(1, PLAY_TIMEOUT).await.unwrap();
+    let hint = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            match events.recv().await {
+                Some(Event::BitrateHint { stream, bps }) => break (stream, bps),
+                Some(_) => continue,
+                None => panic!("events ended"),
+            }
+        }
+    })
+    .await
+    .expect("no bitrate hint within 15 s of playing");
+    assert_eq!(hint.0, "demo");
+    // Loopback: the estimate is at least what the pattern needs, and not absurd.
+    assert!((100_000..10_000_000_000).contains(&hint.1), "{hint:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_joiner_mid_gop_shows_a_picture_within_a_second() {
     let server = Server::start(ServerConfig::loopback()).unwrap();

@@ -1,6 +1,6 @@
 //! Media handling that happens once per stream, whatever the number of viewers: validating and
-//! converting raw pixels, encoding them, parsing pushed H.264, packetizing into RTP payloads, and
-//! keeping what a late joiner needs.
+//! converting raw pixels, encoding them, parsing pushed H.264 and VP8, packetizing into RTP
+//! payloads, and keeping what a late joiner needs.
 
 pub mod encoder;
 pub mod gop;
@@ -8,3 +8,47 @@ pub mod h264;
 pub mod packetizer;
 pub mod pattern;
 pub mod pixel;
+pub mod vp8;
+
+use serde::Serialize;
+
+/// The video codec of a stream, fixed when the stream is created: every viewer is offered (or
+/// must offer) this one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VideoCodec {
+    /// H.264 (constrained baseline or main, no B-frames): pushed Annex B access units or raw
+    /// frames for the built-in encoder.
+    #[default]
+    H264,
+    /// VP8: pushed frames only (there is no built-in VP8 encoder).
+    Vp8,
+}
+
+impl VideoCodec {
+    /// Lower-case name, as in `media_info.json` and the bindings: `h264`, `vp8`.
+    pub fn name(self) -> &'static str {
+        match self {
+            VideoCodec::H264 => "h264",
+            VideoCodec::Vp8 => "vp8",
+        }
+    }
+
+    /// Parses a codec name, case-insensitively (`h264`, `H.264`, `avc`, `vp8`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "h264" | "h.264" | "avc" => Some(VideoCodec::H264),
+            "vp8" => Some(VideoCodec::Vp8),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for VideoCodec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            VideoCodec::H264 => "H.264",
+            VideoCodec::Vp8 => "VP8",
+        })
+    }
+}

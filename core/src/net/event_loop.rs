@@ -15,6 +15,7 @@ use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::transport::RTCIceCandidateInit;
+use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::sansio::Protocol as _;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -26,6 +27,7 @@ use crate::media::packetizer::{MediaFrame, TrackKind};
 use crate::metrics::Metrics;
 use crate::net::stun;
 use crate::net::udp::{MediaPort, Outgoing};
+use crate::session::bitrate::BitrateHint;
 use crate::session::peer::{PeerTemplate, TrackSpec};
 use crate::session::viewer::{Notice, Phase, Viewer};
 use crate::stream::StreamShared;
@@ -103,6 +105,7 @@ struct StreamState {
     shared: Arc<StreamShared>,
     viewers: Vec<ViewerId>,
     gop: GopCache,
+    bitrate: BitrateHint,
 }
 
 pub(crate) struct EventLoop {
@@ -207,6 +210,7 @@ impl EventLoop {
                         shared,
                         viewers: Vec::new(),
                         gop: GopCache::default(),
+                        bitrate: BitrateHint::default(),
                     },
                 );
             }
@@ -315,6 +319,7 @@ impl EventLoop {
         }
         let spec = TrackSpec {
             stream: st.shared.name.clone(),
+            video_codec: st.shared.video_codec,
             video_ssrc: st.shared.video_ssrc,
             audio_ssrc: st.shared.audio_ssrc,
         };
@@ -518,6 +523,7 @@ impl EventLoop {
         let mut connected_now = false;
         let mut lost = false;
         let mut wants_keyframe = false;
+        let mut new_estimate = false;
         {
             let Some(v) = self.viewers.get_mut(&id) else {
                 return;
@@ -537,9 +543,18 @@ impl EventLoop {
                 }
             }
             while let Some(msg) = v.pc.poll_read() {
-                if let RTCMessage::RtcpPacket(_, _) = msg.message {
-                    // Only PLI/FIR get this far (see session::feedback).
-                    wants_keyframe = true;
+                // Only PLI/FIR and REMB get this far (see session::feedback).
+                let RTCMessage::RtcpPacket(_, packets) = msg.message else {
+                    continue;
+                };
+                for p in packets {
+                    match p.as_any().downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
+                        Some(remb) => {
+                            v.estimate_bps = Some(remb.bitrate.max(0.0) as u64);
+                            new_estimate = true;
+                        }
+                        None => wants_keyframe = true,
+                    }
                 }
             }
         }
@@ -555,12 +570,36 @@ impl EventLoop {
                 st.shared.want_keyframe();
             }
         }
+        if new_estimate {
+            self.update_bitrate_hint(id);
+        }
         self.flush(id);
         if lost {
             self.close_viewer(id, LeaveReason::ConnectionLost);
             return;
         }
         self.rearm(id);
+    }
+
+    /// A viewer reported a new bandwidth estimate: the stream's hint follows its slowest viewer.
+    fn update_bitrate_hint(&mut self, id: ViewerId) {
+        let Some(stream) = self.viewers.get(&id).map(|v| v.stream) else {
+            return;
+        };
+        let Some(st) = self.streams.get_mut(&stream) else {
+            return;
+        };
+        let slowest = st
+            .viewers
+            .iter()
+            .filter_map(|v| self.viewers.get(v).and_then(|v| v.estimate_bps))
+            .min();
+        if let Some(bps) = slowest.and_then(|bps| st.bitrate.update(bps, Instant::now())) {
+            let _ = self.events.send(Event::BitrateHint {
+                stream: st.shared.name.clone(),
+                bps,
+            });
+        }
     }
 
     fn on_connected(&mut self, id: ViewerId) {

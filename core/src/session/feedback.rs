@@ -1,6 +1,7 @@
 //! An interceptor at the application end of each viewer's RTCP chain: counts NACKs (already
-//! answered by the NACK responder before it) and hands keyframe requests (PLI/FIR) to the
-//! application, which coalesces them per stream. Everything else stops here.
+//! answered by the NACK responder before it) and hands keyframe requests (PLI/FIR) and receiver
+//! bitrate estimates (REMB) to the application, which coalesces them per stream. Everything else
+//! stops here.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use std::time::Instant;
 use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
@@ -51,6 +53,8 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for FeedbackInterceptor {
                     Metrics::add(&self.metrics.nacks, 1);
                 } else if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
                     Metrics::add(&self.metrics.plis, 1);
+                    requests.push(p.clone());
+                } else if any.is::<ReceiverEstimatedMaximumBitrate>() {
                     requests.push(p.clone());
                 }
             }

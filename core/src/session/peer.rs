@@ -12,7 +12,7 @@ use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
 use rtc::peer_connection::configuration::interceptor_registry::configure_rtcp_reports;
 use rtc::peer_connection::configuration::media_engine::{
-    MediaEngine, MIME_TYPE_H264, MIME_TYPE_OPUS,
+    MediaEngine, MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8,
 };
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
@@ -28,12 +28,15 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection};
 
+use crate::media::VideoCodec;
 use crate::metrics::Metrics;
 use crate::session::feedback::{FeedbackInterceptor, FEEDBACK_SLOT};
 use crate::{Error, Result};
 
 /// RTP payload type of H.264 in our offers.
 pub(crate) const H264_PT: u8 = 102;
+/// RTP payload type of VP8 in our offers.
+pub(crate) const VP8_PT: u8 = 96;
 /// RTP payload type of Opus in our offers.
 pub(crate) const OPUS_PT: u8 = 111;
 /// Packets kept per viewer to answer NACKs.
@@ -43,6 +46,7 @@ const NACK_BUFFER_PACKETS: u16 = 512;
 #[derive(Debug, Clone)]
 pub(crate) struct TrackSpec {
     pub stream: String,
+    pub video_codec: VideoCodec,
     pub video_ssrc: u32,
     pub audio_ssrc: Option<u32>,
 }
@@ -134,14 +138,16 @@ impl PeerTemplate {
 
     /// Builds a connection that offers the stream's tracks, send-only.
     pub fn new_peer(&self, now: Instant, tracks: &TrackSpec) -> Result<NewPeer> {
-        let (mut pc, ufrag) = self.build(now, tracks.audio_ssrc.is_some(), false)?;
+        let (mut pc, ufrag) =
+            self.build(now, tracks.video_codec, tracks.audio_ssrc.is_some(), false)?;
         let msid = format!("rtcast-{}", tracks.stream);
+        let video_codec = video_codec(tracks.video_codec);
         let video_sender = pc.add_track(track(
             &msid,
             "video",
             RtpCodecKind::Video,
             tracks.video_ssrc,
-            &h264_codec(),
+            &video_codec,
         ))?;
         let audio_sender = match tracks.audio_ssrc {
             Some(ssrc) => Some(pc.add_track(track(
@@ -168,7 +174,7 @@ impl PeerTemplate {
             local_sdp,
             video_sender,
             audio_sender,
-            video_pt: H264_PT,
+            video_pt: video_codec.payload_type,
             audio_pt: tracks.audio_ssrc.map(|_| OPUS_PT),
         })
     }
@@ -182,16 +188,20 @@ impl PeerTemplate {
         tracks: &TrackSpec,
         offer_sdp: String,
     ) -> Result<NewPeer> {
-        if !offers_h264(&offer_sdp) {
-            return Err(Error::InvalidData(
-                "offer has no H.264 (packetization-mode=1) video".into(),
-            ));
+        if !offers_video(&offer_sdp, tracks.video_codec) {
+            return Err(Error::InvalidData(match tracks.video_codec {
+                VideoCodec::H264 => "offer has no H.264 (packetization-mode=1) video".into(),
+                codec => format!(
+                    "offer has no {codec} video (stream '{}' is {codec})",
+                    tracks.stream
+                ),
+            }));
         }
         let offer = RTCSessionDescription::offer(offer_sdp)
             .map_err(|e| Error::InvalidData(format!("the offer is not valid SDP: {e}")))?;
         // Opus is always registered so that an audio m-line is answered (inactive when the
         // stream has no audio) rather than refused.
-        let (mut pc, ufrag) = self.build(now, true, true)?;
+        let (mut pc, ufrag) = self.build(now, tracks.video_codec, true, true)?;
         pc.set_remote_description(now, offer)
             .map_err(|e| Error::InvalidData(format!("the offer was refused: {e}")))?;
         let msid = format!("rtcast-{}", tracks.stream);
@@ -235,23 +245,16 @@ impl PeerTemplate {
             .map(|d| d.sdp)
             .ok_or_else(|| Error::WebRtc("answer missing after set_local_description".into()))?;
         let local_sdp = with_candidates(&sdp, &self.candidates);
-        let video_pt = pick_payload_type(&mut pc, video_sender, |c| {
-            let fmtp = c.rtp_codec.sdp_fmtp_line.to_ascii_lowercase();
-            if !c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_H264)
-                || !fmtp.contains("packetization-mode=1")
-            {
-                return None;
-            }
-            H264_PROFILES
-                .iter()
-                .position(|p| fmtp.contains(&format!("profile-level-id={}", &p[..4])))
-        })
-        .ok_or_else(|| {
-            Error::InvalidData(format!(
-                "offer has no H.264 (packetization-mode=1) video in a profile we send ({})",
-                H264_PROFILES.join(", ")
-            ))
-        })?;
+        let video_pt = match tracks.video_codec {
+            VideoCodec::H264 => h264_payload_type(&mut pc, video_sender)?,
+            VideoCodec::Vp8 => pick_payload_type(&mut pc, video_sender, |c| {
+                c.rtp_codec
+                    .mime_type
+                    .eq_ignore_ascii_case(MIME_TYPE_VP8)
+                    .then_some(0)
+            })
+            .ok_or_else(|| Error::InvalidData("the offer's VP8 was not negotiated".into()))?,
+        };
         let audio_pt = audio_sender.and_then(|s| {
             pick_payload_type(&mut pc, s, |c| {
                 c.rtp_codec
@@ -275,6 +278,7 @@ impl PeerTemplate {
     fn build(
         &self,
         now: Instant,
+        video: VideoCodec,
         audio: bool,
         answering: bool,
     ) -> Result<(RTCPeerConnection, String)> {
@@ -302,7 +306,9 @@ impl PeerTemplate {
             .build();
 
         let mut media_engine = MediaEngine::default();
-        if answering {
+        if video == VideoCodec::Vp8 {
+            media_engine.register_codec(vp8_codec(), RtpCodecKind::Video)?;
+        } else if answering {
             // Every profile we can send as, so that the offer's H.264 entries find a match.
             for (i, profile) in H264_PROFILES.iter().enumerate() {
                 let mut c = h264_codec();
@@ -318,15 +324,17 @@ impl PeerTemplate {
         if audio {
             media_engine.register_codec(opus_codec(), RtpCodecKind::Audio)?;
         }
-        // NACK feedback is negotiated for video; the responder answers from a send buffer. Its
+        // REMB (goog-remb) is negotiated so that browsers report their bandwidth estimate: the
+        // stream's bitrate hint. NACK feedback is negotiated for video; the responder answers
+        // from a send buffer. Its
         // default (1024 packets, allocated up front per viewer) would be the largest part of a
         // viewer's memory: 512 packets keep 2.5 s of a 2 Mbit/s stream, longer than any round
         // trip where a retransmission still arrives in time. No NACK generator: we receive no
         // media.
-        for parameter in ["", "pli"] {
+        for (typ, parameter) in [("nack", ""), ("nack", "pli"), ("goog-remb", "")] {
             media_engine.register_feedback(
                 RTCPFeedback {
-                    typ: "nack".to_owned(),
+                    typ: typ.to_owned(),
                     parameter: parameter.to_owned(),
                 },
                 RtpCodecKind::Video,
@@ -357,19 +365,48 @@ impl PeerTemplate {
     }
 }
 
-/// Whether an offer has an H.264 payload type with packetization-mode=1.
-fn offers_h264(sdp: &str) -> bool {
-    let mut h264_pts = Vec::new();
+/// The negotiated H.264 payload type of the sender, in the profile we rank best.
+fn h264_payload_type(pc: &mut RTCPeerConnection, video_sender: RTCRtpSenderId) -> Result<u8> {
+    pick_payload_type(pc, video_sender, |c| {
+        let fmtp = c.rtp_codec.sdp_fmtp_line.to_ascii_lowercase();
+        if !c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_H264)
+            || !fmtp.contains("packetization-mode=1")
+        {
+            return None;
+        }
+        H264_PROFILES
+            .iter()
+            .position(|p| fmtp.contains(&format!("profile-level-id={}", &p[..4])))
+    })
+    .ok_or_else(|| {
+        Error::InvalidData(format!(
+            "offer has no H.264 (packetization-mode=1) video in a profile we send ({})",
+            H264_PROFILES.join(", ")
+        ))
+    })
+}
+
+/// Whether an offer has a payload type of `codec` (for H.264, with packetization-mode=1).
+fn offers_video(sdp: &str, codec: VideoCodec) -> bool {
+    let encoding = match codec {
+        VideoCodec::H264 => "h264/",
+        VideoCodec::Vp8 => "vp8/",
+    };
+    let mut pts = Vec::new();
     for line in sdp.lines() {
         if let Some(rest) = line.strip_prefix("a=rtpmap:") {
             let mut it = rest.split_whitespace();
             if let (Some(pt), Some(enc)) = (it.next(), it.next()) {
-                if enc.to_ascii_lowercase().starts_with("h264/") {
-                    h264_pts.push(pt.to_owned());
+                if enc.to_ascii_lowercase().starts_with(encoding) {
+                    pts.push(pt.to_owned());
                 }
             }
         }
     }
+    if codec == VideoCodec::Vp8 {
+        return !pts.is_empty();
+    }
+    let h264_pts = pts;
     sdp.lines().any(|line| {
         line.strip_prefix("a=fmtp:").is_some_and(|rest| {
             let mut it = rest.splitn(2, ' ');
@@ -489,6 +526,29 @@ fn h264_codec() -> RTCRtpCodecParameters {
     }
 }
 
+fn vp8_codec() -> RTCRtpCodecParameters {
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: MIME_TYPE_VP8.to_owned(),
+            clock_rate: 90_000,
+            channels: 0,
+            sdp_fmtp_line: String::new(),
+            rtcp_feedback: vec![RTCPFeedback {
+                typ: "ccm".to_owned(),
+                parameter: "fir".to_owned(),
+            }],
+        },
+        payload_type: VP8_PT,
+    }
+}
+
+fn video_codec(codec: VideoCodec) -> RTCRtpCodecParameters {
+    match codec {
+        VideoCodec::H264 => h264_codec(),
+        VideoCodec::Vp8 => vp8_codec(),
+    }
+}
+
 fn opus_codec() -> RTCRtpCodecParameters {
     RTCRtpCodecParameters {
         rtp_codec: RTCRtpCodec {
@@ -520,6 +580,7 @@ mod tests {
     fn spec(audio: bool) -> TrackSpec {
         TrackSpec {
             stream: "s".into(),
+            video_codec: VideoCodec::H264,
             video_ssrc: 1111,
             audio_ssrc: audio.then_some(2222),
         }
@@ -527,11 +588,24 @@ mod tests {
 
     /// An offer like a browser's: H.264 entries `(pt, fmtp)` in this order, Opus 109.
     fn offer(h264: &[(u8, &str)], direction: RTCRtpTransceiverDirection) -> String {
+        let video: Vec<_> = h264
+            .iter()
+            .map(|(pt, fmtp)| {
+                let mut c = h264_codec();
+                c.payload_type = *pt;
+                c.rtp_codec.sdp_fmtp_line = (*fmtp).to_owned();
+                c
+            })
+            .collect();
+        offer_with(video, direction)
+    }
+
+    fn offer_with(
+        video: Vec<RTCRtpCodecParameters>,
+        direction: RTCRtpTransceiverDirection,
+    ) -> String {
         let mut media = MediaEngine::default();
-        for (pt, fmtp) in h264 {
-            let mut c = h264_codec();
-            c.payload_type = *pt;
-            c.rtp_codec.sdp_fmtp_line = (*fmtp).to_owned();
+        for c in video {
             media.register_codec(c, RtpCodecKind::Video).unwrap();
         }
         let mut opus = opus_codec();
@@ -619,6 +693,55 @@ mod tests {
                 Ok(p) => panic!("answered with pt {}", p.video_pt),
             }
         }
+    }
+
+    #[test]
+    fn vp8_stream_answers_with_the_offers_vp8_payload_type() {
+        let mut vp8 = vp8_codec();
+        vp8.payload_type = 120;
+        let mut h264 = h264_codec();
+        h264.payload_type = 106;
+        let sdp = offer_with(vec![h264, vp8], RTCRtpTransceiverDirection::Recvonly);
+        let spec = TrackSpec {
+            video_codec: VideoCodec::Vp8,
+            ..spec(true)
+        };
+        let peer = template()
+            .new_answering_peer(Instant::now(), &spec, sdp)
+            .unwrap();
+        assert_eq!(peer.video_pt, 120);
+        assert!(peer.local_sdp.contains("VP8/90000"), "{}", peer.local_sdp);
+        assert!(!peer.local_sdp.contains("H264/90000"), "{}", peer.local_sdp);
+    }
+
+    #[test]
+    fn vp8_stream_refuses_an_offer_without_vp8() {
+        let sdp = offer(&CHROME_LIKE, RTCRtpTransceiverDirection::Recvonly);
+        let spec = TrackSpec {
+            video_codec: VideoCodec::Vp8,
+            ..spec(true)
+        };
+        match template().new_answering_peer(Instant::now(), &spec, sdp) {
+            Err(Error::InvalidData(m)) => assert!(m.contains("no VP8"), "{m}"),
+            Err(e) => panic!("{e}"),
+            Ok(p) => panic!("answered with pt {}", p.video_pt),
+        }
+    }
+
+    #[test]
+    fn vp8_stream_offers_vp8_only() {
+        let spec = TrackSpec {
+            video_codec: VideoCodec::Vp8,
+            ..spec(false)
+        };
+        let peer = template().new_peer(Instant::now(), &spec).unwrap();
+        assert_eq!(peer.video_pt, VP8_PT);
+        let sdp = &peer.local_sdp;
+        assert!(
+            sdp.contains(&format!("a=rtpmap:{VP8_PT} VP8/90000")),
+            "{sdp}"
+        );
+        assert!(!sdp.contains("H264"), "{sdp}");
     }
 
     #[test]

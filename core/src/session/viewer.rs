@@ -60,6 +60,8 @@ pub(crate) struct Viewer {
     pub addrs: Vec<SocketAddr>,
     /// Its entry in the event loop's timer set.
     pub deadline: Option<Instant>,
+    /// Its last receiver bandwidth estimate (REMB), bits per second.
+    pub estimate_bps: Option<u64>,
 }
 
 impl Viewer {
@@ -95,6 +97,7 @@ impl Viewer {
             notices,
             addrs: Vec::new(),
             deadline: None,
+            estimate_bps: None,
         }
     }
 

@@ -404,7 +404,7 @@ pub(crate) async fn media_info(
         return unknown_stream(&server, &stream);
     };
     let mut tracks = vec![serde_json::json!({
-        "content": "video", "codec": "h264", "track_id": "v1",
+        "content": "video", "codec": s.video_codec.name(), "track_id": "v1",
     })];
     if s.audio_ssrc.is_some() {
         tracks.push(serde_json::json!({

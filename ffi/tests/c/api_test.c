@@ -223,9 +223,10 @@ static void test_push_arguments(struct rtcast_stream *stream) {
            RTCAST_ERR_INVALID_ARGUMENT);
     MESSAGE_HAS("RTCAST_PTS_NOW");
 
+    /* An H.264 stream takes no VP8 (see test_stream_options for a VP8 stream). */
     EXPECT(rtcast_stream_push_vp8(stream, not_annexb, sizeof not_annexb, 0),
            RTCAST_ERR_UNSUPPORTED);
-    MESSAGE_HAS("VP8 is not supported yet");
+    MESSAGE_HAS("carries H.264");
     EXPECT(rtcast_stream_push_vp8(NULL, not_annexb, sizeof not_annexb, 0), RTCAST_ERR_NULL);
     EXPECT(rtcast_stream_push_vp8(stream, NULL, 0, 0), RTCAST_ERR_NULL);
 
@@ -280,6 +281,70 @@ static void test_push_arguments(struct rtcast_stream *stream) {
     EXPECT(rtcast_stream_stats(stream, NULL), RTCAST_ERR_NULL);
 }
 
+static void test_stream_options(struct rtcast_server *server) {
+    /* A VP8 keyframe header of 16x16 pixels with a 1-byte first partition. */
+    static const uint8_t vp8_key[] = {0x30, 0x00, 0x00, 0x9d, 0x01, 0x2a, 16, 0, 16, 0, 0xaa};
+    static const uint8_t annexb[] = {0, 0, 0, 1, 0x65, 0x88};
+    static const uint8_t opus[] = {0xf8, 0xff, 0xfe};
+
+    EXPECT(rtcast_stream_options_new(NULL), RTCAST_ERR_NULL);
+    struct rtcast_stream_options *opts = NULL;
+    OK(rtcast_stream_options_new(&opts));
+    CHECK(opts != NULL);
+    EXPECT(rtcast_stream_options_set_video_codec(NULL, RTCAST_CODEC_VP8), RTCAST_ERR_NULL);
+    EXPECT(rtcast_stream_options_set_video_codec(opts, 7), RTCAST_ERR_INVALID_ARGUMENT);
+    MESSAGE_HAS("RTCAST_CODEC_VP8 (1)");
+    EXPECT(rtcast_stream_options_set_audio(NULL, false), RTCAST_ERR_NULL);
+    EXPECT(rtcast_stream_options_set_encoder_bitrate(NULL, 1000000), RTCAST_ERR_NULL);
+    EXPECT(rtcast_stream_options_set_encoder_max_fps(NULL, 25), RTCAST_ERR_NULL);
+    EXPECT(rtcast_stream_options_set_keyframe_interval_ms(NULL, 2000), RTCAST_ERR_NULL);
+    OK(rtcast_stream_options_set_video_codec(opts, RTCAST_CODEC_VP8));
+    OK(rtcast_stream_options_set_audio(opts, false));
+
+    struct rtcast_stream *vp8 = NULL;
+    EXPECT(rtcast_server_stream_with(NULL, "v", opts, &vp8), RTCAST_ERR_NULL);
+    EXPECT(rtcast_server_stream_with(server, NULL, opts, &vp8), RTCAST_ERR_NULL);
+    EXPECT(rtcast_server_stream_with(server, "v", NULL, &vp8), RTCAST_ERR_NULL);
+    EXPECT(rtcast_server_stream_with(server, "v", opts, NULL), RTCAST_ERR_NULL);
+    CHECK(vp8 == NULL);
+    OK(rtcast_server_stream_with(server, "v", opts, &vp8));
+    CHECK(vp8 != NULL);
+    OK(rtcast_stream_push_vp8(vp8, vp8_key, sizeof vp8_key, 0));
+    EXPECT(rtcast_stream_push_vp8(vp8, annexb, sizeof annexb, 33333), RTCAST_ERR_INVALID_DATA);
+    MESSAGE_HAS("not a VP8 frame");
+    EXPECT(rtcast_stream_push_h264(vp8, annexb, sizeof annexb, 33333), RTCAST_ERR_UNSUPPORTED);
+    MESSAGE_HAS("carries VP8");
+    EXPECT(rtcast_stream_push_frame_packed(vp8, RTCAST_FORMAT_RGBA, W, H, rgba, sizeof rgba, 0),
+           RTCAST_ERR_UNSUPPORTED);
+    EXPECT(rtcast_stream_push_opus(vp8, opus, sizeof opus, 0), RTCAST_ERR_UNSUPPORTED);
+    MESSAGE_HAS("without audio");
+    struct rtcast_stream_stats stats;
+    OK(rtcast_stream_stats(vp8, &stats));
+    CHECK(stats.video_frames == 1 && stats.audio_packets == 0);
+
+    /* The same name with other tracks is refused; with the defaults (no options) it is found. */
+    struct rtcast_stream_options *defaults = NULL;
+    OK(rtcast_stream_options_new(&defaults));
+    OK(rtcast_stream_options_set_encoder_bitrate(defaults, 500000));
+    OK(rtcast_stream_options_set_encoder_max_fps(defaults, 25));
+    OK(rtcast_stream_options_set_keyframe_interval_ms(defaults, 0));
+    struct rtcast_stream *other = NULL;
+    EXPECT(rtcast_server_stream_with(server, "v", defaults, &other), RTCAST_ERR_INVALID_ARGUMENT);
+    MESSAGE_HAS("exists with VP8 video");
+    CHECK(other == NULL);
+    OK(rtcast_server_stream(server, "v", &other));
+    CHECK(other != NULL);
+    rtcast_stream_free(other);
+
+    bool removed = false;
+    OK(rtcast_server_remove_stream(server, "v", &removed));
+    CHECK(removed);
+    rtcast_stream_free(vp8);
+    rtcast_stream_options_free(opts);
+    rtcast_stream_options_free(defaults);
+    rtcast_stream_options_free(NULL);
+}
+
 static void test_panic_is_caught(struct rtcast_server *server) {
     EXPECT(rtcast_test_force_panic(), RTCAST_ERR_PANIC);
     MESSAGE_HAS("panic");
@@ -312,6 +377,7 @@ static void test_start_push_stop(void) {
     CHECK(stream != NULL && same != NULL);
 
     test_push_arguments(stream);
+    test_stream_options(server);
     test_panic_is_caught(server);
 
     for (int i = 0; i < 30; i++) {

@@ -20,7 +20,7 @@ export declare class Server {
    * `ERR_RTCAST_INVALID_ARGUMENT` (bad option), `ERR_RTCAST_BIND` (port in use, address not on
    * this host) or `ERR_RTCAST_TLS` (certificate or key unusable).
    */
-  static start(options?: ServerOptions | undefined | null): Promise<unknown>
+  static start(options?: ServerOptions | undefined | null): Promise<Server>
   /**
    * The stream called `name`, created if it does not exist yet (an existing stream keeps the
    * options it was created with). Names are 1-128 characters of `A-Z a-z 0-9 _ - .`.
@@ -65,7 +65,7 @@ export declare class Server {
    * closed, pending events are delivered and the listeners released; after it resolves nothing
    * of the server keeps the process alive. Idempotent.
    */
-  close(): Promise<unknown>
+  close(): Promise<void>
 }
 
 /**
@@ -94,6 +94,12 @@ export declare class Stream {
    * not Annex B H.264.
    */
   pushH264(data: Uint8Array, options?: PushOptions | undefined | null): void
+  /**
+   * Pushes one VP8 frame as a VP8 encoder outputs it (frame tag first, as stored in IVF or
+   * WebM), on a stream created with `video: 'vp8'`. Throws `ERR_RTCAST_INVALID_DATA` when it is
+   * not a VP8 frame, `ERR_RTCAST_UNSUPPORTED` on an H.264 stream.
+   */
+  pushVp8(data: Uint8Array, options?: PushOptions | undefined | null): void
   /**
    * Pushes one Opus packet (typically 20 ms). Throws `ERR_RTCAST_INVALID_DATA` when it is empty
    * or too large to be Opus, `ERR_RTCAST_UNSUPPORTED` on a stream created with `audio: false`.
@@ -210,6 +216,11 @@ export interface ServerStats {
 
 /** Options of a stream, fixed when it is created. */
 export interface StreamOptions {
+  /**
+   * Video codec of the stream, offered to every viewer (default `'h264'`). A `'vp8'` stream
+   * takes `pushVp8` only: the built-in encoder (`pushFrame`) makes H.264.
+   */
+  video?: 'h264' | 'vp8'
   /** Offer an Opus audio track (default true). */
   audio?: boolean
   /** Target bitrate of the built-in encoder (`pushFrame`), bits per second (default 2000000). */

@@ -38,7 +38,8 @@ impl Failure {
     /// The JS `Error` (with its `code` property), as a napi error that throws or rejects it.
     pub fn into_napi(self, env: &Env) -> napi::Error {
         let build = || -> napi::Result<napi::Error> {
-            let mut obj = env.create_error(napi::Error::new(Status::GenericFailure, &self.message))?;
+            let mut obj =
+                env.create_error(napi::Error::new(Status::GenericFailure, &self.message))?;
             obj.set_named_property("code", self.code)?;
             Ok(napi::Error::from(obj.to_unknown()))
         };

@@ -130,7 +130,11 @@ fn config(options: ServerOptions) -> BResult<ServerConfig> {
             key_pem: PathBuf::from(key),
         }),
         (None, None) => None,
-        _ => return Err(Failure::invalid("cert and key go together: give both or neither")),
+        _ => {
+            return Err(Failure::invalid(
+                "cert and key go together: give both or neither",
+            ))
+        }
     };
     let l = &mut c.limits;
     if let Some(n) = options.max_viewers_per_stream {
@@ -198,7 +202,9 @@ impl Shared {
 
 fn keep_alive(env: &Env) -> napi::Result<ThreadsafeFunction<(), (), (), napi::Status, false>> {
     let noop = env.create_function_from_closure::<(), (), _>("rtcastKeepAlive", |_| Ok(()))?;
-    noop.build_threadsafe_function().callee_handled::<false>().build()
+    noop.build_threadsafe_function()
+        .callee_handled::<false>()
+        .build()
 }
 
 /// A running rtcast server: HTTP/WebSocket on one TCP port, the media of every viewer on one UDP

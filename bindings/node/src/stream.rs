@@ -8,7 +8,9 @@ use std::time::Duration;
 use napi::bindgen_prelude::{Uint8Array, Uint8ArraySlice};
 use napi::Env;
 use napi_derive::napi;
-use rtcast_core::{EncoderConfig, PixelFormat, RawFrame, StreamOptions as CoreStreamOptions};
+use rtcast_core::{
+    EncoderConfig, PixelFormat, RawFrame, StreamOptions as CoreStreamOptions, VideoCodec,
+};
 
 use crate::error::{BResult, Failure, OrThrow};
 use crate::server::Shared;
@@ -16,6 +18,10 @@ use crate::server::Shared;
 /// Options of a stream, fixed when it is created.
 #[napi(object)]
 pub struct StreamOptions {
+    /// Video codec of the stream, offered to every viewer (default `'h264'`). A `'vp8'` stream
+    /// takes `pushVp8` only: the built-in encoder (`pushFrame`) makes H.264.
+    #[napi(ts_type = "'h264' | 'vp8'")]
+    pub video: Option<String>,
     /// Offer an Opus audio track (default true).
     pub audio: Option<bool>,
     /// Target bitrate of the built-in encoder (`pushFrame`), bits per second (default 2000000).
@@ -30,6 +36,12 @@ pub struct StreamOptions {
 pub(crate) fn options(o: Option<StreamOptions>) -> BResult<CoreStreamOptions> {
     let mut out = CoreStreamOptions::default();
     let Some(o) = o else { return Ok(out) };
+    if let Some(name) = &o.video {
+        out.video = VideoCodec::from_name(name).ok_or_else(|| Failure {
+            code: crate::error::code::UNSUPPORTED,
+            message: format!("unknown video codec '{name}'; codecs: 'h264', 'vp8'"),
+        })?;
+    }
     if let Some(audio) = o.audio {
         out.audio = audio;
     }
@@ -171,7 +183,8 @@ impl Stream {
             })
             .or_throw(&env)?;
         let pts = pts(frame.timestamp).or_throw(&env)?;
-        let raw = RawFrame::packed(format, frame.width, frame.height, &frame.data).or_throw(&env)?;
+        let raw =
+            RawFrame::packed(format, frame.width, frame.height, &frame.data).or_throw(&env)?;
         self.stream.push_frame(&raw, pts).or_throw(&env)
     }
 
@@ -187,6 +200,20 @@ impl Stream {
     ) -> napi::Result<()> {
         let pts = pts(options.and_then(|o| o.timestamp)).or_throw(&env)?;
         self.stream.push_h264(&data, pts).or_throw(&env)
+    }
+
+    /// Pushes one VP8 frame as a VP8 encoder outputs it (frame tag first, as stored in IVF or
+    /// WebM), on a stream created with `video: 'vp8'`. Throws `ERR_RTCAST_INVALID_DATA` when it is
+    /// not a VP8 frame, `ERR_RTCAST_UNSUPPORTED` on an H.264 stream.
+    #[napi(js_name = "pushVp8")]
+    pub fn push_vp8(
+        &self,
+        env: Env,
+        data: Uint8ArraySlice,
+        options: Option<PushOptions>,
+    ) -> napi::Result<()> {
+        let pts = pts(options.and_then(|o| o.timestamp)).or_throw(&env)?;
+        self.stream.push_vp8(&data, pts).or_throw(&env)
     }
 
     /// Pushes one Opus packet (typically 20 ms). Throws `ERR_RTCAST_INVALID_DATA` when it is empty

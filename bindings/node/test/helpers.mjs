@@ -1,7 +1,8 @@
 // What the tests share: rtcast loaded the way a user gets it (installed with `npm install <path>`
 // into a scratch project by test.sh), headless Chromium as the independent WebRTC client, and
 // H.264 Annex B parsing.
-import { mkdtempSync, rmSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -191,4 +192,41 @@ export async function poll(what, step, { ms = 100, timeout = 20000 } = {}) {
     await new Promise((r) => setTimeout(r, ms))
   }
   throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`)
+}
+
+/**
+ * Runs `node file` in the scratch project (where `rtcast` resolves as for a user) with `env`
+ * added; `onLine` sees each stdout line. Resolves with { code, signal, stdout, stderr } once it
+ * exits, or kills it and rejects after `ms`.
+ */
+export function runNode(file, { env = {}, onLine = () => {}, ms = 60000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [file], { cwd: project, env: { ...process.env, ...env } })
+    let stdout = ''
+    let stderr = ''
+    let pending = ''
+    child.stdout.on('data', (d) => {
+      stdout += d
+      pending += d
+      const lines = pending.split('\n')
+      pending = lines.pop()
+      lines.forEach(onLine)
+    })
+    child.stderr.on('data', (d) => (stderr += d))
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`node ${file} did not exit within ${ms} ms\nstdout: ${stdout}\nstderr: ${stderr}`))
+    }, ms)
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer)
+      resolve({ code, signal, stdout, stderr })
+    })
+  })
+}
+
+/** Writes `text` to `name` in the scratch project; returns its path. */
+export function projectFile(name, text) {
+  const file = path.join(project, name)
+  writeFileSync(file, text)
+  return file
 }

@@ -11,12 +11,13 @@ import { fileURLToPath } from 'node:url'
 export const packageDir = fileURLToPath(new URL('..', import.meta.url))
 export const repoDir = path.resolve(packageDir, '../..')
 
-/** The scratch project rtcast was installed into (test.sh sets it). */
+/** The scratch project rtcast was installed into (test.sh sets it; the tests need it). */
 export const project = process.env.RTCAST_TEST_PROJECT
-if (!project) throw new Error('RTCAST_TEST_PROJECT is not set: run the tests with bindings/node/test.sh')
 
-/** `require('rtcast')` from the scratch project. */
-export const rtcast = createRequire(path.join(project, 'package.json'))('rtcast')
+/** `require('rtcast')` from the scratch project (the benchmark, run without one, loads this folder). */
+export const rtcast = project
+  ? createRequire(path.join(project, 'package.json'))('rtcast')
+  : createRequire(import.meta.url)('..')
 
 /** A server on loopback only, on free ports, announcing 127.0.0.1. */
 export function startServer(options = {}) {

@@ -18,3 +18,4 @@ cargo build --release --workspace
 
 echo "== cargo test (release: the media path and the encoder need optimized code)"
 cargo test --release --workspace
+bindings/node/test.sh

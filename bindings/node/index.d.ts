@@ -71,7 +71,8 @@ export declare class Server {
 /**
  * A live stream, got from `server.stream(name)`. Pushes may come at any rate; none waits for the
  * network (a slow viewer drops frames and waits for the next keyframe). Bad input throws an
- * `Error` with a `code` and changes nothing.
+ * `Error` with a `code` and changes nothing. Pushes run with `catch_unwind`: a panic in rtcast
+ * becomes a thrown `Error` instead of aborting Node.
  */
 export declare class Stream {
   /** The stream's name. */

@@ -227,7 +227,13 @@ impl Task for StartTask {
     type JsValue = Server;
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
-        let config = self.config.take().expect("compute runs once");
+        // napi runs `compute` once; a second run would report instead of panicking.
+        let config = self.config.take().unwrap_or_else(|| {
+            Err(Failure {
+                code: crate::error::code::INTERNAL,
+                message: "the server was already started by this task".into(),
+            })
+        });
         Ok(config.and_then(|c| rtcast_core::Server::start(c).map_err(Failure::from)))
     }
 
@@ -297,7 +303,7 @@ impl Server {
 
     /// The stream called `name`, created if it does not exist yet (an existing stream keeps the
     /// options it was created with). Names are 1-128 characters of `A-Z a-z 0-9 _ - .`.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn stream(
         &self,
         env: Env,

@@ -118,7 +118,8 @@ pub struct StreamStats {
 
 /// A live stream, got from `server.stream(name)`. Pushes may come at any rate; none waits for the
 /// network (a slow viewer drops frames and waits for the next keyframe). Bad input throws an
-/// `Error` with a `code` and changes nothing.
+/// `Error` with a `code` and changes nothing. Pushes run with `catch_unwind`: a panic in rtcast
+/// becomes a thrown `Error` instead of aborting Node.
 #[napi]
 pub struct Stream {
     stream: rtcast_core::Stream,
@@ -174,7 +175,7 @@ impl Stream {
     /// Pushes a raw frame; the built-in H.264 encoder encodes it once for every viewer, on this
     /// thread (with no viewer nothing is encoded). Throws `ERR_RTCAST_INVALID_FRAME` when `data`
     /// does not match `format`, `width` and `height`, `ERR_RTCAST_STREAM_CLOSED` after close.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn push_frame(&self, env: Env, frame: VideoFrame) -> napi::Result<()> {
         let format = PixelFormat::from_str(&frame.format)
             .map_err(|m| Failure {
@@ -191,7 +192,7 @@ impl Stream {
     /// Pushes one H.264 access unit in Annex B form (start codes; constrained baseline or main, no
     /// B-frames). Keyframes should carry SPS and PPS. Throws `ERR_RTCAST_INVALID_DATA` when it is
     /// not Annex B H.264.
-    #[napi(js_name = "pushH264")]
+    #[napi(js_name = "pushH264", catch_unwind)]
     pub fn push_h264(
         &self,
         env: Env,
@@ -205,7 +206,7 @@ impl Stream {
     /// Pushes one VP8 frame as a VP8 encoder outputs it (frame tag first, as stored in IVF or
     /// WebM), on a stream created with `video: 'vp8'`. Throws `ERR_RTCAST_INVALID_DATA` when it is
     /// not a VP8 frame, `ERR_RTCAST_UNSUPPORTED` on an H.264 stream.
-    #[napi(js_name = "pushVp8")]
+    #[napi(js_name = "pushVp8", catch_unwind)]
     pub fn push_vp8(
         &self,
         env: Env,
@@ -218,7 +219,7 @@ impl Stream {
 
     /// Pushes one Opus packet (typically 20 ms). Throws `ERR_RTCAST_INVALID_DATA` when it is empty
     /// or too large to be Opus, `ERR_RTCAST_UNSUPPORTED` on a stream created with `audio: false`.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn push_opus(
         &self,
         env: Env,

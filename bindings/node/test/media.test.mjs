@@ -1,5 +1,6 @@
 // Media reaches an independent WebRTC client (headless Chromium): raw frames of known colours are
-// encoded and shown, pushed H.264 access units arrive unchanged, and the events come back.
+// encoded and shown, pushed H.264 access units and VP8 frames arrive unchanged, and the events
+// come back.
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { after, before, test } from 'node:test'
@@ -123,6 +124,50 @@ test('pushed H.264 access units reach a WHEP viewer unchanged, in order, and sho
     // Chromium's bandwidth estimate (REMB) comes back as a hint.
     const hint = await bitrate
     assert.ok(Number.isInteger(hint.bps) && hint.bps > 0, `bps ${hint.bps}`)
+  } finally {
+    stop()
+    await page?.close()
+    await server.close()
+  }
+})
+
+test('pushed VP8 frames reach a WHEP viewer byte for byte, in order, and show their colours', async () => {
+  // tests/fixtures/halves-320x240.ivf (libvpx): a 32-byte file header, then per frame a 12-byte
+  // header (size, timestamp) and the frame.
+  const ivf = readFileSync(new URL('../../../tests/fixtures/halves-320x240.ivf', import.meta.url))
+  const fixture = []
+  for (let at = ivf.readUInt16LE(6); at + 12 <= ivf.length; ) {
+    const size = ivf.readUInt32LE(at)
+    fixture.push(ivf.subarray(at + 12, at + 12 + size))
+    at += 12 + size
+  }
+  assert.equal(fixture.length, 60)
+  const server = await startServer()
+  const stream = server.stream('vp8', { video: 'vp8', audio: false })
+  const keyframeRequest = nextEvent(server, 'keyframeRequest')
+  let stop = () => {}
+  let page
+  try {
+    page = await openPlayer(chromium.browser, server.url('vp8'), server.whepUrl('vp8'))
+    await keyframeRequest
+    stop = pushLoop((i, timestamp) => stream.pushVp8(fixture[i % fixture.length], { timestamp }))
+    const received = await poll('60 frames in Chromium', () =>
+      page.evaluate(() => (window.received.length >= 60 ? window.received : null)),
+    )
+    // The viewer starts at a keyframe of the pushed sequence; from there every frame is the
+    // pushed one, byte for byte, in order.
+    const frames = received.map((f) => Buffer.from(f.data))
+    const start = fixture.findIndex((f) => f.equals(frames[0]))
+    assert.ok(start >= 0, `the first received frame (${frames[0].length} bytes) is not a pushed one`)
+    assert.equal(fixture[start][0] & 1, 0, 'the first received frame is a keyframe')
+    frames.slice(0, 60).forEach((got, k) => {
+      const i = (start + k) % fixture.length
+      assert.ok(got.equals(fixture[i]), `received frame ${k} is not pushed frame ${i}`)
+    })
+    await poll('red top, blue bottom', async () => {
+      const [top, bottom] = [await pixelAt(page, 0.5, 0.1), await pixelAt(page, 0.5, 0.9)]
+      return near(top, [255, 0, 0]) && near(bottom, [0, 0, 255])
+    })
   } finally {
     stop()
     await page?.close()

@@ -106,12 +106,14 @@ test('after close, pushes and calls throw, close is idempotent', async () => {
   await server.close()
 })
 
-test('the package version is the crate version, and version() reports the core', async () => {
+test('package.json, package-lock.json and the crates have one version, and version() reports it', async () => {
   const { readFileSync } = await import('node:fs')
   const { packageDir, repoDir } = await import('./helpers.mjs')
   const pkg = JSON.parse(readFileSync(`${packageDir}/package.json`, 'utf8'))
   const cargo = readFileSync(`${repoDir}/Cargo.toml`, 'utf8').match(/\[workspace\.package\][^[]*?\nversion = "([^"]+)"/)
   assert.ok(cargo, 'workspace version in Cargo.toml')
   assert.equal(pkg.version, cargo[1])
+  const lock = JSON.parse(readFileSync(`${packageDir}/package-lock.json`, 'utf8'))
+  assert.equal(lock.packages[''].version, cargo[1], 'package-lock.json')
   assert.equal(rtcast.version(), cargo[1])
 })

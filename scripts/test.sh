@@ -19,3 +19,4 @@ cargo build --release --workspace
 echo "== cargo test (release: the media path and the encoder need optimized code)"
 cargo test --release --workspace
 bindings/python/test.sh
+bindings/node/test.sh

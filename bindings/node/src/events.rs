@@ -1,0 +1,184 @@
+//! Events to JavaScript: one thread per server reads the core's subscription and queues each event
+//! to the listeners registered with `server.on(name, listener)`, through threadsafe functions.
+//!
+//! Listeners are weak threadsafe functions: they never keep the process alive on their own (the
+//! server's keep-alive handle does that while it runs, see `server.rs`). After `close()` the thread
+//! has delivered the shutdown's events and ended, and the listeners are released.
+
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use napi::bindgen_prelude::Either4;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::Status;
+use napi_derive::napi;
+use rtcast_core::{Event, Events, Recv};
+
+/// `server.on('viewer', ...)`: a viewer's media is connected; frames flow to it from now on.
+#[napi(object)]
+#[derive(Clone)]
+pub struct ViewerEvent {
+    /// Stream name.
+    pub stream: String,
+    /// Viewer id, unique for the life of the server.
+    pub viewer: i64,
+    /// Signalling protocol it came through.
+    #[napi(ts_type = "'websocket' | 'whep'")]
+    pub protocol: String,
+    /// Address of its signalling connection, `ip:port`.
+    pub remote: String,
+}
+
+/// `server.on('viewerLeft', ...)`: a viewer that had joined is gone.
+#[napi(object)]
+#[derive(Clone)]
+pub struct ViewerLeftEvent {
+    /// Stream name.
+    pub stream: String,
+    /// Viewer id.
+    pub viewer: i64,
+    /// Why it left.
+    #[napi(ts_type = "'closed' | 'connection_lost' | 'timeout' | 'shutdown'")]
+    pub reason: String,
+}
+
+/// `server.on('keyframeRequest', ...)`: a viewer needs a keyframe and rtcast has none; push one
+/// soon. Coalesced (at most one per stream every 500 ms); streams fed raw frames never ask.
+#[napi(object)]
+#[derive(Clone)]
+pub struct KeyframeRequestEvent {
+    /// Stream name.
+    pub stream: String,
+}
+
+/// `server.on('bitrate', ...)`: estimated bandwidth toward the slowest viewer of a stream.
+#[napi(object)]
+#[derive(Clone)]
+pub struct BitrateEvent {
+    /// Stream name.
+    pub stream: String,
+    /// Bits per second.
+    pub bps: i64,
+}
+
+/// The event names `server.on` takes, and what each listener receives.
+#[napi(object)]
+#[allow(dead_code)] // only its TypeScript shape is used (the `on` listener types)
+pub struct ServerEvents {
+    /// A viewer joined.
+    pub viewer: ViewerEvent,
+    /// A viewer left.
+    pub viewer_left: ViewerLeftEvent,
+    /// A keyframe is needed.
+    pub keyframe_request: KeyframeRequestEvent,
+    /// A bitrate hint.
+    pub bitrate: BitrateEvent,
+}
+
+pub type JsEvent = Either4<ViewerEvent, ViewerLeftEvent, KeyframeRequestEvent, BitrateEvent>;
+
+/// A listener: called with one event object; weak (does not keep the process alive).
+pub type Listener = ThreadsafeFunction<JsEvent, (), JsEvent, Status, false, true>;
+
+/// Which event a listener wants.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    Viewer,
+    ViewerLeft,
+    KeyframeRequest,
+    Bitrate,
+}
+
+impl Kind {
+    pub const NAMES: [&'static str; 4] = ["viewer", "viewerLeft", "keyframeRequest", "bitrate"];
+
+    pub fn from_name(name: &str) -> Option<Kind> {
+        Some(match name {
+            "viewer" => Kind::Viewer,
+            "viewerLeft" => Kind::ViewerLeft,
+            "keyframeRequest" => Kind::KeyframeRequest,
+            "bitrate" => Kind::Bitrate,
+            _ => return None,
+        })
+    }
+}
+
+/// The listeners of one server.
+pub type Listeners = Arc<Mutex<Vec<(Kind, Arc<Listener>)>>>;
+
+/// Converts a core event; `None` for kinds this binding does not know (the core's enum is
+/// non-exhaustive).
+fn convert(event: Event) -> Option<(Kind, JsEvent)> {
+    Some(match event {
+        Event::ViewerJoined {
+            stream,
+            viewer,
+            protocol,
+            remote,
+        } => (
+            Kind::Viewer,
+            Either4::A(ViewerEvent {
+                stream,
+                viewer: viewer as i64,
+                protocol: protocol.name().to_owned(),
+                remote: remote.to_string(),
+            }),
+        ),
+        Event::ViewerLeft {
+            stream,
+            viewer,
+            reason,
+        } => (
+            Kind::ViewerLeft,
+            Either4::B(ViewerLeftEvent {
+                stream,
+                viewer: viewer as i64,
+                reason: reason.name().to_owned(),
+            }),
+        ),
+        Event::KeyframeRequested { stream } => (
+            Kind::KeyframeRequest,
+            Either4::C(KeyframeRequestEvent { stream }),
+        ),
+        Event::BitrateHint { stream, bps } => (
+            Kind::Bitrate,
+            Either4::D(BitrateEvent {
+                stream,
+                bps: bps.min(i64::MAX as u64) as i64,
+            }),
+        ),
+        _ => return None,
+    })
+}
+
+/// Starts the thread that delivers `events` to `listeners`. It ends once the server stopped and
+/// every event sent before was delivered.
+pub fn spawn(mut events: Events, listeners: Listeners) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("rtcast-node-events".into())
+        .spawn(move || loop {
+            match events.recv_blocking(Duration::from_millis(250)) {
+                Recv::Event(event) => {
+                    let Some((kind, js)) = convert(event) else {
+                        continue;
+                    };
+                    // Clone the matching listeners out of the lock: a listener added meanwhile
+                    // must not wait for this delivery.
+                    let targets: Vec<Arc<Listener>> = listeners
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .iter()
+                        .filter(|(k, _)| *k == kind)
+                        .map(|(_, l)| l.clone())
+                        .collect();
+                    for listener in targets {
+                        // NonBlocking: the queue is unbounded, this never waits for JS.
+                        listener.call(js.clone(), ThreadsafeFunctionCallMode::NonBlocking);
+                    }
+                }
+                Recv::Timeout => {}
+                Recv::Closed => return,
+            }
+        })
+}

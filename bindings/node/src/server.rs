@@ -1,0 +1,455 @@
+//! `Server`: started with `await Server.start(options)`, stopped with `await server.close()`.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use napi::bindgen_prelude::{AsyncTask, Function};
+use napi::threadsafe_function::ThreadsafeFunction;
+use napi::{Env, Task};
+use napi_derive::napi;
+use rtcast_core::{IceServer as CoreIceServer, ServerConfig, StreamOptions as CoreStreamOptions};
+
+use crate::error::{BResult, Failure, OrThrow};
+use crate::events::{self, Kind, Listener, Listeners};
+use crate::stream::{Stream, StreamOptions};
+
+/// How a server is started; every field is optional.
+#[napi(object)]
+#[derive(Default)]
+pub struct ServerOptions {
+    /// Address to bind: `'0.0.0.0'` (every interface, the default), `'127.0.0.1'`, `'::'`...
+    pub bind: Option<String>,
+    /// TCP port of HTTP, WebSocket and (with `cert`/`key`) HTTPS/WSS; default 8080, 0 picks a
+    /// free port.
+    pub port: Option<u32>,
+    /// UDP port carrying the media of every viewer; default the same number as `port` (a free
+    /// port when that is 0); 0 picks a free port.
+    pub udp_port: Option<u32>,
+    /// Public addresses announced to viewers for 1:1 NAT (a cloud VM's public IP).
+    pub public_ips: Option<Vec<String>>,
+    /// STUN/TURN servers handed to viewers.
+    pub ice_servers: Option<Vec<IceServer>>,
+    /// Path of a PEM certificate chain: serve HTTPS/WSS (with `key`).
+    pub cert: Option<String>,
+    /// Path of the PEM private key of `cert`.
+    pub key: Option<String>,
+    /// Most viewers of one stream (default 1000).
+    pub max_viewers_per_stream: Option<u32>,
+    /// Most viewers of the whole server (default 5000).
+    pub max_viewers: Option<u32>,
+    /// Largest WebSocket message or WHEP body accepted from a viewer, bytes (default 65536).
+    pub max_message_bytes: Option<u32>,
+    /// Time from signalling start to connected media before a viewer is dropped, ms (default 15000).
+    pub connect_timeout_ms: Option<u32>,
+    /// Time without ICE consent before a connected viewer is reaped, ms (default 10000).
+    pub consent_timeout_ms: Option<u32>,
+    /// Origins allowed to call WHEP from another page (CORS); default `['*']`.
+    pub cors_origins: Option<Vec<String>>,
+}
+
+/// A STUN or TURN server handed to viewers (the W3C `RTCIceServer` shape).
+#[napi(object)]
+pub struct IceServer {
+    /// `stun:host:port` / `turn:host:port?transport=udp` URLs.
+    pub urls: Vec<String>,
+    /// TURN user name.
+    pub username: Option<String>,
+    /// TURN password.
+    pub credential: Option<String>,
+}
+
+/// Counters of the whole server.
+#[napi(object)]
+pub struct ServerStats {
+    /// Viewers connected now.
+    pub viewers: i64,
+    /// Viewers that ever connected.
+    pub viewers_total: i64,
+    /// Streams that exist now.
+    pub streams: i64,
+    /// RTP/RTCP/DTLS/STUN datagrams sent.
+    pub packets_sent: i64,
+    /// Bytes of those datagrams.
+    pub bytes_sent: i64,
+    /// Datagrams dropped because the socket buffer was full.
+    pub send_drops: i64,
+    /// NACK feedback packets received.
+    pub nacks: i64,
+    /// PLI/FIR received.
+    pub plis: i64,
+    /// Keyframes asked of the host or of the encoder.
+    pub keyframe_requests: i64,
+    /// Frames dropped before reaching the viewers (media queue full).
+    pub frames_dropped: i64,
+    /// Median time from a viewer's signalling start to its first video packet, ms (0 without data).
+    pub ttff_p50_ms: f64,
+}
+
+fn port(value: Option<u32>, what: &str) -> BResult<Option<u16>> {
+    value
+        .map(|p| {
+            u16::try_from(p)
+                .map_err(|_| Failure::invalid(format!("{what} {p} is not a port (0-65535)")))
+        })
+        .transpose()
+}
+
+fn ip(s: &str, what: &str) -> BResult<IpAddr> {
+    s.parse().map_err(|_| {
+        Failure::invalid(format!(
+            "{what} '{s}' is not an IP address (e.g. '127.0.0.1', '0.0.0.0', '::')"
+        ))
+    })
+}
+
+fn config(options: ServerOptions) -> BResult<ServerConfig> {
+    let mut c = ServerConfig::default();
+    if let Some(bind) = &options.bind {
+        c.bind = ip(bind, "bind")?;
+    }
+    if let Some(p) = port(options.port, "port")? {
+        c.port = p;
+    }
+    c.udp_port = port(options.udp_port, "udpPort")?;
+    for s in options.public_ips.iter().flatten() {
+        c.public_ips.push(ip(s, "publicIps entry")?);
+    }
+    for s in options.ice_servers.into_iter().flatten() {
+        c.ice_servers.push(CoreIceServer {
+            urls: s.urls,
+            username: s.username,
+            credential: s.credential,
+        });
+    }
+    c.tls = match (options.cert, options.key) {
+        (Some(cert), Some(key)) => Some(rtcast_core::TlsConfig {
+            cert_pem: PathBuf::from(cert),
+            key_pem: PathBuf::from(key),
+        }),
+        (None, None) => None,
+        _ => {
+            return Err(Failure::invalid(
+                "cert and key go together: give both or neither",
+            ))
+        }
+    };
+    let l = &mut c.limits;
+    if let Some(n) = options.max_viewers_per_stream {
+        l.max_viewers_per_stream = n as usize;
+    }
+    if let Some(n) = options.max_viewers {
+        l.max_viewers = n as usize;
+    }
+    if let Some(n) = options.max_message_bytes {
+        l.max_ws_message_bytes = n as usize;
+    }
+    if let Some(ms) = options.connect_timeout_ms {
+        l.connect_timeout = Duration::from_millis(ms.into());
+    }
+    if let Some(ms) = options.consent_timeout_ms {
+        l.consent_timeout = Duration::from_millis(ms.into());
+    }
+    if let Some(origins) = options.cors_origins {
+        c.cors_origins = origins;
+    }
+    Ok(c)
+}
+
+/// What a `Server` object and its streams share. A stream keeps its server alive (a script that
+/// only holds on to the stream must not see the server stopped by the garbage collector).
+pub(crate) struct Shared {
+    server: Mutex<Option<rtcast_core::Server>>,
+    listeners: Listeners,
+    event_thread: Mutex<Option<JoinHandle<()>>>,
+    /// A referenced threadsafe function: while it exists, Node's event loop stays alive, as it
+    /// does for a listening `net.Server`. Dropped by `close()` and `unref()`.
+    keep_alive: Mutex<Option<ThreadsafeFunction<(), (), (), napi::Status, false>>>,
+}
+
+impl Shared {
+    fn with<T>(&self, f: impl FnOnce(&rtcast_core::Server) -> T) -> BResult<T> {
+        let guard = self.server.lock().unwrap_or_else(|e| e.into_inner());
+        match guard.as_ref() {
+            Some(s) => Ok(f(s)),
+            None => Err(rtcast_core::Error::ServerStopped.into()),
+        }
+    }
+
+    /// Stops the server and waits for the event thread to deliver the shutdown's events.
+    fn stop(&self) {
+        let server = self.server.lock().unwrap_or_else(|e| e.into_inner()).take();
+        drop(server); // Server::drop stops it (waits at most a few seconds).
+        let thread = self
+            .event_thread
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(t) = thread {
+            let _ = t.join();
+        }
+    }
+
+    fn lock_keep_alive(
+        &self,
+    ) -> std::sync::MutexGuard<'_, Option<ThreadsafeFunction<(), (), (), napi::Status, false>>>
+    {
+        self.keep_alive.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn keep_alive(env: &Env) -> napi::Result<ThreadsafeFunction<(), (), (), napi::Status, false>> {
+    let noop = env.create_function_from_closure::<(), (), _>("rtcastKeepAlive", |_| Ok(()))?;
+    noop.build_threadsafe_function()
+        .callee_handled::<false>()
+        .build()
+}
+
+/// A running rtcast server: HTTP/WebSocket on one TCP port, the media of every viewer on one UDP
+/// port. While it runs it keeps Node's event loop alive (like a listening `net.Server`; see
+/// `unref()`); `await server.close()` stops it and releases everything it holds in Node.
+#[napi]
+pub struct Server {
+    shared: Arc<Shared>,
+    http_port: u16,
+    udp_port: u16,
+}
+
+/// Starts a server off the JS thread.
+pub struct StartTask {
+    config: Option<BResult<ServerConfig>>,
+}
+
+impl Task for StartTask {
+    type Output = BResult<rtcast_core::Server>;
+    type JsValue = Server;
+
+    fn compute(&mut self) -> napi::Result<Self::Output> {
+        // napi runs `compute` once; a second run would report instead of panicking.
+        let config = self.config.take().unwrap_or_else(|| {
+            Err(Failure {
+                code: crate::error::code::INTERNAL,
+                message: "the server was already started by this task".into(),
+            })
+        });
+        Ok(config.and_then(|c| rtcast_core::Server::start(c).map_err(Failure::from)))
+    }
+
+    fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<Server> {
+        let server = output.or_throw(&env)?;
+        let listeners: Listeners = Default::default();
+        let thread = events::spawn(server.subscribe(), listeners.clone())
+            .map_err(|e| Failure {
+                code: crate::error::code::INTERNAL,
+                message: format!("cannot start the event thread: {e}"),
+            })
+            .or_throw(&env)?;
+        let http_port = server.http_addr().port();
+        let udp_port = server.udp_addrs().first().map_or(0, |a| a.port());
+        Ok(Server {
+            shared: Arc::new(Shared {
+                server: Mutex::new(Some(server)),
+                listeners,
+                event_thread: Mutex::new(Some(thread)),
+                keep_alive: Mutex::new(Some(keep_alive(&env)?)),
+            }),
+            http_port,
+            udp_port,
+        })
+    }
+}
+
+/// Stops a server off the JS thread.
+pub struct CloseTask {
+    shared: Arc<Shared>,
+}
+
+impl Task for CloseTask {
+    type Output = ();
+    type JsValue = ();
+
+    fn compute(&mut self) -> napi::Result<()> {
+        self.shared.stop();
+        Ok(())
+    }
+
+    fn resolve(&mut self, _env: Env, _output: ()) -> napi::Result<()> {
+        // Every event is queued by now; releasing the listeners lets Node deliver those and then
+        // forget them, and dropping the keep-alive lets the process exit.
+        self.shared
+            .listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        self.shared.lock_keep_alive().take();
+        Ok(())
+    }
+}
+
+#[napi]
+impl Server {
+    /// Starts a server; resolves once the HTTP port and the media UDP port listen. Rejects with
+    /// `ERR_RTCAST_INVALID_ARGUMENT` (bad option), `ERR_RTCAST_BIND` (port in use, address not on
+    /// this host) or `ERR_RTCAST_TLS` (certificate or key unusable).
+    #[napi(ts_return_type = "Promise<Server>")]
+    pub fn start(options: Option<ServerOptions>) -> AsyncTask<StartTask> {
+        let config = config(options.unwrap_or_default());
+        AsyncTask::new(StartTask {
+            config: Some(config),
+        })
+    }
+
+    /// The stream called `name`, created if it does not exist yet (an existing stream keeps the
+    /// options it was created with). Names are 1-128 characters of `A-Z a-z 0-9 _ - .`.
+    #[napi(catch_unwind)]
+    pub fn stream(
+        &self,
+        env: Env,
+        name: String,
+        options: Option<StreamOptions>,
+    ) -> napi::Result<Stream> {
+        let options: CoreStreamOptions = crate::stream::options(options).or_throw(&env)?;
+        let stream = self
+            .shared
+            .with(|s| s.stream_with(&name, options))
+            .or_throw(&env)?
+            .or_throw(&env)?;
+        Ok(Stream::new(stream, self.shared.clone()))
+    }
+
+    /// Removes a stream: its viewers are disconnected and pushing into it fails from now on.
+    /// Returns whether it existed.
+    #[napi]
+    pub fn remove_stream(&self, env: Env, name: String) -> napi::Result<bool> {
+        self.shared.with(|s| s.remove_stream(&name)).or_throw(&env)
+    }
+
+    /// Names of the streams, sorted.
+    #[napi]
+    pub fn streams(&self, env: Env) -> napi::Result<Vec<String>> {
+        self.shared.with(|s| s.streams()).or_throw(&env)
+    }
+
+    /// Registers `listener` for an event: `'viewer'`, `'viewerLeft'`, `'keyframeRequest'` or
+    /// `'bitrate'`. Listeners run on the JS thread, in the order events happened; they never keep
+    /// the process alive by themselves and are released by `close()`. Returns the server.
+    #[napi(
+        ts_generic_types = "K extends keyof ServerEvents",
+        ts_args_type = "event: K, listener: (event: ServerEvents[K]) => void",
+        ts_return_type = "this"
+    )]
+    pub fn on(
+        &self,
+        env: Env,
+        event: String,
+        listener: Function<'_, events::JsEvent, ()>,
+    ) -> napi::Result<&Self> {
+        let kind = Kind::from_name(&event)
+            .ok_or_else(|| {
+                Failure::invalid(format!(
+                    "unknown event '{event}'; events: {}",
+                    Kind::NAMES.join(", ")
+                ))
+            })
+            .or_throw(&env)?;
+        self.shared.with(|_| ()).or_throw(&env)?;
+        let tsfn: Listener = listener
+            .build_threadsafe_function()
+            .callee_handled::<false>()
+            .weak::<true>()
+            .build()?;
+        self.shared
+            .listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((kind, Arc::new(tsfn)));
+        Ok(self)
+    }
+
+    /// Lets the process exit while the server runs (as `net.Server.unref()`); events are still
+    /// delivered while something else keeps Node alive.
+    #[napi]
+    pub fn unref(&self) -> &Self {
+        self.shared.lock_keep_alive().take();
+        self
+    }
+
+    /// Undoes `unref()`: a running server keeps the process alive again.
+    #[napi(js_name = "ref")]
+    pub fn reference(&self, env: Env) -> napi::Result<&Self> {
+        let running = self.shared.with(|_| ()).is_ok();
+        let mut slot = self.shared.lock_keep_alive();
+        if running && slot.is_none() {
+            *slot = Some(keep_alive(&env)?);
+        }
+        Ok(self)
+    }
+
+    /// Counters of the whole server.
+    #[napi]
+    pub fn stats(&self, env: Env) -> napi::Result<ServerStats> {
+        let s = self.shared.with(|s| s.stats()).or_throw(&env)?;
+        let n = |v: u64| v.min(i64::MAX as u64) as i64;
+        Ok(ServerStats {
+            viewers: n(s.viewers),
+            viewers_total: n(s.viewers_total),
+            streams: n(s.streams),
+            packets_sent: n(s.packets_sent),
+            bytes_sent: n(s.bytes_sent),
+            send_drops: n(s.send_drops),
+            nacks: n(s.nacks),
+            plis: n(s.plis),
+            keyframe_requests: n(s.keyframe_requests),
+            frames_dropped: n(s.frames_dropped),
+            ttff_p50_ms: s.ttff_p50_ms,
+        })
+    }
+
+    /// The player page of a stream, e.g. `http://127.0.0.1:8080/cam/embed.html`.
+    #[napi]
+    pub fn url(&self, env: Env, stream: String) -> napi::Result<String> {
+        self.shared.with(|s| s.url(&stream)).or_throw(&env)
+    }
+
+    /// The WHEP endpoint of a stream, e.g. `http://127.0.0.1:8080/cam/whep`.
+    #[napi]
+    pub fn whep_url(&self, env: Env, stream: String) -> napi::Result<String> {
+        self.shared.with(|s| s.whep_url(&stream)).or_throw(&env)
+    }
+
+    /// The Flussonic WebSocket URL of a stream, e.g. `ws://127.0.0.1:8080/cam/webrtc`.
+    #[napi]
+    pub fn ws_url(&self, env: Env, stream: String) -> napi::Result<String> {
+        self.shared.with(|s| s.ws_url(&stream)).or_throw(&env)
+    }
+
+    /// The TCP port HTTP/WebSocket listens on (useful with `port: 0`).
+    #[napi(getter)]
+    pub fn port(&self) -> u32 {
+        self.http_port.into()
+    }
+
+    /// The media UDP port (useful with `udpPort: 0`).
+    #[napi(getter)]
+    pub fn udp_port(&self) -> u32 {
+        self.udp_port.into()
+    }
+
+    /// Whether `close()` was called.
+    #[napi(getter)]
+    pub fn closed(&self) -> bool {
+        self.shared.with(|_| ()).is_err()
+    }
+
+    /// Stops the server: every viewer is disconnected, the ports are released, every stream is
+    /// closed, pending events are delivered and the listeners released; after it resolves nothing
+    /// of the server keeps the process alive. Idempotent.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn close(&self) -> AsyncTask<CloseTask> {
+        AsyncTask::new(CloseTask {
+            shared: self.shared.clone(),
+        })
+    }
+}

@@ -1,0 +1,232 @@
+//! `Stream`: what the host pushes into. Every push validates and hands the frame to the core
+//! without copying the caller's buffer, and never waits for the network.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use napi::bindgen_prelude::{Uint8Array, Uint8ArraySlice};
+use napi::Env;
+use napi_derive::napi;
+use rtcast_core::{
+    EncoderConfig, PixelFormat, RawFrame, StreamOptions as CoreStreamOptions, VideoCodec,
+};
+
+use crate::error::{BResult, Failure, OrThrow};
+use crate::server::Shared;
+
+/// Options of a stream, fixed when it is created.
+#[napi(object)]
+pub struct StreamOptions {
+    /// Video codec of the stream, offered to every viewer (default `'h264'`). A `'vp8'` stream
+    /// takes `pushVp8` only: the built-in encoder (`pushFrame`) makes H.264.
+    #[napi(ts_type = "'h264' | 'vp8'")]
+    pub video: Option<String>,
+    /// Offer an Opus audio track (default true).
+    pub audio: Option<bool>,
+    /// Target bitrate of the built-in encoder (`pushFrame`), bits per second (default 2000000).
+    pub bitrate: Option<u32>,
+    /// Highest frame rate the host pushes raw frames at (default 30).
+    pub max_fps: Option<f64>,
+    /// Longest time between two keyframes of the built-in encoder, ms (default 4000; 0 turns
+    /// the periodic keyframe off: viewers still get one when they join).
+    pub keyframe_interval_ms: Option<u32>,
+}
+
+pub(crate) fn options(o: Option<StreamOptions>) -> BResult<CoreStreamOptions> {
+    let mut out = CoreStreamOptions::default();
+    let Some(o) = o else { return Ok(out) };
+    if let Some(name) = &o.video {
+        out.video = VideoCodec::from_name(name).ok_or_else(|| Failure {
+            code: crate::error::code::UNSUPPORTED,
+            message: format!("unknown video codec '{name}'; codecs: 'h264', 'vp8'"),
+        })?;
+    }
+    if let Some(audio) = o.audio {
+        out.audio = audio;
+    }
+    let e: &mut EncoderConfig = &mut out.encoder;
+    if let Some(bps) = o.bitrate {
+        e.bitrate_bps = bps;
+    }
+    if let Some(fps) = o.max_fps {
+        if !(fps.is_finite() && fps > 0.0) {
+            return Err(Failure::invalid(format!(
+                "maxFps {fps} is not a positive frame rate"
+            )));
+        }
+        e.max_fps = fps as f32;
+    }
+    if let Some(ms) = o.keyframe_interval_ms {
+        e.keyframe_interval = Duration::from_millis(ms.into());
+    }
+    Ok(out)
+}
+
+/// A raw frame for `stream.pushFrame`.
+#[napi(object)]
+pub struct VideoFrame {
+    /// The pixels, tightly packed (I420: Y then U then V; NV12: Y then interleaved UV; RGB
+    /// formats: rows top to bottom). Read in place, not copied.
+    pub data: Uint8Array,
+    /// Width in pixels (even).
+    pub width: u32,
+    /// Height in pixels (even).
+    pub height: u32,
+    /// Layout of `data`.
+    #[napi(ts_type = "'rgba' | 'bgra' | 'rgb24' | 'i420' | 'nv12'")]
+    pub format: String,
+    /// Media time in milliseconds from any fixed origin; omitted: the wall clock.
+    pub timestamp: Option<f64>,
+}
+
+/// Options of an encoded push.
+#[napi(object)]
+pub struct PushOptions {
+    /// Media time in milliseconds from any fixed origin; omitted: the wall clock.
+    pub timestamp: Option<f64>,
+}
+
+fn pts(timestamp: Option<f64>) -> BResult<Option<Duration>> {
+    match timestamp {
+        None => Ok(None),
+        Some(ms) if ms.is_finite() && ms >= 0.0 => Ok(Some(Duration::from_secs_f64(ms / 1000.0))),
+        Some(ms) => Err(Failure::invalid(format!(
+            "timestamp {ms} is not a time: pass milliseconds >= 0 (or omit it for the wall clock)"
+        ))),
+    }
+}
+
+/// Counters of one stream.
+#[napi(object)]
+pub struct StreamStats {
+    /// Stream name.
+    pub name: String,
+    /// Viewers connected now.
+    pub viewers: i64,
+    /// Video frames pushed (raw or encoded).
+    pub video_frames: i64,
+    /// Audio packets pushed.
+    pub audio_packets: i64,
+    /// Frames dropped because the media loop was behind.
+    pub frames_dropped: i64,
+    /// Raw frames encoded by the built-in encoder (0 with no viewers: nothing is encoded then).
+    pub frames_encoded: i64,
+    /// Keyframes asked for (coalesced).
+    pub keyframe_requests: i64,
+}
+
+/// A live stream, got from `server.stream(name)`. Pushes may come at any rate; none waits for the
+/// network (a slow viewer drops frames and waits for the next keyframe). Bad input throws an
+/// `Error` with a `code` and changes nothing. Pushes run with `catch_unwind`: a panic in rtcast
+/// becomes a thrown `Error` instead of aborting Node.
+#[napi]
+pub struct Stream {
+    stream: rtcast_core::Stream,
+    /// Keeps the server alive as long as the stream object is.
+    _server: Arc<Shared>,
+}
+
+impl Stream {
+    pub(crate) fn new(stream: rtcast_core::Stream, server: Arc<Shared>) -> Self {
+        Self {
+            stream,
+            _server: server,
+        }
+    }
+}
+
+#[napi]
+impl Stream {
+    /// The stream's name.
+    #[napi(getter)]
+    pub fn name(&self) -> String {
+        self.stream.name().to_owned()
+    }
+
+    /// Viewers connected now.
+    #[napi(getter)]
+    pub fn viewers(&self) -> u32 {
+        self.stream.viewers() as u32
+    }
+
+    /// Whether the stream was removed or its server closed.
+    #[napi(getter)]
+    pub fn closed(&self) -> bool {
+        self.stream.is_closed()
+    }
+
+    /// Counters of this stream.
+    #[napi]
+    pub fn stats(&self) -> StreamStats {
+        let s = self.stream.stats();
+        let n = |v: u64| v.min(i64::MAX as u64) as i64;
+        StreamStats {
+            name: s.name,
+            viewers: s.viewers as i64,
+            video_frames: n(s.video_frames),
+            audio_packets: n(s.audio_packets),
+            frames_dropped: n(s.frames_dropped),
+            frames_encoded: n(s.frames_encoded),
+            keyframe_requests: n(s.keyframe_requests),
+        }
+    }
+
+    /// Pushes a raw frame; the built-in H.264 encoder encodes it once for every viewer, on this
+    /// thread (with no viewer nothing is encoded). Throws `ERR_RTCAST_INVALID_FRAME` when `data`
+    /// does not match `format`, `width` and `height`, `ERR_RTCAST_STREAM_CLOSED` after close.
+    #[napi(catch_unwind)]
+    pub fn push_frame(&self, env: Env, frame: VideoFrame) -> napi::Result<()> {
+        let format = PixelFormat::from_str(&frame.format)
+            .map_err(|m| Failure {
+                code: crate::error::code::INVALID_FRAME,
+                message: format!("invalid frame: {m}"),
+            })
+            .or_throw(&env)?;
+        let pts = pts(frame.timestamp).or_throw(&env)?;
+        let raw =
+            RawFrame::packed(format, frame.width, frame.height, &frame.data).or_throw(&env)?;
+        self.stream.push_frame(&raw, pts).or_throw(&env)
+    }
+
+    /// Pushes one H.264 access unit in Annex B form (start codes; constrained baseline or main, no
+    /// B-frames). Keyframes should carry SPS and PPS. Throws `ERR_RTCAST_INVALID_DATA` when it is
+    /// not Annex B H.264.
+    #[napi(js_name = "pushH264", catch_unwind)]
+    pub fn push_h264(
+        &self,
+        env: Env,
+        data: Uint8ArraySlice,
+        options: Option<PushOptions>,
+    ) -> napi::Result<()> {
+        let pts = pts(options.and_then(|o| o.timestamp)).or_throw(&env)?;
+        self.stream.push_h264(&data, pts).or_throw(&env)
+    }
+
+    /// Pushes one VP8 frame as a VP8 encoder outputs it (frame tag first, as stored in IVF or
+    /// WebM), on a stream created with `video: 'vp8'`. Throws `ERR_RTCAST_INVALID_DATA` when it is
+    /// not a VP8 frame, `ERR_RTCAST_UNSUPPORTED` on an H.264 stream.
+    #[napi(js_name = "pushVp8", catch_unwind)]
+    pub fn push_vp8(
+        &self,
+        env: Env,
+        data: Uint8ArraySlice,
+        options: Option<PushOptions>,
+    ) -> napi::Result<()> {
+        let pts = pts(options.and_then(|o| o.timestamp)).or_throw(&env)?;
+        self.stream.push_vp8(&data, pts).or_throw(&env)
+    }
+
+    /// Pushes one Opus packet (typically 20 ms). Throws `ERR_RTCAST_INVALID_DATA` when it is empty
+    /// or too large to be Opus, `ERR_RTCAST_UNSUPPORTED` on a stream created with `audio: false`.
+    #[napi(catch_unwind)]
+    pub fn push_opus(
+        &self,
+        env: Env,
+        data: Uint8ArraySlice,
+        options: Option<PushOptions>,
+    ) -> napi::Result<()> {
+        let pts = pts(options.and_then(|o| o.timestamp)).or_throw(&env)?;
+        self.stream.push_opus(&data, pts).or_throw(&env)
+    }
+}

@@ -187,6 +187,10 @@ enum rtcast_pixel_format {
    * Packed 8-bit B, G, R, A, 4 bytes a pixel; alpha ignored (1 plane).
    */
   RTCAST_FORMAT_BGRA = 4,
+  /**
+   * Packed 8-bit B, G, R, 3 bytes a pixel, as OpenCV's `Mat` holds it (1 plane).
+   */
+  RTCAST_FORMAT_BGR24 = 5,
 };
 
 /**

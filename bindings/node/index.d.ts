@@ -84,8 +84,8 @@ export declare class Stream {
   /** Counters of this stream. */
   stats(): StreamStats
   /**
-   * Pushes a raw frame; the built-in H.264 encoder encodes it once for every viewer, on this
-   * thread (with no viewer nothing is encoded). Throws `ERR_RTCAST_INVALID_FRAME` when `data`
+   * Pushes a raw frame: copies it and returns; the built-in H.264 encoder encodes it once for
+   * every viewer on the stream's encoder thread (with no viewer nothing is encoded). Throws `ERR_RTCAST_INVALID_FRAME` when `data`
    * does not match `format`, `width` and `height`, `ERR_RTCAST_STREAM_CLOSED` after close.
    */
   pushFrame(frame: VideoFrame): void
@@ -245,7 +245,7 @@ export interface StreamStats {
   videoFrames: number
   /** Audio packets pushed. */
   audioPackets: number
-  /** Frames dropped because the media loop was behind. */
+  /** Frames dropped because the media loop or the built-in encoder was behind. */
   framesDropped: number
   /** Raw frames encoded by the built-in encoder (0 with no viewers: nothing is encoded then). */
   framesEncoded: number
@@ -260,7 +260,8 @@ export declare function version(): string
 export interface VideoFrame {
   /**
    * The pixels, tightly packed (I420: Y then U then V; NV12: Y then interleaved UV; RGB
-   * formats: rows top to bottom). Read in place, not copied.
+   * formats: rows top to bottom). Read during the call only: with viewers connected rtcast
+   * copies it for the stream's encoder thread and returns.
    */
   data: Uint8Array
   /** Width in pixels (even). */
@@ -268,7 +269,7 @@ export interface VideoFrame {
   /** Height in pixels (even). */
   height: number
   /** Layout of `data`. */
-  format: 'rgba' | 'bgra' | 'rgb24' | 'i420' | 'nv12'
+  format: 'rgba' | 'bgra' | 'rgb24' | 'bgr24' | 'i420' | 'nv12'
   /** Media time in milliseconds from any fixed origin; omitted: the wall clock. */
   timestamp?: number
 }

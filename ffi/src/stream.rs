@@ -25,6 +25,8 @@ pub enum rtcast_pixel_format {
     RTCAST_FORMAT_RGBA = 3,
     /// Packed 8-bit B, G, R, A, 4 bytes a pixel; alpha ignored (1 plane).
     RTCAST_FORMAT_BGRA = 4,
+    /// Packed 8-bit B, G, R, 3 bytes a pixel, as OpenCV's `Mat` holds it (1 plane).
+    RTCAST_FORMAT_BGR24 = 5,
 }
 
 fn pixel_format(format: u32) -> FfiResult<PixelFormat> {
@@ -34,10 +36,11 @@ fn pixel_format(format: u32) -> FfiResult<PixelFormat> {
         2 => PixelFormat::Rgb24,
         3 => PixelFormat::Rgba,
         4 => PixelFormat::Bgra,
+        5 => PixelFormat::Bgr24,
         n => {
             return Err(Failure::invalid(format!(
                 "pixel format {n} is not one of RTCAST_FORMAT_I420 (0), NV12 (1), RGB24 (2), \
-                 RGBA (3), BGRA (4)"
+                 RGBA (3), BGRA (4), BGR24 (5)"
             )))
         }
     })

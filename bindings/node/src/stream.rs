@@ -67,14 +67,15 @@ pub(crate) fn options(o: Option<StreamOptions>) -> BResult<CoreStreamOptions> {
 #[napi(object)]
 pub struct VideoFrame {
     /// The pixels, tightly packed (I420: Y then U then V; NV12: Y then interleaved UV; RGB
-    /// formats: rows top to bottom). Read in place, not copied.
+    /// formats: rows top to bottom). Read during the call only: with viewers connected rtcast
+    /// copies it for the stream's encoder thread and returns.
     pub data: Uint8Array,
     /// Width in pixels (even).
     pub width: u32,
     /// Height in pixels (even).
     pub height: u32,
     /// Layout of `data`.
-    #[napi(ts_type = "'rgba' | 'bgra' | 'rgb24' | 'i420' | 'nv12'")]
+    #[napi(ts_type = "'rgba' | 'bgra' | 'rgb24' | 'bgr24' | 'i420' | 'nv12'")]
     pub format: String,
     /// Media time in milliseconds from any fixed origin; omitted: the wall clock.
     pub timestamp: Option<f64>,
@@ -108,7 +109,7 @@ pub struct StreamStats {
     pub video_frames: i64,
     /// Audio packets pushed.
     pub audio_packets: i64,
-    /// Frames dropped because the media loop was behind.
+    /// Frames dropped because the media loop or the built-in encoder was behind.
     pub frames_dropped: i64,
     /// Raw frames encoded by the built-in encoder (0 with no viewers: nothing is encoded then).
     pub frames_encoded: i64,
@@ -172,8 +173,8 @@ impl Stream {
         }
     }
 
-    /// Pushes a raw frame; the built-in H.264 encoder encodes it once for every viewer, on this
-    /// thread (with no viewer nothing is encoded). Throws `ERR_RTCAST_INVALID_FRAME` when `data`
+    /// Pushes a raw frame: copies it and returns; the built-in H.264 encoder encodes it once for
+    /// every viewer on the stream's encoder thread (with no viewer nothing is encoded). Throws `ERR_RTCAST_INVALID_FRAME` when `data`
     /// does not match `format`, `width` and `height`, `ERR_RTCAST_STREAM_CLOSED` after close.
     #[napi(catch_unwind)]
     pub fn push_frame(&self, env: Env, frame: VideoFrame) -> napi::Result<()> {

@@ -82,7 +82,7 @@ pub struct StreamStats {
     pub video_frames: u64,
     /// Audio packets pushed.
     pub audio_packets: u64,
-    /// Frames dropped because the media loop was behind.
+    /// Frames dropped because the media loop or the built-in encoder was behind.
     pub frames_dropped: u64,
     /// Raw frames encoded by the built-in encoder (0 with no viewers).
     pub frames_encoded: u64,

@@ -1,5 +1,6 @@
 //! `rtcast.Stream`: the push calls. Each converts its arguments, releases the GIL and calls the
-//! core, which validates, encodes and packetizes on this thread without waiting for the network.
+//! core, which validates and packetizes on this thread (raw frames: validates and copies them
+//! for the stream's encoder thread) without waiting for the network or the encoder.
 
 use std::time::Duration;
 
@@ -109,8 +110,8 @@ impl Stream {
     /// `frame` is a uint8 NumPy array: (H, W, 3) rgb24 (or bgr24 with `format="bgr24"`, as
     /// OpenCV gives), (H, W, 4) rgba (or bgra with `format="bgra"`), (H*3/2, W) packed i420/nv12
     /// with `format=`; or a tuple of planes:
-    /// `(y, u, v)` i420, `(y, uv)` nv12. Arrays with contiguous rows are not copied. The GIL is
-    /// released while the frame is converted and encoded.
+    /// `(y, u, v)` i420, `(y, uv)` nv12. Arrays with contiguous rows are read in place. The GIL is
+    /// released while the core validates the frame and copies it for its encoder thread.
     #[pyo3(signature = (frame, format=None, pts=None))]
     fn push_frame(
         &self,

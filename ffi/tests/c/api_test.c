@@ -248,6 +248,12 @@ static void test_push_arguments(struct rtcast_stream *stream) {
                                            sizeof rgba, 0),
            RTCAST_ERR_INVALID_FRAME);
     MESSAGE_HAS("odd");
+    /* BGR24 (OpenCV's layout) is 3 bytes a pixel: the RGBA buffer's first 3/4 is one frame. */
+    OK(rtcast_stream_push_frame_packed(stream, RTCAST_FORMAT_BGR24, W, H, rgba, W * H * 3, 0));
+    EXPECT(rtcast_stream_push_frame_packed(stream, RTCAST_FORMAT_BGR24, W, H, rgba, sizeof rgba,
+                                           0),
+           RTCAST_ERR_INVALID_FRAME);
+    MESSAGE_HAS("bgr24");
 
     const uint8_t *planes[3] = {i420, i420 + W * H, i420 + W * H + W * H / 4};
     size_t strides[3] = {W, W / 2, W / 2};
@@ -272,7 +278,7 @@ static void test_push_arguments(struct rtcast_stream *stream) {
                                     0),
            RTCAST_ERR_INVALID_FRAME);
     MESSAGE_HAS("stride");
-    EXPECT(rtcast_stream_push_frame(stream, 5, W, H, planes, strides, sizes, 0),
+    EXPECT(rtcast_stream_push_frame(stream, 6, W, H, planes, strides, sizes, 0),
            RTCAST_ERR_INVALID_ARGUMENT);
     OK(rtcast_stream_push_frame(stream, RTCAST_FORMAT_I420, W, H, planes, strides, sizes, 0));
 
@@ -387,7 +393,7 @@ static void test_start_push_stop(void) {
     }
     struct rtcast_stream_stats sstats;
     OK(rtcast_stream_stats(same, &sstats));
-    CHECK(sstats.video_frames == 31); /* the I420 frame of test_push_arguments, then 30 */
+    CHECK(sstats.video_frames == 32); /* the BGR24 and I420 frames of test_push_arguments, then 30 */
     CHECK(sstats.audio_packets == 1);
     CHECK(sstats.viewers == 0);
 
@@ -427,7 +433,7 @@ static void test_start_push_stop(void) {
     EXPECT(rtcast_server_remove_stream(server, "cam", &removed), RTCAST_ERR_STOPPED);
     EXPECT(rtcast_server_set_event_callback(server, on_event, &events_seen), RTCAST_ERR_STOPPED);
     OK(rtcast_stream_stats(stream, &sstats)); /* counters stay readable */
-    CHECK(sstats.video_frames == 31);
+    CHECK(sstats.video_frames == 32);
 
     rtcast_stream_free(stream);
     rtcast_stream_free(same);

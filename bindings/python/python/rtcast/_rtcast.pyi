@@ -166,8 +166,9 @@ class Stream:
     def push_frame(self, frame: _Frame, format: Optional[_Format] = None, pts: _Pts = None) -> None:
         """Pushes a raw uint8 frame: (H, W, 3) rgb24/bgr24 (OpenCV's order: `format="bgr24"`),
         (H, W, 4) rgba/bgra, (H*3/2, W) packed
-        i420/nv12 with `format=`, or planes (y, u, v) i420 / (y, uv) nv12. Encoded once (H.264)
-        for all viewers, with the GIL released; contiguous rows are not copied.
+        i420/nv12 with `format=`, or planes (y, u, v) i420 / (y, uv) nv12. Copied once with the
+        GIL released (contiguous rows are read in place) and encoded once (H.264) for all
+        viewers on the stream's encoder thread; the array is free again when the call returns.
 
         Raises InvalidFrameError (dtype, shape, size, format), TypeError (not an array),
         ValueError (negative pts), StreamClosedError, EncoderError."""

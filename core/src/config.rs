@@ -177,5 +177,6 @@ pub struct AuthRequest {
     pub protocol: Protocol,
 }
 
-/// Decides whether a viewer may watch. Runs on a server thread; keep it quick.
+/// Decides whether a viewer may watch. Runs on a thread of the server's blocking pool, one call
+/// per connecting viewer: a slow hook delays only the viewer it decides about.
 pub type AuthorizeHook = Arc<dyn Fn(&AuthRequest) -> bool + Send + Sync>;

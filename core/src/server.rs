@@ -56,13 +56,19 @@ impl ServerShared {
         format!("stream '{name}' not found; streams: {list}")
     }
 
-    pub(crate) fn authorize(&self, req: &AuthRequest) -> bool {
-        match &self.config.authorize {
-            None => true,
+    /// Asks the host's hook, on the runtime's blocking pool: the hook may wait (on a database, or
+    /// on a binding's interpreter lock) without stalling the runtime threads that also carry the
+    /// media loop.
+    pub(crate) async fn authorize(&self, req: AuthRequest) -> bool {
+        let Some(hook) = self.config.authorize.clone() else {
+            return true;
+        };
+        tokio::task::spawn_blocking(move || {
             // A panicking hook refuses rather than taking the connection task down.
-            Some(hook) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(req)))
-                .unwrap_or(false),
-        }
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(&req))).unwrap_or(false)
+        })
+        .await
+        .unwrap_or(false)
     }
 
     pub(crate) async fn control(&self, cmd: Control) -> Result<()> {
@@ -363,7 +369,10 @@ impl Server {
         let Some(runtime) = self.runtime.take() else {
             return;
         };
-        for stream in std::mem::take(&mut *self.shared.lock_streams()).into_values() {
+        // Taken out first: closing joins encoder threads, and the lock should not be held
+        // meanwhile.
+        let streams = std::mem::take(&mut *self.shared.lock_streams());
+        for stream in streams.into_values() {
             stream.close();
         }
         if let Some(tx) = self.http_stop.take() {

@@ -109,8 +109,9 @@ struct Input {
     params: ParameterSets,
     packetizer: H264Packetizer,
     vp8: Vp8Packetizer,
-    /// A frame was dropped since the last one that went through: the next must tell the loop.
-    gap: bool,
+    /// A video frame was dropped since the last one that went through: the next video frame
+    /// must tell the loop (audio frames neither set nor clear it: each Opus packet decodes alone).
+    video_gap: bool,
 }
 
 impl StreamShared {
@@ -138,7 +139,7 @@ impl StreamShared {
                 params: ParameterSets::default(),
                 packetizer: H264Packetizer::default(),
                 vp8: Vp8Packetizer::default(),
-                gap: false,
+                video_gap: false,
             }),
             encoder_config: options.encoder,
             encode_worker: Mutex::new(None),
@@ -157,10 +158,11 @@ impl StreamShared {
 
     pub(crate) fn close(&self) {
         self.closed.store(true, Relaxed);
-        // Taken out of the lock first: stopping joins the thread, which may be delivering a
-        // frame (it never takes this lock, but a push waiting on it should not wait for that).
-        let worker = self.encode_worker_slot().take();
-        if let Some(worker) = worker {
+        // Stopped under the slot's lock, so that a concurrent close (remove_stream racing
+        // Server::stop) returns only once the thread is gone. The encoder thread never takes
+        // this lock; a push waiting on it waits for one frame's encoding at most, then fails.
+        let mut slot = self.encode_worker_slot();
+        if let Some(worker) = slot.take() {
             worker.stop();
         }
     }
@@ -233,14 +235,15 @@ impl StreamShared {
 
     /// Hands a frame to the event loop without waiting.
     fn submit(&self, input: &mut Input, frame: MediaFrame) {
-        let after_gap = std::mem::take(&mut input.gap);
+        let video = frame.kind == TrackKind::Video;
+        let after_gap = video && std::mem::take(&mut input.video_gap);
         let msg = MediaInput {
             stream: self.id,
             frame: Arc::new(frame),
             after_gap,
         };
         if self.media_tx.try_send(msg).is_err() {
-            input.gap = true;
+            input.video_gap |= video;
             self.count_dropped();
         }
     }
@@ -267,9 +270,9 @@ impl EncodedSink for StreamShared {
         self.force_keyframe.store(true, Relaxed);
     }
 
-    fn deliver(&self, encoded: EncodedVideo, pts: Duration) {
+    fn deliver(&self, encoded: EncodedVideo, pts: Duration) -> bool {
         if self.closed.load(Relaxed) {
-            return;
+            return false;
         }
         self.frames_encoded.fetch_add(1, Relaxed);
         let mut input = self.input();
@@ -282,12 +285,13 @@ impl EncodedSink for StreamShared {
             Err(e) => {
                 // openh264's output always parses; if it ever does not, say so and skip it.
                 tracing::warn!(stream = %self.name, "encoded frame not packetized: {e}");
-                return;
+                return false;
             }
         };
         let ts = input.video_clock.timestamp(pts);
         let frame = MediaFrame::new(TrackKind::Video, ts, keyframe, payloads);
         self.submit(&mut input, frame);
+        true
     }
 }
 
@@ -434,9 +438,10 @@ impl Stream {
                 Arc::downgrade(&self.shared),
             )?),
         };
-        if worker.push(frame, pts)? {
+        let pushed = worker.push(frame, pts);
+        if pushed.dropped {
             s.count_dropped();
         }
-        Ok(())
+        pushed.earlier_failure.map_or(Ok(()), Err)
     }
 }

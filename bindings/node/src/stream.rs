@@ -91,7 +91,14 @@ pub struct PushOptions {
 fn pts(timestamp: Option<f64>) -> BResult<Option<Duration>> {
     match timestamp {
         None => Ok(None),
-        Some(ms) if ms.is_finite() && ms >= 0.0 => Ok(Some(Duration::from_secs_f64(ms / 1000.0))),
+        Some(ms) if ms.is_finite() && ms >= 0.0 => Duration::try_from_secs_f64(ms / 1000.0)
+            .map(Some)
+            .map_err(|_| {
+                Failure::invalid(format!(
+                    "timestamp {ms} ms is too large to be a media time; pass milliseconds from \
+                     a recent origin (or omit it for the wall clock)"
+                ))
+            }),
         Some(ms) => Err(Failure::invalid(format!(
             "timestamp {ms} is not a time: pass milliseconds >= 0 (or omit it for the wall clock)"
         ))),

@@ -35,8 +35,18 @@ pub(crate) trait EncodedSink: Send + Sync + 'static {
     /// Puts back a request taken by [`EncodedSink::take_keyframe_request`] that the encoder
     /// could not serve (it failed or skipped the frame).
     fn restore_keyframe_request(&self);
-    /// One encoded access unit, with the media time the host pushed its frame with.
-    fn deliver(&self, encoded: EncodedVideo, pts: Duration);
+    /// One encoded access unit, with the media time the host pushed its frame with. Returns
+    /// whether it was taken (false: the stream is closed or could not packetize it).
+    fn deliver(&self, encoded: EncodedVideo, pts: Duration) -> bool;
+}
+
+/// What became of a push.
+#[derive(Debug, Default)]
+pub(crate) struct Pushed {
+    /// An older queued frame was dropped to make room.
+    pub dropped: bool,
+    /// The encoder failed on an earlier frame since the last push (this one is queued anyway).
+    pub earlier_failure: Option<Error>,
 }
 
 /// A raw frame copied out of the host's buffer, planes tightly packed.
@@ -98,15 +108,13 @@ impl EncodeWorker {
         })
     }
 
-    /// Queues a copy of `frame` (valid, of a size the encoder takes) and returns at once.
-    /// Returns whether an older queued frame was dropped to make room. If the encoder failed on
-    /// an earlier frame since the last push, this frame is still queued and the failure is
-    /// returned.
-    pub(crate) fn push(&self, frame: &RawFrame<'_>, pts: Duration) -> Result<bool> {
+    /// Queues a copy of `frame` (valid, of a size the encoder takes) and returns at once (a
+    /// stopped worker ignores it).
+    pub(crate) fn push(&self, frame: &RawFrame<'_>, pts: Duration) -> Pushed {
         let (mut data, failure) = {
             let mut state = self.shared.lock();
             if state.stopped {
-                return Ok(false);
+                return Pushed::default();
             }
             (state.spare.pop().unwrap_or_default(), state.failure.take())
         };
@@ -114,11 +122,13 @@ impl EncodeWorker {
         // thread can pick up the previous frame meanwhile.
         frame.copy_packed_into(&mut data);
         let dropped = self.enqueue(frame, pts, data);
-        match failure {
-            Some(e) => Err(Error::Encoder(format!(
-                "an earlier frame could not be encoded ({e}); this frame was queued"
-            ))),
-            None => Ok(dropped),
+        Pushed {
+            dropped,
+            earlier_failure: failure.map(|e| {
+                Error::Encoder(format!(
+                    "an earlier frame could not be encoded ({e}); this frame was queued"
+                ))
+            }),
         }
     }
 
@@ -194,9 +204,18 @@ fn run<S: EncodedSink>(shared: &Shared, config: EncoderConfig, sink: &Weak<S>) {
             return;
         };
         let force = sink.take_keyframe_request();
+        // Everything that runs for the job is guarded: a panic must not end the thread, or the
+        // stream would silently stop encoding while pushes keep succeeding.
         let result = catch_unwind(AssertUnwindSafe(|| {
             let frame = RawFrame::packed(job.format, job.width, job.height, &job.data)?;
-            encoder.encode(&frame, force)
+            let delivered_keyframe = match encoder.encode(&frame, force)? {
+                Some(encoded) => {
+                    let keyframe = encoded.keyframe;
+                    sink.deliver(encoded, job.pts).then_some(keyframe)
+                }
+                None => None,
+            };
+            Ok(delivered_keyframe)
         }))
         .unwrap_or_else(|_| {
             // Whatever state the encoder was left in, a fresh one starts with an IDR.
@@ -205,30 +224,18 @@ fn run<S: EncodedSink>(shared: &Shared, config: EncoderConfig, sink: &Weak<S>) {
                 "the encoder panicked; it was restarted".into(),
             ))
         });
-        match result {
-            Ok(Some(encoded)) => {
-                if force && !encoded.keyframe {
-                    sink.restore_keyframe_request();
-                }
-                sink.deliver(encoded, job.pts);
-            }
-            Ok(None) => {
-                if force {
-                    sink.restore_keyframe_request();
-                }
-            }
-            Err(e) => {
-                if force {
-                    sink.restore_keyframe_request();
-                }
-                tracing::warn!(
-                    "built-in encoder: {}x{} {} frame not encoded: {e}",
-                    job.width,
-                    job.height,
-                    job.format
-                );
-                shared.lock().failure = Some(e);
-            }
+        // A request is served only by an IDR that reached the stream.
+        if force && !matches!(result, Ok(Some(true))) {
+            sink.restore_keyframe_request();
+        }
+        if let Err(e) = result {
+            tracing::warn!(
+                "built-in encoder: {}x{} {} frame not encoded: {e}",
+                job.width,
+                job.height,
+                job.format
+            );
+            shared.lock().failure = Some(e);
         }
         // The stream may go with this reference (its last handle was dropped meanwhile): then
         // its worker is stopped from this thread, and the loop ends at the top.
@@ -259,9 +266,10 @@ mod tests {
         fn restore_keyframe_request(&self) {
             self.keyframe_wanted.store(true, SeqCst);
         }
-        fn deliver(&self, encoded: EncodedVideo, pts: Duration) {
+        fn deliver(&self, encoded: EncodedVideo, pts: Duration) -> bool {
             self.delivered.lock().unwrap().push((encoded.keyframe, pts));
             self.count.fetch_add(1, SeqCst);
+            true
         }
     }
 
@@ -282,11 +290,14 @@ mod tests {
         let pixels = vec![128u8; 64 * 48 * 4];
         let frame = RawFrame::packed(PixelFormat::Rgba, 64, 48, &pixels).unwrap();
         for i in 0..2u64 {
-            worker.push(&frame, Duration::from_millis(i * 33)).unwrap();
+            assert!(worker
+                .push(&frame, Duration::from_millis(i * 33))
+                .earlier_failure
+                .is_none());
             wait_for(&sink, i as usize + 1);
         }
         sink.keyframe_wanted.store(true, SeqCst);
-        worker.push(&frame, Duration::from_millis(66)).unwrap();
+        worker.push(&frame, Duration::from_millis(66));
         wait_for(&sink, 3);
         let got = sink.delivered.lock().unwrap().clone();
         assert_eq!(
@@ -309,7 +320,7 @@ mod tests {
         // Far faster than openh264 encodes 640x480: the queue must overflow.
         let pushed = 200;
         let dropped = (0..pushed)
-            .filter(|&i| worker.push(&frame, Duration::from_millis(i)).unwrap())
+            .filter(|&i| worker.push(&frame, Duration::from_millis(i)).dropped)
             .count();
         assert!(
             dropped > 0,
@@ -341,7 +352,7 @@ mod tests {
         assert!(worker.thread.lock().unwrap().is_none());
         let pixels = vec![0u8; 16 * 16 * 4];
         let frame = RawFrame::packed(PixelFormat::Bgra, 16, 16, &pixels).unwrap();
-        assert!(!worker.push(&frame, Duration::ZERO).unwrap());
+        assert!(!worker.push(&frame, Duration::ZERO).dropped);
         std::thread::sleep(Duration::from_millis(50));
         assert_eq!(sink.count.load(SeqCst), 0);
     }
@@ -353,7 +364,7 @@ mod tests {
         drop(sink);
         let pixels = vec![0u8; 16 * 16 * 4];
         let frame = RawFrame::packed(PixelFormat::Rgba, 16, 16, &pixels).unwrap();
-        worker.push(&frame, Duration::ZERO).unwrap();
+        worker.push(&frame, Duration::ZERO);
         let handle = worker.thread.lock().unwrap().take().unwrap();
         for _ in 0..500 {
             if handle.is_finished() {

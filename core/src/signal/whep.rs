@@ -173,7 +173,7 @@ async fn post(
         remote,
         protocol: Protocol::Whep,
     };
-    if !server.authorize(&auth) {
+    if !server.authorize(auth).await {
         return match token {
             None => {
                 let mut r = text(

@@ -106,7 +106,7 @@ pub(crate) async fn session(
         remote,
         protocol: Protocol::WebSocket,
     };
-    if !server.authorize(&auth) {
+    if !server.authorize(auth).await {
         let text = format!("access to stream '{stream_name}' refused");
         return refuse(&mut socket, 403, close_code::REFUSED, &text).await;
     }

@@ -445,3 +445,92 @@ impl Stream {
         pushed.earlier_failure.map_or(Ok(()), Err)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stream whose media channel holds one frame, with its receiving end.
+    fn stream_with_channel_of_one() -> (Stream, mpsc::Receiver<MediaInput>) {
+        let (media_tx, media_rx) = mpsc::channel(1);
+        let (events, _) = broadcast::channel(4);
+        let shared = StreamShared::new(
+            "s".into(),
+            1,
+            &StreamOptions::default(),
+            media_tx,
+            events,
+            Arc::new(Metrics::default()),
+        );
+        let stream = Stream {
+            shared: Arc::new(shared),
+        };
+        (stream, media_rx)
+    }
+
+    const P_SLICE: &[u8] = &[0, 0, 0, 1, 0x41, 0x9a, 0x02, 0x04];
+    const OPUS: &[u8] = &[0xfc, 0xff, 0xfe];
+
+    #[test]
+    fn a_dropped_video_frame_is_reported_by_the_next_video_frame_even_after_audio() {
+        let (stream, mut rx) = stream_with_channel_of_one();
+        stream.push_h264(P_SLICE, None).unwrap(); // fills the channel
+        stream.push_h264(P_SLICE, None).unwrap(); // dropped: the loop is "behind"
+        assert_eq!(stream.stats().frames_dropped, 1);
+        assert!(!rx.try_recv().unwrap().after_gap);
+
+        // Audio in between neither carries nor clears the video gap.
+        stream.push_opus(OPUS, None).unwrap();
+        let audio = rx.try_recv().unwrap();
+        assert_eq!(audio.frame.kind, TrackKind::Audio);
+        assert!(!audio.after_gap);
+
+        stream.push_h264(P_SLICE, None).unwrap();
+        let video = rx.try_recv().unwrap();
+        assert_eq!(video.frame.kind, TrackKind::Video);
+        assert!(
+            video.after_gap,
+            "the loop must learn that a video frame was lost"
+        );
+
+        stream.push_h264(P_SLICE, None).unwrap();
+        assert!(!rx.try_recv().unwrap().after_gap, "reported once");
+    }
+
+    #[test]
+    fn a_dropped_audio_packet_does_not_mark_a_video_gap() {
+        let (stream, mut rx) = stream_with_channel_of_one();
+        stream.push_opus(OPUS, None).unwrap();
+        stream.push_opus(OPUS, None).unwrap(); // dropped
+        rx.try_recv().unwrap();
+        stream.push_h264(P_SLICE, None).unwrap();
+        assert!(!rx.try_recv().unwrap().after_gap);
+    }
+
+    #[test]
+    fn close_stops_the_encoder_thread_and_later_pushes_fail() {
+        let (stream, mut rx) = stream_with_channel_of_one();
+        stream.shared.viewers.store(1, Relaxed);
+        let pixels = vec![60u8; 64 * 48 * 4];
+        let frame = RawFrame::packed(crate::PixelFormat::Rgba, 64, 48, &pixels).unwrap();
+        stream.push_frame(&frame, None).unwrap();
+        // The first frame comes back encoded (an IDR: the encoder's first frame).
+        let mut encoded = None;
+        for _ in 0..500 {
+            if let Ok(m) = rx.try_recv() {
+                encoded = Some(m);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(encoded.expect("no encoded frame").frame.keyframe);
+        assert_eq!(stream.stats().frames_encoded, 1);
+
+        stream.shared.close();
+        assert!(stream.shared.encode_worker_slot().is_none());
+        assert!(matches!(
+            stream.push_frame(&frame, None),
+            Err(Error::StreamClosed(_))
+        ));
+    }
+}

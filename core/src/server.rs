@@ -129,6 +129,23 @@ impl Server {
             .thread_name("rtcast")
             .enable_all()
             .build()?;
+        match Self::launch(config, &runtime) {
+            Ok(mut server) => {
+                server.runtime = Some(runtime);
+                Ok(server)
+            }
+            Err(e) => {
+                // Dropping a runtime waits for its threads, which tokio refuses (panics) inside
+                // the caller's own async context; nothing was spawned on it yet.
+                runtime.shutdown_background();
+                Err(e)
+            }
+        }
+    }
+
+    /// Binds the ports and spawns the event loop and the HTTP server on `runtime`; the returned
+    /// server has no runtime yet (`start` gives it).
+    fn launch(config: ServerConfig, runtime: &tokio::runtime::Runtime) -> Result<Server> {
         let _enter = runtime.enter();
 
         let udp_port = config.udp_port.unwrap_or(config.port);
@@ -193,7 +210,7 @@ impl Server {
         drop(_enter);
         Ok(Server {
             shared,
-            runtime: Some(runtime),
+            runtime: None,
             http_addr,
             udp_addrs,
             http_stop: Some(http_stop),

@@ -46,6 +46,23 @@ fn port_in_use_and_bad_names_are_clear_errors() {
     assert!(err.contains("stream name \"a/b\" is not valid"), "{err}");
 }
 
+/// A host that starts servers from its own async code (a tokio task) gets errors, not a panic
+/// from dropping rtcast's runtime inside its context.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_failed_start_inside_the_callers_async_context_is_an_error_not_a_panic() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut config = ServerConfig::loopback();
+    config.port = taken.local_addr().unwrap().port();
+    config.udp_port = Some(0);
+    let err = Server::start(config).unwrap_err();
+    assert!(matches!(err, Error::Bind { what: "HTTP", .. }), "{err}");
+
+    // And a server started there runs and stops (in the background: blocking is not allowed).
+    let mut server = Server::start(ServerConfig::loopback()).unwrap();
+    assert!(server.stream("cam").is_ok());
+    server.stop();
+}
+
 #[test]
 fn bad_pushes_are_refused_and_the_stream_keeps_working() {
     let server = Server::start(ServerConfig::loopback()).unwrap();

@@ -252,9 +252,9 @@ def test_contiguous_arrays_are_pushed_without_a_copy_and_others_with_one():
         assert peak_of(lambda: stream.push_frame(frame, format="rgb24", pts=1.0)) < frame_bytes // 10
 
 
-def test_other_python_threads_run_while_a_frame_is_encoded():
-    """While one thread is inside push_frame (a 720p frame encoded for a viewer), the main
-    thread executes Python. With a switch interval of minutes, the GIL changes hands only when
+def test_other_python_threads_run_while_a_frame_is_pushed():
+    """While one thread is inside push_frame (the core validating and copying a 720p frame for
+    its encoder thread, a viewer watching), the main thread executes Python. With a switch interval of minutes, the GIL changes hands only when
     released on purpose: if push_frame kept it, the main thread would get it only after the
     push thread ended (0 spins); since it is released, the main thread gets it while the push is
     in the core and keeps it (the push cannot return meanwhile) until it reaches its cap."""
@@ -291,6 +291,11 @@ def test_other_python_threads_run_while_a_frame_is_encoded():
                     counts.append(spins)
             finally:
                 sys.setswitchinterval(interval)
+            # The frames are encoded on the stream's encoder thread, after the pushes returned.
+            for _ in range(100):
+                if stream.stats().frames_encoded >= 3:
+                    break
+                await asyncio.sleep(0.05)
             assert stream.stats().frames_encoded >= 3
             await viewer.close()
             return counts

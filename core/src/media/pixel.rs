@@ -143,7 +143,7 @@ impl<'a> RawFrame<'a> {
     pub fn packed(format: PixelFormat, width: u32, height: u32, data: &'a [u8]) -> Result<Self> {
         check_dimensions(format, width, height)?;
         let geometry = format.plane_geometry(width, height);
-        let needed: usize = geometry.iter().map(|(row, rows)| row * rows).sum();
+        let needed = packed_size(&geometry);
         if data.len() != needed {
             return Err(Error::InvalidFrame(format!(
                 "{format} frame {width}x{height} needs {needed} bytes ({}), got {}",
@@ -241,31 +241,24 @@ impl<'a> RawFrame<'a> {
 }
 
 impl RawFrame<'_> {
-    /// Bytes of this frame with every plane tightly packed, one after the other (the layout
-    /// [`RawFrame::packed`] takes).
-    pub(crate) fn packed_len(&self) -> usize {
-        let geometry = self.format.plane_geometry(self.width, self.height);
-        geometry.iter().map(|(row, rows)| row * rows).sum()
-    }
-
-    /// Copies the visible rows of every plane into `out` (cleared first, its allocation
-    /// reused), tightly packed: `RawFrame::packed(format, width, height, out)` reads it back.
-    /// The frame must be valid ([`RawFrame::validate`]).
+    /// Copies the visible rows of every plane into `out` (resized to the packed size, its
+    /// allocation reused), tightly packed: `RawFrame::packed(format, width, height, out)` reads
+    /// it back. The frame must be valid ([`RawFrame::validate`]).
     pub(crate) fn copy_packed_into(&self, out: &mut Vec<u8>) {
-        out.clear();
-        out.reserve(self.packed_len());
         let geometry = self.format.plane_geometry(self.width, self.height);
+        out.resize(packed_size(&geometry), 0);
+        let mut rest = &mut out[..];
         for (i, &(row, rows)) in geometry.iter().enumerate().take(self.format.plane_count()) {
-            let (plane, stride) = (self.planes[i], self.strides[i]);
-            if stride == row {
-                out.extend_from_slice(&plane[..row * rows]);
-            } else {
-                for r in 0..rows {
-                    out.extend_from_slice(&plane[r * stride..][..row]);
-                }
-            }
+            let (dst, tail) = rest.split_at_mut(row * rows);
+            copy_plane(self.planes[i], self.strides[i], dst, row, rows);
+            rest = tail;
         }
     }
+}
+
+/// Bytes of a frame with every plane tightly packed, one after the other.
+fn packed_size(geometry: &[(usize, usize); 3]) -> usize {
+    geometry.iter().map(|(row, rows)| row * rows).sum()
 }
 
 /// Width and height must be non-zero, even (4:2:0 chroma covers 2x2 blocks, and an odd size
@@ -728,5 +721,19 @@ mod tests {
             "growing back within capacity must not reallocate"
         );
         buf.as_raw_frame().validate().unwrap();
+    }
+
+    #[test]
+    fn copy_packed_drops_row_padding_and_reads_back_as_the_same_frame() {
+        // I420 4x2 with padded rows: Y stride 6, U/V stride 4 (row sizes 4 and 2).
+        let y = [1, 2, 3, 4, 0, 0, 5, 6, 7, 8];
+        let u = [9, 10];
+        let v = [11, 12, 0, 0];
+        let frame =
+            RawFrame::with_planes(PixelFormat::I420, 4, 2, [&y, &u, &v], [6, 4, 4]).unwrap();
+        let mut out = vec![99; 100]; // a reused, larger buffer
+        frame.copy_packed_into(&mut out);
+        assert_eq!(out, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+        RawFrame::packed(PixelFormat::I420, 4, 2, &out).unwrap();
     }
 }

@@ -80,6 +80,25 @@ pub(crate) fn off_loop<'py>(
         .call1((call, args))
 }
 
+impl Stream {
+    /// The body of the encoded pushes: `data` as bytes (`what` names the call in a type
+    /// error), `pts` converted, then `push` run with the GIL released.
+    fn push_encoded(
+        &self,
+        py: Python<'_>,
+        data: &Bound<'_, PyAny>,
+        pts: Option<&Bound<'_, PyAny>>,
+        what: &str,
+        push: fn(&rtcast::Stream, &[u8], Option<Duration>) -> rtcast::Result<()>,
+    ) -> PyResult<()> {
+        let pts = self::pts(pts)?;
+        let data = bytes_like(data, what)?;
+        let bytes = data.as_bytes();
+        let stream = &self.inner;
+        py.detach(|| push(stream, bytes, pts)).map_err(to_py)
+    }
+}
+
 #[pymethods]
 impl Stream {
     /// The stream's name (the STREAM of its URLs).
@@ -136,11 +155,7 @@ impl Stream {
         data: &Bound<'_, PyAny>,
         pts: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        let pts = self::pts(pts)?;
-        let data = bytes_like(data, "push_h264")?;
-        let bytes = data.as_bytes();
-        let stream = &self.inner;
-        py.detach(|| stream.push_h264(bytes, pts)).map_err(to_py)
+        self.push_encoded(py, data, pts, "push_h264", rtcast::Stream::push_h264)
     }
 
     /// Pushes one VP8 frame (frame tag first, as an encoder or an IVF/WebM file gives it). The
@@ -152,11 +167,7 @@ impl Stream {
         data: &Bound<'_, PyAny>,
         pts: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        let pts = self::pts(pts)?;
-        let data = bytes_like(data, "push_vp8")?;
-        let bytes = data.as_bytes();
-        let stream = &self.inner;
-        py.detach(|| stream.push_vp8(bytes, pts)).map_err(to_py)
+        self.push_encoded(py, data, pts, "push_vp8", rtcast::Stream::push_vp8)
     }
 
     /// Pushes one Opus packet (typically 20 ms). The stream must have audio.
@@ -167,11 +178,7 @@ impl Stream {
         data: &Bound<'_, PyAny>,
         pts: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        let pts = self::pts(pts)?;
-        let data = bytes_like(data, "push_opus")?;
-        let bytes = data.as_bytes();
-        let stream = &self.inner;
-        py.detach(|| stream.push_opus(bytes, pts)).map_err(to_py)
+        self.push_encoded(py, data, pts, "push_opus", rtcast::Stream::push_opus)
     }
 
     /// `push_frame` on a worker thread, as a coroutine: the event loop is not blocked while the

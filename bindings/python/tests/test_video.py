@@ -253,12 +253,14 @@ def test_contiguous_arrays_are_pushed_without_a_copy_and_others_with_one():
 
 
 def test_other_python_threads_run_while_a_frame_is_pushed():
-    """While one thread is inside push_frame (the core validating and copying a 720p frame for
-    its encoder thread, a viewer watching), the main thread executes Python. With a switch interval of minutes, the GIL changes hands only when
-    released on purpose: if push_frame kept it, the main thread would get it only after the
+    """While one thread is inside push_frame (the core validating and copying a frame for its
+    encoder thread, a viewer watching), the main thread executes Python. The frame is 3840x2160,
+    the largest the encoder takes: its 25 MB copy keeps the push in the core for milliseconds
+    (a 720p copy took well under one, and the main thread sometimes woke too late to see it).
+    With a switch interval of minutes, the GIL changes hands only when released on purpose: if push_frame kept it, the main thread would get it only after the
     push thread ended (0 spins); since it is released, the main thread gets it while the push is
     in the core and keeps it (the push cannot return meanwhile) until it reaches its cap."""
-    frame = np.random.default_rng(3).integers(0, 255, (720, 1280, 3), np.uint8)
+    frame = np.random.default_rng(3).integers(0, 255, (2160, 3840, 3), np.uint8)
     cap = 200_000
 
     async def main():
@@ -292,7 +294,7 @@ def test_other_python_threads_run_while_a_frame_is_pushed():
             finally:
                 sys.setswitchinterval(interval)
             # The frames are encoded on the stream's encoder thread, after the pushes returned.
-            for _ in range(100):
+            for _ in range(400):  # 4K frames take openh264 a while
                 if stream.stats().frames_encoded >= 3:
                     break
                 await asyncio.sleep(0.05)

@@ -21,6 +21,7 @@ mod http;
 pub mod media;
 pub mod metrics;
 mod net;
+mod plane;
 mod server;
 mod session;
 pub mod signal;

@@ -18,6 +18,7 @@ pub struct Metrics {
     pub(crate) bytes_sent: AtomicU64,
     pub(crate) send_drops: AtomicU64,
     pub(crate) nacks: AtomicU64,
+    pub(crate) retransmissions: AtomicU64,
     pub(crate) plis: AtomicU64,
     pub(crate) keyframe_requests: AtomicU64,
     pub(crate) frames_dropped: AtomicU64,
@@ -135,6 +136,12 @@ impl Metrics {
             s.send_drops,
         );
         metric("nacks_total", "counter", "NACK feedback received.", s.nacks);
+        metric(
+            "retransmissions_total",
+            "counter",
+            "Video packets resent in answer to NACKs.",
+            self.retransmissions.load(Relaxed),
+        );
         metric("plis_total", "counter", "PLI/FIR received.", s.plis);
         metric(
             "keyframe_requests_total",

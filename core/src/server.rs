@@ -12,8 +12,9 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use crate::config::{AuthRequest, ServerConfig};
 use crate::event::{Event, Events, EVENT_QUEUE};
 use crate::metrics::{Metrics, ServerStats};
-use crate::net::event_loop::{Control, EventLoop, MediaInput, CONTROL_QUEUE, MEDIA_QUEUE};
+use crate::net::driver::{Control, Driver, MediaInput, CONTROL_QUEUE, MEDIA_QUEUE};
 use crate::net::udp::MediaPort;
+use crate::plane::{MediaPlane, PlaneConfig};
 use crate::session::peer::PeerTemplate;
 use crate::stream::{Stream, StreamOptions, StreamShared};
 use crate::{Error, Result};
@@ -152,12 +153,14 @@ impl Server {
         let port = MediaPort::bind(config.bind, udp_port)?;
         let udp_addrs = port.local_addrs();
         let metrics = Arc::new(Metrics::default());
-        let template = PeerTemplate::new(
-            metrics.clone(),
-            config.limits.consent_timeout,
-            &udp_addrs,
-            &config.public_ips,
-        )?;
+        let template = PeerTemplate::new(&udp_addrs, &config.public_ips)?;
+        let plane = MediaPlane::new(PlaneConfig {
+            limits: config.limits.clone(),
+            dtls: template.dtls_config()?,
+            template,
+            metrics: metrics.clone(),
+            epoch: (std::time::Instant::now(), std::time::SystemTime::now()),
+        });
         let (control_tx, control_rx) = mpsc::channel(CONTROL_QUEUE);
         let (media_tx, media_rx) = mpsc::channel(MEDIA_QUEUE);
         let (events, _) = broadcast::channel(EVENT_QUEUE);
@@ -181,18 +184,10 @@ impl Server {
         let listener = crate::http::bind(&config)?;
         let http_addr = listener.local_addr()?;
 
-        let event_loop = EventLoop::new(
-            port,
-            template,
-            config.limits.clone(),
-            metrics,
-            events,
-            control_rx,
-            media_rx,
-        );
+        let driver = Driver::new(plane, port, metrics, events, control_rx, media_rx);
         let (loop_done_tx, loop_done) = std::sync::mpsc::channel();
         runtime.spawn(async move {
-            event_loop.run().await;
+            driver.run().await;
             let _ = loop_done_tx.send(());
         });
 

@@ -23,15 +23,12 @@ use crate::media::pixel::RawFrame;
 use crate::media::vp8::{self, Vp8Packetizer};
 use crate::media::VideoCodec;
 use crate::metrics::Metrics;
-use crate::net::event_loop::MediaInput;
+use crate::net::driver::MediaInput;
 use crate::{Error, Result};
 
 /// Largest Opus packet (RFC 6716 §3.4: 1275 bytes per frame, up to 120 ms): anything bigger is
 /// not Opus.
 const MAX_OPUS_PACKET: usize = 1275 * 3;
-
-/// Minimum time between two keyframe-requested events of a stream.
-const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Options of a stream, fixed when it is created.
 #[derive(Debug, Clone)]
@@ -88,13 +85,12 @@ pub(crate) struct StreamShared {
     encoder_config: EncoderConfig,
     /// The built-in encoder's thread, started by the first raw frame that needs encoding.
     encode_worker: Mutex<Option<EncodeWorker>>,
-    /// Set by the event loop when a viewer needs a keyframe and the built-in encoder can make one.
+    /// Set when a viewer needs a keyframe and the built-in encoder can make one.
     force_keyframe: AtomicBool,
     /// Whether the host feeds raw frames (the encoder answers keyframe requests) or encoded video.
     raw_source: AtomicBool,
     pub(crate) viewers: AtomicUsize,
     closed: AtomicBool,
-    last_keyframe_event: Mutex<Option<Instant>>,
     video_frames: AtomicU64,
     audio_packets: AtomicU64,
     frames_dropped: AtomicU64,
@@ -147,7 +143,6 @@ impl StreamShared {
             raw_source: AtomicBool::new(false),
             viewers: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
-            last_keyframe_event: Mutex::new(None),
             video_frames: AtomicU64::new(0),
             audio_packets: AtomicU64::new(0),
             frames_dropped: AtomicU64::new(0),
@@ -180,28 +175,24 @@ impl StreamShared {
         self.raw_source.load(Relaxed)
     }
 
-    /// A viewer needs a keyframe: the encoder makes one at the next raw frame; a host pushing
-    /// encoded video gets a coalesced event.
-    pub(crate) fn want_keyframe(&self) {
+    /// The media plane asks for a keyframe (it coalesced the requests of the viewers): the
+    /// encoder makes one at the next raw frame; a host pushing encoded video gets an event.
+    pub(crate) fn request_keyframe(&self) {
         if self.is_raw_source() {
             if !self.force_keyframe.swap(true, Relaxed) {
                 self.count_keyframe_request();
             }
             return;
         }
-        let now = Instant::now();
-        let mut last = self
-            .last_keyframe_event
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if last.is_some_and(|t| now.duration_since(t) < KEYFRAME_REQUEST_INTERVAL) {
-            return;
-        }
-        *last = Some(now);
         self.count_keyframe_request();
         let _ = self.events.send(Event::KeyframeRequested {
             stream: self.name.clone(),
         });
+    }
+
+    /// The media plane's count of connected viewers.
+    pub(crate) fn set_viewers(&self, connected: usize) {
+        self.viewers.store(connected, Relaxed);
     }
 
     fn count_keyframe_request(&self) {
@@ -233,14 +224,16 @@ impl StreamShared {
         self.input.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Hands a frame to the event loop without waiting.
-    fn submit(&self, input: &mut Input, frame: MediaFrame) {
+    /// Hands a frame to the media plane without waiting. `raw_source`: it comes from the
+    /// built-in encoder.
+    fn submit(&self, input: &mut Input, frame: MediaFrame, raw_source: bool) {
         let video = frame.kind == TrackKind::Video;
         let after_gap = video && std::mem::take(&mut input.video_gap);
         let msg = MediaInput {
             stream: self.id,
             frame: Arc::new(frame),
             after_gap,
+            raw_source,
         };
         if self.media_tx.try_send(msg).is_err() {
             input.video_gap |= video;
@@ -290,7 +283,7 @@ impl EncodedSink for StreamShared {
         };
         let ts = input.video_clock.timestamp(pts);
         let frame = MediaFrame::new(TrackKind::Video, ts, keyframe, payloads);
-        self.submit(&mut input, frame);
+        self.submit(&mut input, frame, true);
         true
     }
 }
@@ -348,7 +341,7 @@ impl Stream {
             .video_clock
             .timestamp(pts.unwrap_or_else(|| input.start.elapsed()));
         let frame = MediaFrame::new(TrackKind::Video, ts, au.keyframe, payloads);
-        s.submit(&mut input, frame);
+        s.submit(&mut input, frame, false);
         Ok(())
     }
 
@@ -368,7 +361,7 @@ impl Stream {
             .video_clock
             .timestamp(pts.unwrap_or_else(|| input.start.elapsed()));
         let frame = MediaFrame::new(TrackKind::Video, ts, info.keyframe, payloads);
-        s.submit(&mut input, frame);
+        s.submit(&mut input, frame, false);
         Ok(())
     }
 
@@ -400,7 +393,7 @@ impl Stream {
             true,
             vec![Bytes::copy_from_slice(data)],
         );
-        s.submit(&mut input, frame);
+        s.submit(&mut input, frame, false);
         Ok(())
     }
 

@@ -1,6 +1,6 @@
-//! The network side of the media path: the UDP sockets of the one media port, and the event loop
-//! that drives every viewer's WebRTC connection over them.
+//! The network side of the media path: the UDP sockets of the one media port, and the tokio
+//! driver that moves datagrams, frames and time into the sans-IO media plane (`crate::plane`).
 
-pub(crate) mod event_loop;
+pub(crate) mod driver;
 pub(crate) mod stun;
 pub(crate) mod udp;

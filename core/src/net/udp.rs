@@ -9,6 +9,7 @@ use std::task::{Context, Poll};
 use tokio::io::ReadBuf;
 use tokio::net::UdpSocket;
 
+use crate::plane::Transmit;
 use crate::{Error, Result};
 
 /// Socket buffer size asked of the kernel: a keyframe to 200 viewers is ~20k datagrams in a burst.
@@ -119,7 +120,7 @@ impl MediaPort {
     /// Sends a batch of datagrams without waiting, as few system calls as the kernel allows
     /// (`sendmmsg` on Linux: one call for up to 64 datagrams, to any mix of viewers). Calls
     /// `dropped(i)` for each datagram `batch[i]` that could not be sent.
-    pub fn send_batch(&self, batch: &[Outgoing], mut dropped: impl FnMut(usize)) {
+    pub fn send_batch(&self, batch: &[Transmit], mut dropped: impl FnMut(usize)) {
         let mut start = 0;
         while start < batch.len() {
             let sock = self.socket_for(batch[start].from, batch[start].to);
@@ -136,7 +137,7 @@ impl MediaPort {
     }
 
     #[cfg(target_os = "linux")]
-    fn send_run(&self, sock: usize, run: &[Outgoing], mut dropped: impl FnMut(usize)) {
+    fn send_run(&self, sock: usize, run: &[Transmit], mut dropped: impl FnMut(usize)) {
         use std::os::fd::AsRawFd;
 
         let fd = self.sockets[sock].0.as_raw_fd();
@@ -197,7 +198,7 @@ impl MediaPort {
     }
 
     #[cfg(not(target_os = "linux"))]
-    fn send_run(&self, sock: usize, run: &[Outgoing], mut dropped: impl FnMut(usize)) {
+    fn send_run(&self, sock: usize, run: &[Transmit], mut dropped: impl FnMut(usize)) {
         for (i, o) in run.iter().enumerate() {
             if self.sockets[sock].0.try_send_to(&o.data, o.to).is_err() {
                 dropped(i);
@@ -208,18 +209,6 @@ impl MediaPort {
 
 /// Datagrams per `sendmmsg` call.
 const SEND_BATCH: usize = 64;
-
-/// A datagram a viewer's connection wants sent.
-pub(crate) struct Outgoing {
-    /// The viewer it belongs to (for accounting drops).
-    pub viewer: crate::event::ViewerId,
-    /// The local address it must leave from.
-    pub from: SocketAddr,
-    /// Its destination.
-    pub to: SocketAddr,
-    /// The datagram.
-    pub data: bytes::BytesMut,
-}
 
 fn is_link_local(ip: &IpAddr) -> bool {
     match ip {

@@ -1,7 +1,5 @@
-//! One viewer's WebRTC session: building its peer connection, sending it shared frames with its
-//! own RTP header fields, and reading its feedback (keyframe requests, NACKs, bitrate estimates).
+//! Negotiating one viewer's session: its description (offer or answer, built with webrtc-rs),
+//! and the stream's bitrate hint from its viewers' estimates.
 
 pub(crate) mod bitrate;
-pub(crate) mod feedback;
 pub(crate) mod peer;
-pub(crate) mod viewer;

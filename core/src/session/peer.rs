@@ -1,16 +1,15 @@
-//! Building one viewer's peer connection (webrtc-rs `rtc`, sans-IO): the server's codecs, the
-//! send-only tracks of the stream with the stream's SSRCs, our ICE credentials and candidates, the
-//! shared DTLS certificate, and the interceptors that answer NACKs and send sender reports.
+//! Building one viewer's session description with webrtc-rs `rtc`: the server's codecs, the
+//! send-only tracks of the stream with the stream's SSRCs, our ICE-lite credentials and
+//! candidates, and the fingerprint of the shared DTLS certificate. The connection object only
+//! negotiates: once the descriptions are exchanged the media plane (`crate::plane`) runs ICE,
+//! DTLS and SRTP itself and the connection is dropped.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rand::distr::{Alphanumeric, SampleString};
 use rtc::crypto::{self, SignatureScheme};
-use rtc::interceptor::{NackResponderBuilder, Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
-use rtc::peer_connection::configuration::interceptor_registry::configure_rtcp_reports;
 use rtc::peer_connection::configuration::media_engine::{
     MediaEngine, MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8,
 };
@@ -26,11 +25,12 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
     RTCRtpEncodingParameters, RtpCodecKind,
 };
+use rtc::peer_connection::transport::RTCDtlsRole;
 use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection};
 
 use crate::media::VideoCodec;
-use crate::metrics::Metrics;
-use crate::session::feedback::{FeedbackInterceptor, FEEDBACK_SLOT};
+use crate::plane::dtls::DtlsConfig;
+use crate::plane::ice::IceCredentials;
 use crate::{Error, Result};
 
 /// RTP payload type of H.264 in our offers.
@@ -39,8 +39,6 @@ pub(crate) const H264_PT: u8 = 102;
 pub(crate) const VP8_PT: u8 = 96;
 /// RTP payload type of Opus in our offers.
 pub(crate) const OPUS_PT: u8 = 111;
-/// Packets kept per viewer to answer NACKs.
-const NACK_BUFFER_PACKETS: u16 = 512;
 
 /// The tracks a stream offers, with the SSRCs every viewer shares.
 #[derive(Debug, Clone)]
@@ -54,11 +52,9 @@ pub(crate) struct TrackSpec {
 /// A freshly built viewer connection with its local description (offer or answer) set.
 pub(crate) struct NewPeer {
     pub pc: RTCPeerConnection,
-    pub ufrag: String,
+    pub ice: IceCredentials,
     /// Our offer (server-offer flow) or our answer with our candidates in it (WHEP).
     pub local_sdp: String,
-    pub video_sender: RTCRtpSenderId,
-    pub audio_sender: Option<RTCRtpSenderId>,
     /// Payload types this viewer's packets carry: ours when we offer, the offer's when we answer.
     pub video_pt: u8,
     pub audio_pt: Option<u8>,
@@ -71,8 +67,6 @@ const H264_PROFILES: [&str; 3] = ["42e01f", "42001f", "4d001f"];
 /// What every viewer connection of a server shares.
 pub(crate) struct PeerTemplate {
     certificate: RTCCertificate,
-    metrics: Arc<Metrics>,
-    consent_timeout: Duration,
     /// Our ICE candidates, the same for every viewer (one UDP port).
     pub candidates: Vec<RTCIceCandidateInit>,
 }
@@ -80,8 +74,6 @@ pub(crate) struct PeerTemplate {
 impl PeerTemplate {
     /// Generates the server's DTLS certificate (once: ~55 µs per viewer saved) and its candidates.
     pub fn new(
-        metrics: Arc<Metrics>,
-        consent_timeout: Duration,
         host_addrs: &[std::net::SocketAddr],
         public_ips: &[std::net::IpAddr],
     ) -> Result<Self> {
@@ -130,38 +122,39 @@ impl PeerTemplate {
         }
         Ok(Self {
             certificate,
-            metrics,
-            consent_timeout,
             candidates,
         })
     }
 
+    /// The DTLS settings of the media plane, with the certificate our descriptions announce.
+    pub fn dtls_config(&self) -> Result<DtlsConfig> {
+        let provider = crypto::default_provider().map_err(|e| Error::WebRtc(e.to_string()))?;
+        DtlsConfig::new(self.certificate.dtls_certificate.clone(), provider)
+    }
+
     /// Builds a connection that offers the stream's tracks, send-only.
     pub fn new_peer(&self, now: Instant, tracks: &TrackSpec) -> Result<NewPeer> {
-        let (mut pc, ufrag) =
+        let (mut pc, ice) =
             self.build(now, tracks.video_codec, tracks.audio_ssrc.is_some(), false)?;
         let msid = format!("rtcast-{}", tracks.stream);
         let video_codec = video_codec(tracks.video_codec);
-        let video_sender = pc.add_track(track(
+        pc.add_track(track(
             &msid,
             "video",
             RtpCodecKind::Video,
             tracks.video_ssrc,
             &video_codec,
         ))?;
-        let audio_sender = match tracks.audio_ssrc {
-            Some(ssrc) => Some(pc.add_track(track(
+        if let Some(ssrc) = tracks.audio_ssrc {
+            pc.add_track(track(
                 &msid,
                 "audio",
                 RtpCodecKind::Audio,
                 ssrc,
                 &opus_codec(),
-            ))?),
-            None => None,
-        };
-        for c in &self.candidates {
-            pc.add_local_candidate(c.clone())?;
+            ))?;
         }
+        // Our candidates are trickled by signalling, not put in the offer.
         let offer = pc.create_offer(None)?;
         pc.set_local_description(now, offer)?;
         let local_sdp = pc
@@ -170,10 +163,8 @@ impl PeerTemplate {
             .ok_or_else(|| Error::WebRtc("offer missing after set_local_description".into()))?;
         Ok(NewPeer {
             pc,
-            ufrag,
+            ice,
             local_sdp,
-            video_sender,
-            audio_sender,
             video_pt: video_codec.payload_type,
             audio_pt: tracks.audio_ssrc.map(|_| OPUS_PT),
         })
@@ -201,7 +192,7 @@ impl PeerTemplate {
             .map_err(|e| Error::InvalidData(format!("the offer is not valid SDP: {e}")))?;
         // Opus is always registered so that an audio m-line is answered (inactive when the
         // stream has no audio) rather than refused.
-        let (mut pc, ufrag) = self.build(now, tracks.video_codec, true, true)?;
+        let (mut pc, ice) = self.build(now, tracks.video_codec, true, true)?;
         pc.set_remote_description(now, offer)
             .map_err(|e| Error::InvalidData(format!("the offer was refused: {e}")))?;
         let msid = format!("rtcast-{}", tracks.stream);
@@ -233,11 +224,6 @@ impl PeerTemplate {
                 t.set_direction(dir);
             }
         }
-        for c in &self.candidates {
-            pc.add_local_candidate(c.clone())?;
-        }
-        // An empty candidate ends gathering.
-        pc.add_local_candidate(RTCIceCandidateInit::default())?;
         let answer = pc.create_answer(None)?;
         pc.set_local_description(now, answer)?;
         let sdp = pc
@@ -265,44 +251,31 @@ impl PeerTemplate {
         });
         Ok(NewPeer {
             pc,
-            ufrag,
+            ice,
             local_sdp,
-            video_sender,
-            audio_sender: audio_sender.filter(|_| audio_pt.is_some()),
             video_pt,
             audio_pt,
         })
     }
 
-    /// A connection with our ICE credentials, codecs, certificate and interceptors.
+    /// A connection with our ICE credentials, codecs and certificate: ICE-lite (the viewer's
+    /// full agent checks, we only answer), and the DTLS server when we answer.
     fn build(
         &self,
         now: Instant,
         video: VideoCodec,
         audio: bool,
         answering: bool,
-    ) -> Result<(RTCPeerConnection, String)> {
-        let ufrag = Alphanumeric.sample_string(&mut rand::rng(), 16);
-        let pwd = Alphanumeric.sample_string(&mut rand::rng(), 32);
-
-        // Consent: disconnected after a third of the budget without answers, failed at the end.
-        let disconnected = self.consent_timeout / 3;
-        let failed = self.consent_timeout - disconnected;
+    ) -> Result<(RTCPeerConnection, IceCredentials)> {
+        let ice = IceCredentials {
+            ufrag: Alphanumeric.sample_string(&mut rand::rng(), 16),
+            pwd: Alphanumeric.sample_string(&mut rand::rng(), 32),
+        };
         let setting_engine = SettingEngineBuilder::new()
-            .with_ice_credentials(ufrag.clone(), pwd)
+            .with_ice_credentials(ice.ufrag.clone(), ice.pwd.clone())
+            .with_lite(true)
+            .with_answering_dtls_role(RTCDtlsRole::Server)
             .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
-            // A server with host candidates has nothing better to wait for: nominate the first
-            // pair that works (the defaults wait up to a second for "better" candidate types,
-            // and browsers hiding behind mDNS show up as peer-reflexive).
-            .with_host_acceptance_min_wait(Some(Duration::ZERO))
-            .with_srflx_acceptance_min_wait(Some(Duration::ZERO))
-            .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
-            .with_relay_acceptance_min_wait(Some(Duration::ZERO))
-            .with_ice_timeouts(
-                Some(disconnected),
-                Some(failed),
-                Some(Duration::from_secs(2)),
-            )
             .build();
 
         let mut media_engine = MediaEngine::default();
@@ -325,12 +298,8 @@ impl PeerTemplate {
             media_engine.register_codec(opus_codec(), RtpCodecKind::Audio)?;
         }
         // REMB (goog-remb) is negotiated so that browsers report their bandwidth estimate: the
-        // stream's bitrate hint. NACK feedback is negotiated for video; the responder answers
-        // from a send buffer. Its
-        // default (1024 packets, allocated up front per viewer) would be the largest part of a
-        // viewer's memory: 512 packets keep 2.5 s of a 2 Mbit/s stream, longer than any round
-        // trip where a retransmission still arrives in time. No NACK generator: we receive no
-        // media.
+        // stream's bitrate hint. NACKs are answered by the media plane from the stream's packet
+        // history.
         for (typ, parameter) in [("nack", ""), ("nack", "pli"), ("goog-remb", "")] {
             media_engine.register_feedback(
                 RTCPFeedback {
@@ -340,18 +309,6 @@ impl PeerTemplate {
                 RtpCodecKind::Video,
             );
         }
-        let registry = configure_rtcp_reports(Registry::new())
-            .with(
-                Slot::NackResponder,
-                NackResponderBuilder::new()
-                    .with_size(NACK_BUFFER_PACKETS)
-                    .build(),
-            )
-            .with(
-                Slot::from(FEEDBACK_SLOT),
-                FeedbackInterceptor::new(self.metrics.clone()),
-            );
-
         let config = RTCConfigurationBuilder::new()
             .with_certificates(vec![self.certificate.clone()])
             .build();
@@ -359,9 +316,8 @@ impl PeerTemplate {
             .with_configuration(config)
             .with_setting_engine(setting_engine)
             .with_media_engine(media_engine)
-            .with_interceptor_registry(registry)
             .build(now)?;
-        Ok((pc, ufrag))
+        Ok((pc, ice))
     }
 }
 
@@ -568,13 +524,7 @@ mod tests {
     use rtc::rtp_transceiver::RTCRtpTransceiverInit;
 
     fn template() -> PeerTemplate {
-        PeerTemplate::new(
-            Arc::new(Metrics::default()),
-            Duration::from_secs(10),
-            &["127.0.0.1:5000".parse().unwrap()],
-            &[],
-        )
-        .unwrap()
+        PeerTemplate::new(&["127.0.0.1:5000".parse().unwrap()], &[]).unwrap()
     }
 
     fn spec(audio: bool) -> TrackSpec {

@@ -20,9 +20,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::{AuthRequest, Protocol};
 use crate::event::{LeaveReason, ViewerId};
-use crate::net::event_loop::{Control, NOTICE_QUEUE};
+use crate::net::driver::{Control, NOTICE_QUEUE};
 use crate::server::ServerShared;
-use crate::session::viewer::Notice;
+use crate::plane::Notice;
 use crate::Error;
 
 const SDP: &str = "application/sdp";
@@ -206,9 +206,10 @@ async fn post(
 
     let (notice_tx, notices) = mpsc::channel(NOTICE_QUEUE);
     let (reply_tx, reply_rx) = oneshot::channel();
-    let cmd = Control::NewWhepViewer {
+    let cmd = Control::NewViewer {
         stream: stream.id,
-        offer_sdp,
+        protocol: Protocol::Whep,
+        offer_sdp: Some(offer_sdp),
         remote,
         started,
         notices: notice_tx,

@@ -11,9 +11,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::{AuthRequest, Protocol};
 use crate::event::{LeaveReason, ViewerId};
-use crate::net::event_loop::{Control, NOTICE_QUEUE};
+use crate::net::driver::{Control, NOTICE_QUEUE};
 use crate::server::ServerShared;
-use crate::session::viewer::Notice;
+use crate::plane::Notice;
 use crate::signal::message::{self, ClientMessage};
 use crate::Error;
 
@@ -118,6 +118,7 @@ pub(crate) async fn session(
         protocol: Protocol::WebSocket,
         remote,
         started,
+        offer_sdp: None,
         notices: notice_tx,
         reply: reply_tx,
     };

@@ -1,0 +1,1140 @@
+//! The media plane, sans-IO: one state machine that takes input with the time passed in — a
+//! datagram with its source and local address, a frame of a stream, a command from signalling, a
+//! timeout — and gives back datagrams to send ([`MediaPlane::poll_transmit`]), outputs for the
+//! host and the signalling tasks ([`MediaPlane::poll_output`]) and its next deadline
+//! ([`MediaPlane::poll_timeout`]). It never reads a clock and never touches a socket: the tokio
+//! driver (`net::driver`) does, and the unit tests drive it with fake time.
+//!
+//! Per viewer it runs ICE-lite (answers checks, never sends any: `ice`), DTLS (`dtls`) and SRTP
+//! (`srtp`); webrtc-rs builds the session descriptions (`session::peer`) and is dropped once they
+//! are exchanged. A frame is packetized once by its stream; per viewer only the RTP header
+//! (sequence number, payload type) and the encryption differ. NACKs are answered from one buffer
+//! per stream (`history`); keyframe requests are coalesced per stream (`keyframe`).
+
+pub(crate) mod dtls;
+pub(crate) mod history;
+pub(crate) mod ice;
+pub(crate) mod keyframe;
+pub(crate) mod srtp;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::{BufMut, BytesMut};
+use rtc::crypto::RTCCryptoProvider;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::transport::RTCIceCandidateInit;
+use rtc::peer_connection::RTCPeerConnection;
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
+use rtc::rtcp::sender_report::SenderReport;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
+use rtc::rtp;
+
+use crate::config::{Limits, Protocol};
+use crate::event::{Event, LeaveReason, ViewerId};
+use crate::media::gop::GopCache;
+use crate::media::packetizer::{MediaFrame, TrackKind, OPUS_CLOCK_RATE, VIDEO_CLOCK_RATE};
+use crate::metrics::Metrics;
+use crate::session::bitrate::BitrateHint;
+use crate::session::peer::{PeerTemplate, TrackSpec};
+use crate::{Error, Result};
+
+use self::dtls::{DtlsConfig, DtlsEvent, DtlsRole, DtlsSession};
+use self::history::{PacketHistory, SentPacket, SeqMap};
+use self::ice::IceCredentials;
+use self::keyframe::KeyframePolicy;
+use self::srtp::{Protection, SrtpKeys};
+
+/// Remote addresses remembered per viewer (a browser checks a few candidate pairs).
+const MAX_ADDRS_PER_VIEWER: usize = 8;
+/// Remote candidates a viewer may trickle. ICE-lite never uses them (it sends no checks), so they
+/// are only counted; past this the viewer is refused as misbehaving.
+pub(crate) const MAX_REMOTE_CANDIDATES: usize = 64;
+/// Interval of RTCP sender reports.
+const REPORT_INTERVAL: Duration = Duration::from_secs(1);
+/// Seconds from the NTP epoch (1900) to the Unix epoch (1970).
+const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
+
+/// A datagram to send.
+#[derive(Debug)]
+pub(crate) struct Transmit {
+    /// The viewer it belongs to (for accounting drops).
+    pub viewer: ViewerId,
+    /// The local address it must leave from.
+    pub from: SocketAddr,
+    /// Its destination.
+    pub to: SocketAddr,
+    pub data: BytesMut,
+}
+
+/// What the plane tells a viewer's signalling task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Notice {
+    /// Media is connected.
+    Connected,
+    /// The session is over; the signalling connection should close.
+    Closed(LeaveReason),
+}
+
+/// Output for the world outside the plane.
+#[derive(Debug)]
+pub(crate) enum Output {
+    /// An event for the host.
+    Event(Event),
+    /// A notice for a viewer's signalling task.
+    Notice(ViewerId, Notice),
+    /// A viewer of the stream needs a keyframe (already coalesced by the keyframe policy).
+    KeyframeWanted(u64),
+    /// The number of connected viewers of a stream changed.
+    Viewers { stream: u64, connected: usize },
+}
+
+/// What the plane knows of a stream.
+#[derive(Debug, Clone)]
+pub(crate) struct StreamInfo {
+    pub id: u64,
+    pub spec: TrackSpec,
+}
+
+/// The description made for a new viewer.
+pub(crate) struct ViewerOffer {
+    pub id: ViewerId,
+    /// Our offer (WebSocket) or our answer (WHEP).
+    pub sdp: String,
+    pub candidates: Vec<RTCIceCandidateInit>,
+}
+
+/// A new viewer asked for by signalling.
+pub(crate) struct NewViewer {
+    pub stream: u64,
+    pub protocol: Protocol,
+    pub remote: SocketAddr,
+    pub started: Instant,
+    /// The viewer's offer (WHEP); `None` when the server offers (WebSocket).
+    pub offer_sdp: Option<String>,
+}
+
+/// Settings of a plane.
+pub(crate) struct PlaneConfig {
+    pub limits: Limits,
+    pub template: PeerTemplate,
+    pub dtls: DtlsConfig,
+    pub metrics: Arc<Metrics>,
+    /// One reading of both clocks, to turn the instants passed in into wall-clock (NTP) times of
+    /// sender reports without reading a clock.
+    pub epoch: (Instant, SystemTime),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Offer sent, no answer yet.
+    Offered,
+    /// Descriptions exchanged; ICE and DTLS under way.
+    Answered,
+    /// Media flows.
+    Connected,
+}
+
+/// One outgoing track of a viewer.
+#[derive(Debug)]
+struct TrackOut {
+    ssrc: u32,
+    pt: u8,
+    clock_rate: u32,
+    seq: u16,
+    packets: u32,
+    octets: u32,
+    /// RTP timestamp of the last packet and when it was sent (for sender reports).
+    last: Option<(u32, Instant)>,
+}
+
+impl TrackOut {
+    fn new(ssrc: u32, pt: u8, clock_rate: u32) -> Self {
+        Self {
+            ssrc,
+            pt,
+            clock_rate,
+            seq: rand::random(),
+            packets: 0,
+            octets: 0,
+            last: None,
+        }
+    }
+}
+
+/// What the viewer's description says about its transport.
+#[derive(Debug, Default)]
+struct RemoteTransport {
+    ufrag: Option<String>,
+    fingerprint: Option<String>,
+    setup: Option<String>,
+}
+
+impl RemoteTransport {
+    fn parse(sdp: &str) -> Self {
+        let mut r = Self::default();
+        for line in sdp.lines() {
+            let line = line.trim();
+            if let Some(v) = line.strip_prefix("a=ice-ufrag:") {
+                r.ufrag.get_or_insert_with(|| v.trim().to_owned());
+            } else if let Some(v) = line.strip_prefix("a=fingerprint:") {
+                if let Some((alg, value)) = v.split_once(' ') {
+                    if alg.eq_ignore_ascii_case("sha-256") {
+                        r.fingerprint
+                            .get_or_insert_with(|| value.trim().to_ascii_lowercase());
+                    }
+                }
+            } else if let Some(v) = line.strip_prefix("a=setup:") {
+                r.setup.get_or_insert_with(|| v.trim().to_ascii_lowercase());
+            }
+        }
+        r
+    }
+}
+
+struct Viewer {
+    stream: u64,
+    protocol: Protocol,
+    remote: SocketAddr,
+    started: Instant,
+    phase: Phase,
+    ice: IceCredentials,
+    remote_ufrag: Option<String>,
+    remote_fingerprint: Option<String>,
+    /// The description builder of the server-offer flow, until the answer is applied.
+    sdp: Option<RTCPeerConnection>,
+    /// Local and remote address media goes on: the pair the viewer nominated (or its first
+    /// working check until it nominates).
+    pair: Option<(SocketAddr, SocketAddr)>,
+    nominated: bool,
+    /// Remote addresses of its valid checks (for routing its other datagrams).
+    addrs: Vec<SocketAddr>,
+    last_consent: Instant,
+    remote_candidates: usize,
+    dtls: DtlsSession,
+    /// The handshake finished before the viewer's description said which certificate to expect.
+    handshake: Option<(SrtpKeys, String)>,
+    srtp: Option<Protection>,
+    video: TrackOut,
+    audio: Option<TrackOut>,
+    seq_map: SeqMap,
+    /// Until a keyframe reaches it, sending a viewer delta frames is wasted: it cannot decode them.
+    waiting_keyframe: bool,
+    first_video_sent: bool,
+    next_report: Instant,
+    estimate_bps: Option<u64>,
+    /// Its entry in the timer set.
+    deadline: Option<Instant>,
+}
+
+struct StreamState {
+    info: StreamInfo,
+    viewers: Vec<ViewerId>,
+    connected: usize,
+    gop: GopCache,
+    history: PacketHistory,
+    keyframes: KeyframePolicy,
+    bitrate: BitrateHint,
+    /// The last video frame came from the built-in encoder (which makes keyframes on demand)
+    /// rather than from a host pushing encoded video.
+    raw_source: bool,
+}
+
+/// A frame on its way to a stream's viewers, one viewer per step of
+/// [`MediaPlane::poll_transmit`], so that a keyframe to many viewers never sits whole in memory.
+struct FanOut {
+    stream: u64,
+    frame: Arc<MediaFrame>,
+    /// Stream index of the frame's first packet (video).
+    first_index: u64,
+    viewers: Vec<ViewerId>,
+    next: usize,
+}
+
+/// The sans-IO media plane. See the module documentation.
+pub(crate) struct MediaPlane {
+    limits: Limits,
+    template: PeerTemplate,
+    dtls: DtlsConfig,
+    crypto: Arc<dyn RTCCryptoProvider>,
+    metrics: Arc<Metrics>,
+    epoch: (Instant, SystemTime),
+    streams: HashMap<u64, StreamState>,
+    viewers: HashMap<ViewerId, Viewer>,
+    by_ufrag: HashMap<String, ViewerId>,
+    by_addr: HashMap<SocketAddr, ViewerId>,
+    timers: BTreeSet<(Instant, ViewerId)>,
+    next_viewer: ViewerId,
+    transmits: VecDeque<Transmit>,
+    outputs: VecDeque<Output>,
+    fanouts: VecDeque<FanOut>,
+    /// Scratch buffer of one plain RTP packet.
+    packet: Vec<u8>,
+}
+
+impl MediaPlane {
+    pub fn new(config: PlaneConfig) -> Self {
+        Self {
+            limits: config.limits,
+            template: config.template,
+            crypto: config.dtls.crypto.clone(),
+            dtls: config.dtls,
+            metrics: config.metrics,
+            epoch: config.epoch,
+            streams: HashMap::new(),
+            viewers: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            by_addr: HashMap::new(),
+            timers: BTreeSet::new(),
+            next_viewer: 1,
+            transmits: VecDeque::new(),
+            outputs: VecDeque::new(),
+            fanouts: VecDeque::new(),
+            packet: Vec::with_capacity(1500),
+        }
+    }
+
+    /// Viewer sessions (any state) and streams held.
+    pub fn census(&self) -> (usize, usize) {
+        (self.viewers.len(), self.streams.len())
+    }
+
+    pub fn open_stream(&mut self, info: StreamInfo) {
+        self.streams.insert(
+            info.id,
+            StreamState {
+                info,
+                viewers: Vec::new(),
+                connected: 0,
+                gop: GopCache::default(),
+                history: PacketHistory::default(),
+                keyframes: KeyframePolicy::default(),
+                bitrate: BitrateHint::default(),
+                raw_source: false,
+            },
+        );
+    }
+
+    /// Disconnects the stream's viewers and forgets it.
+    pub fn close_stream(&mut self, now: Instant, id: u64) {
+        if let Some(st) = self.streams.get(&id) {
+            for v in st.viewers.clone() {
+                self.close_viewer(now, v, LeaveReason::Shutdown);
+            }
+        }
+        self.streams.remove(&id);
+        self.fanouts.retain(|f| f.stream != id);
+    }
+
+    /// Closes every viewer (their close_notify is queued) and every stream.
+    pub fn shutdown(&mut self, now: Instant) {
+        let ids: Vec<ViewerId> = self.viewers.keys().copied().collect();
+        for id in ids {
+            self.close_viewer(now, id, LeaveReason::Shutdown);
+        }
+        self.streams.clear();
+        self.fanouts.clear();
+    }
+
+    /// Creates a viewer and its description: our offer, or (WHEP) our answer to its offer.
+    pub fn new_viewer(&mut self, now: Instant, req: NewViewer) -> Result<ViewerOffer> {
+        let st = self
+            .streams
+            .get(&req.stream)
+            .ok_or_else(|| Error::StreamClosed(format!("#{}", req.stream)))?;
+        if self.viewers.len() >= self.limits.max_viewers {
+            return Err(Error::LimitReached(format!(
+                "the server has its maximum of {} viewers",
+                self.limits.max_viewers
+            )));
+        }
+        if st.viewers.len() >= self.limits.max_viewers_per_stream {
+            return Err(Error::LimitReached(format!(
+                "stream '{}' has its maximum of {} viewers",
+                st.info.spec.stream, self.limits.max_viewers_per_stream
+            )));
+        }
+        let spec = st.info.spec.clone();
+        let answering = req.offer_sdp.is_some();
+        let (peer, remote) = match req.offer_sdp {
+            None => (self.template.new_peer(now, &spec)?, RemoteTransport::default()),
+            Some(offer) => {
+                let remote = RemoteTransport::parse(&offer);
+                (self.template.new_answering_peer(now, &spec, offer)?, remote)
+            }
+        };
+        let role = if answering {
+            // Our answer says which side we are (`passive` unless the offer was `passive`).
+            match RemoteTransport::parse(&peer.local_sdp).setup.as_deref() {
+                Some("active") => DtlsRole::Client,
+                _ => DtlsRole::Server,
+            }
+        } else {
+            // Browsers answer our `actpass` with `active`; corrected if the answer says otherwise.
+            DtlsRole::Server
+        };
+        let id = self.next_viewer;
+        self.next_viewer += 1;
+        let offer = ViewerOffer {
+            id,
+            sdp: peer.local_sdp.clone(),
+            candidates: self.template.candidates.clone(),
+        };
+        self.by_ufrag.insert(peer.ice.ufrag.clone(), id);
+        let viewer = Viewer {
+            stream: req.stream,
+            protocol: req.protocol,
+            remote: req.remote,
+            started: req.started,
+            phase: if answering {
+                Phase::Answered
+            } else {
+                Phase::Offered
+            },
+            ice: peer.ice,
+            remote_ufrag: remote.ufrag,
+            remote_fingerprint: remote.fingerprint,
+            sdp: (!answering).then_some(peer.pc),
+            pair: None,
+            nominated: false,
+            addrs: Vec::new(),
+            last_consent: now,
+            remote_candidates: 0,
+            dtls: DtlsSession::new(&self.dtls, role),
+            handshake: None,
+            srtp: None,
+            video: TrackOut::new(spec.video_ssrc, peer.video_pt, VIDEO_CLOCK_RATE),
+            audio: match (spec.audio_ssrc, peer.audio_pt) {
+                (Some(ssrc), Some(pt)) => Some(TrackOut::new(ssrc, pt, OPUS_CLOCK_RATE)),
+                _ => None,
+            },
+            seq_map: SeqMap::default(),
+            waiting_keyframe: true,
+            first_video_sent: false,
+            next_report: now,
+            estimate_bps: None,
+            deadline: None,
+        };
+        self.viewers.insert(id, viewer);
+        if let Some(st) = self.streams.get_mut(&req.stream) {
+            st.viewers.push(id);
+        }
+        self.rearm(now, id);
+        Ok(offer)
+    }
+
+    /// Applies a WebSocket viewer's answer. `InvalidData` when it is not a usable answer.
+    pub fn apply_answer(&mut self, now: Instant, id: ViewerId, sdp: String) -> Result<()> {
+        let v = self
+            .viewers
+            .get_mut(&id)
+            .ok_or_else(|| Error::WebRtc("the session is already closed".into()))?;
+        let Some(mut pc) = v.sdp.take().filter(|_| v.phase == Phase::Offered) else {
+            return Err(Error::InvalidData("an answer was already received".into()));
+        };
+        let remote = RemoteTransport::parse(&sdp);
+        let answer = RTCSessionDescription::answer(sdp)
+            .map_err(|e| Error::InvalidData(format!("the answer is not valid SDP: {e}")))?;
+        if let Err(e) = pc.set_remote_description(now, answer) {
+            // Keep the builder: a later valid answer may still come (the viewer is refused and
+            // closed by its signalling task anyway).
+            v.sdp = Some(pc);
+            return Err(Error::InvalidData(format!("the answer was refused: {e}")));
+        }
+        // The descriptions are exchanged: webrtc-rs's connection has done its part.
+        drop(pc);
+        if remote.fingerprint.is_none() {
+            return Err(Error::InvalidData(
+                "the answer has no a=fingerprint:sha-256 line".into(),
+            ));
+        }
+        v.remote_ufrag = remote.ufrag;
+        v.remote_fingerprint = remote.fingerprint;
+        v.phase = Phase::Answered;
+        if remote.setup.as_deref() == Some("passive") && v.dtls.role() == DtlsRole::Server {
+            v.dtls = DtlsSession::new(&self.dtls, DtlsRole::Client);
+        }
+        self.start_dtls_client(now, id);
+        // A handshake that finished before the answer arrived can be checked now.
+        if let Some((keys, fingerprint)) = self.viewers.get_mut(&id).and_then(|v| v.handshake.take())
+        {
+            self.on_handshake(now, id, keys, fingerprint);
+        }
+        self.rearm(now, id);
+        Ok(())
+    }
+
+    /// A candidate trickled by a viewer. ICE-lite sends no checks, so the address is never used:
+    /// it is only counted. `LimitReached` past [`MAX_REMOTE_CANDIDATES`].
+    pub fn remote_candidate(&mut self, id: ViewerId) -> Result<()> {
+        let Some(v) = self.viewers.get_mut(&id) else {
+            return Ok(());
+        };
+        v.remote_candidates += 1;
+        if v.remote_candidates > MAX_REMOTE_CANDIDATES {
+            return Err(Error::LimitReached(format!(
+                "more than {MAX_REMOTE_CANDIDATES} candidates from one viewer"
+            )));
+        }
+        Ok(())
+    }
+
+    /// A datagram arrived at our `local` address from `from`.
+    pub fn handle_datagram(&mut self, now: Instant, local: SocketAddr, from: SocketAddr, data: &[u8]) {
+        match data.first() {
+            // RFC 7983 demultiplexing.
+            Some(0..=3) => self.on_stun(now, local, from, data),
+            Some(20..=63) => {
+                if let Some(&id) = self.by_addr.get(&from) {
+                    self.on_dtls(now, id, from, data);
+                }
+            }
+            Some(128..=191) => {
+                if let Some(&id) = self.by_addr.get(&from) {
+                    self.on_rtcp(now, id, data);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_stun(&mut self, now: Instant, local: SocketAddr, from: SocketAddr, data: &[u8]) {
+        let Some(id) = crate::net::stun::local_ufrag(data).and_then(|u| self.by_ufrag.get(u)) else {
+            return; // not ours: a stray, or a viewer already gone
+        };
+        let id = *id;
+        let Some(v) = self.viewers.get_mut(&id) else {
+            return;
+        };
+        let answered = match ice::answer_check(
+            data,
+            from,
+            &v.ice,
+            v.remote_ufrag.as_deref(),
+            self.crypto.crypto(),
+        ) {
+            Ok(a) => a,
+            Err(why) => {
+                tracing::trace!(viewer = id, ?why, "connectivity check not answered");
+                return;
+            }
+        };
+        v.last_consent = now;
+        if !v.addrs.contains(&from) && v.addrs.len() < MAX_ADDRS_PER_VIEWER {
+            v.addrs.push(from);
+            self.by_addr.insert(from, id);
+        }
+        if v.pair.is_none() || (answered.nominated && (!v.nominated || v.pair != Some((local, from))))
+        {
+            v.pair = Some((local, from));
+            v.nominated |= answered.nominated;
+        }
+        self.transmits.push_back(Transmit {
+            viewer: id,
+            from: local,
+            to: from,
+            data: BytesMut::from(&answered.response[..]),
+        });
+        self.start_dtls_client(now, id);
+        self.rearm(now, id);
+    }
+
+    /// As the DTLS client, starts the handshake once the answer and a pair are there.
+    fn start_dtls_client(&mut self, now: Instant, id: ViewerId) {
+        let Some(v) = self.viewers.get_mut(&id) else {
+            return;
+        };
+        if v.dtls.role() != DtlsRole::Client || v.phase == Phase::Offered {
+            return;
+        }
+        let Some((_, remote)) = v.pair else {
+            return;
+        };
+        if let Err(e) = v.dtls.start(now, remote) {
+            tracing::debug!(viewer = id, "{e}");
+        }
+        self.flush_dtls(id);
+    }
+
+    fn on_dtls(&mut self, now: Instant, id: ViewerId, from: SocketAddr, data: &[u8]) {
+        let Some(v) = self.viewers.get_mut(&id) else {
+            return;
+        };
+        let event = v.dtls.handle_datagram(now, from, data, &self.crypto);
+        self.flush_dtls(id);
+        match event {
+            Ok(Some(DtlsEvent::Connected { keys, fingerprint })) => {
+                self.on_handshake(now, id, keys, fingerprint)
+            }
+            Ok(Some(DtlsEvent::Closed)) => self.close_viewer(now, id, LeaveReason::ConnectionLost),
+            Ok(None) => {}
+            Err(e) => tracing::debug!(viewer = id, "{e}"),
+        }
+        self.rearm(now, id);
+    }
+
+    /// The DTLS handshake is done: the viewer is connected once its certificate is the one its
+    /// description announced.
+    fn on_handshake(&mut self, now: Instant, id: ViewerId, keys: SrtpKeys, fingerprint: String) {
+        let Some(v) = self.viewers.get_mut(&id) else {
+            return;
+        };
+        let Some(expected) = &v.remote_fingerprint else {
+            v.handshake = Some((keys, fingerprint));
+            return;
+        };
+        if *expected != fingerprint {
+            tracing::debug!(viewer = id, "DTLS certificate does not match the description");
+            self.close_viewer(now, id, LeaveReason::ConnectionLost);
+            return;
+        }
+        match Protection::new(&keys, self.crypto.crypto()) {
+            Ok(p) => v.srtp = Some(p),
+            Err(e) => {
+                tracing::warn!(viewer = id, "{e}");
+                self.close_viewer(now, id, LeaveReason::ConnectionLost);
+                return;
+            }
+        }
+        v.phase = Phase::Connected;
+        v.last_consent = now;
+        v.next_report = now + REPORT_INTERVAL;
+        let (stream, protocol, remote) = (v.stream, v.protocol, v.remote);
+        self.outputs.push_back(Output::Notice(id, Notice::Connected));
+        Metrics::add(&self.metrics.viewers, 1);
+        Metrics::add(&self.metrics.viewers_total, 1);
+        if let Some(st) = self.streams.get_mut(&stream) {
+            st.connected += 1;
+            self.outputs.push_back(Output::Viewers {
+                stream,
+                connected: st.connected,
+            });
+            self.outputs.push_back(Output::Event(Event::ViewerJoined {
+                stream: st.info.spec.stream.clone(),
+                viewer: id,
+                protocol,
+                remote,
+            }));
+        }
+        self.start_media(now, id);
+    }
+
+    /// A viewer's media just connected: give it a picture as soon as possible.
+    fn start_media(&mut self, now: Instant, id: ViewerId) {
+        let Some(v) = self.viewers.get_mut(&id) else {
+            return;
+        };
+        let Some(st) = self.streams.get_mut(&v.stream) else {
+            return;
+        };
+        v.waiting_keyframe = true;
+        let gop = st.gop.frames();
+        if st.raw_source || gop.is_empty() {
+            if st.keyframes.request(now, st.raw_source) {
+                self.outputs.push_back(Output::KeyframeWanted(st.info.id));
+            }
+            return;
+        }
+        // Replay the frames since the last keyframe so the decoder reaches the current picture
+        // now. Their timestamps are squeezed to one tick apart just below the newest one, so the
+        // browser's jitter buffer treats them as already late and shows the result at once.
+        let gop: Vec<Arc<MediaFrame>> = gop.to_vec();
+        let newest = gop[gop.len() - 1].rtp_timestamp;
+        let n = gop.len() as u32;
+        for (i, frame) in gop.iter().enumerate() {
+            let ts = newest.wrapping_sub(n - 1 - i as u32);
+            self.send_frame(now, id, frame, ts, None);
+        }
+    }
+
+    fn on_rtcp(&mut self, now: Instant, id: ViewerId, data: &[u8]) {
+        // RTCP packet types 192..=223 (RFC 5761); viewers send no RTP.
+        if data.len() < 2 || !(192..=223).contains(&data[1]) {
+            return;
+        }
+        let Some(v) = self.viewers.get_mut(&id) else {
+            return;
+        };
+        let Some(srtp) = v.srtp.as_mut() else {
+            return;
+        };
+        let plain = match srtp.unprotect_rtcp(data) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::trace!(viewer = id, "{e}");
+                return;
+            }
+        };
+        let packets = match rtc::rtcp::packet::unmarshal(&mut &plain[..]) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::trace!(viewer = id, "bad RTCP: {e}");
+                return;
+            }
+        };
+        let (stream, video_ssrc) = (v.stream, v.video.ssrc);
+        let mut nacked = Vec::new();
+        let mut wants_keyframe = false;
+        let mut estimate = None;
+        for p in &packets {
+            let any = p.as_any();
+            if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
+                Metrics::add(&self.metrics.nacks, 1);
+                if nack.media_ssrc == video_ssrc {
+                    for pair in &nack.nacks {
+                        nacked.extend(pair.packet_list());
+                    }
+                }
+            } else if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
+                Metrics::add(&self.metrics.plis, 1);
+                wants_keyframe = true;
+            } else if let Some(remb) = any.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
+                estimate = Some(remb.bitrate.max(0.0) as u64);
+            }
+        }
+        for seq in nacked {
+            self.retransmit(id, seq);
+        }
+        if wants_keyframe {
+            self.want_keyframe(now, stream);
+        }
+        if let Some(bps) = estimate {
+            if let Some(v) = self.viewers.get_mut(&id) {
+                v.estimate_bps = Some(bps);
+            }
+            self.update_bitrate_hint(now, stream);
+        }
+    }
+
+    fn want_keyframe(&mut self, now: Instant, stream: u64) {
+        if let Some(st) = self.streams.get_mut(&stream) {
+            if st.keyframes.request(now, st.raw_source) {
+                self.outputs.push_back(Output::KeyframeWanted(stream));
+            }
+        }
+    }
+
+    /// Resends a video packet the viewer reported lost, from the stream's history.
+    fn retransmit(&mut self, id: ViewerId, seq: u16) {
+        let Some(v) = self.viewers.get_mut(&id) else {
+            return;
+        };
+        let Some(st) = self.streams.get(&v.stream) else {
+            return;
+        };
+        let Some(packet) = v.seq_map.index_of(seq).and_then(|i| st.history.get(i)) else {
+            return;
+        };
+        let (Some((from, to)), Some(srtp)) = (v.pair, v.srtp.as_mut()) else {
+            return;
+        };
+        let header = rtp_header(&v.video, seq, packet.timestamp, packet.marker);
+        if let Some(data) = protect(&mut self.packet, srtp, &header, &packet.payload) {
+            Metrics::add(&self.metrics.retransmissions, 1);
+            self.transmits.push_back(Transmit {
+                viewer: id,
+                from,
+                to,
+                data,
+            });
+        }
+    }
+
+    /// A viewer reported a new bandwidth estimate: the stream's hint follows its slowest viewer.
+    fn update_bitrate_hint(&mut self, now: Instant, stream: u64) {
+        let Some(st) = self.streams.get_mut(&stream) else {
+            return;
+        };
+        let slowest = st
+            .viewers
+            .iter()
+            .filter_map(|v| self.viewers.get(v).and_then(|v| v.estimate_bps))
+            .min();
+        if let Some(bps) = slowest.and_then(|bps| st.bitrate.update(bps, now)) {
+            self.outputs.push_back(Output::Event(Event::BitrateHint {
+                stream: st.info.spec.stream.clone(),
+                bps,
+            }));
+        }
+    }
+
+    /// A frame pushed into a stream. `after_gap`: frames of the stream were dropped before this
+    /// one. `raw_source`: it comes from the built-in encoder.
+    pub fn handle_frame(
+        &mut self,
+        now: Instant,
+        stream: u64,
+        frame: Arc<MediaFrame>,
+        after_gap: bool,
+        raw_source: bool,
+    ) {
+        let Some(st) = self.streams.get_mut(&stream) else {
+            return;
+        };
+        let mut first_index = 0;
+        if frame.kind == TrackKind::Video {
+            st.raw_source = raw_source;
+            if after_gap {
+                // Frames were lost before reaching us: nobody can decode past the gap.
+                st.gop.clear();
+                for id in &st.viewers {
+                    if let Some(v) = self.viewers.get_mut(id) {
+                        v.waiting_keyframe = true;
+                    }
+                }
+                if !frame.keyframe && st.keyframes.request(now, raw_source) {
+                    self.outputs.push_back(Output::KeyframeWanted(stream));
+                }
+            }
+            if !raw_source {
+                st.gop.push(&frame);
+            }
+            first_index = st.history.next_index();
+            let last = frame.payloads.len().saturating_sub(1);
+            for (i, payload) in frame.payloads.iter().enumerate() {
+                st.history.push(SentPacket {
+                    payload: payload.clone(),
+                    timestamp: frame.rtp_timestamp,
+                    marker: i == last,
+                });
+            }
+        }
+        if st.connected == 0 {
+            return;
+        }
+        self.fanouts.push_back(FanOut {
+            stream,
+            frame,
+            first_index,
+            viewers: st.viewers.clone(),
+            next: 0,
+        });
+    }
+
+    /// Queues a frame's packets for one viewer. `index`: the stream index of its first packet
+    /// (live video), `None` for a catch-up frame whose timestamp was rewritten.
+    fn send_frame(
+        &mut self,
+        now: Instant,
+        id: ViewerId,
+        frame: &MediaFrame,
+        timestamp: u32,
+        index: Option<u64>,
+    ) {
+        let Some(v) = self.viewers.get_mut(&id) else {
+            return;
+        };
+        if v.phase != Phase::Connected {
+            return;
+        }
+        let (Some((from, to)), Some(srtp)) = (v.pair, v.srtp.as_mut()) else {
+            return;
+        };
+        let video = frame.kind == TrackKind::Video;
+        let track = if video {
+            if v.waiting_keyframe {
+                if !frame.keyframe {
+                    return;
+                }
+                v.waiting_keyframe = false;
+            }
+            &mut v.video
+        } else {
+            match v.audio.as_mut() {
+                Some(t) => t,
+                None => return,
+            }
+        };
+        let last = frame.payloads.len().saturating_sub(1);
+        for (i, payload) in frame.payloads.iter().enumerate() {
+            // Video: the marker ends a frame. Audio: each Opus packet stands alone.
+            let header = rtp_header(track, track.seq, timestamp, video && i == last);
+            if video {
+                match index {
+                    Some(first) => v.seq_map.record(track.seq, first + i as u64),
+                    None if i == 0 => v.seq_map.break_run(),
+                    None => {}
+                }
+            }
+            track.seq = track.seq.wrapping_add(1);
+            let Some(data) = protect(&mut self.packet, srtp, &header, payload) else {
+                continue;
+            };
+            track.packets = track.packets.wrapping_add(1);
+            track.octets = track.octets.wrapping_add(payload.len() as u32);
+            track.last = Some((timestamp, now));
+            self.transmits.push_back(Transmit {
+                viewer: id,
+                from,
+                to,
+                data,
+            });
+        }
+        if video && !v.first_video_sent {
+            v.first_video_sent = true;
+            self.metrics.observe_ttff(now.duration_since(v.started));
+        }
+    }
+
+    /// A datagram to `viewer` could not be sent (socket buffer full): its decoding is broken
+    /// until the next keyframe.
+    pub fn handle_send_failed(&mut self, now: Instant, viewer: ViewerId) {
+        let Some(v) = self.viewers.get_mut(&viewer) else {
+            return;
+        };
+        Metrics::add(&self.metrics.send_drops, 1);
+        if !v.waiting_keyframe {
+            v.waiting_keyframe = true;
+            let stream = v.stream;
+            self.want_keyframe(now, stream);
+        }
+    }
+
+    /// The next datagram to send, if any. Frames are fanned out one viewer per call as the
+    /// driver asks, so a frame to many viewers never sits encrypted in memory whole.
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+        loop {
+            if let Some(t) = self.transmits.pop_front() {
+                return Some(t);
+            }
+            let fan = self.fanouts.front_mut()?;
+            let Some(&id) = fan.viewers.get(fan.next) else {
+                self.fanouts.pop_front();
+                continue;
+            };
+            fan.next += 1;
+            let frame = fan.frame.clone();
+            let index = (frame.kind == TrackKind::Video).then_some(fan.first_index);
+            if self.streams.contains_key(&fan.stream) {
+                self.send_frame(now, id, &frame, frame.rtp_timestamp, index);
+            }
+        }
+    }
+
+    /// The next output for the host or a signalling task.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When [`MediaPlane::handle_timeout`] must run next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.first().map(|(t, _)| *t)
+    }
+
+    /// Runs every timer due at `now`: DTLS retransmissions, sender reports, connect and consent
+    /// deadlines.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(&(t, id)) = self.timers.first() {
+            if t > now {
+                break;
+            }
+            self.timers.pop_first();
+            let Some(v) = self.viewers.get_mut(&id) else {
+                continue;
+            };
+            v.deadline = None;
+            if v.phase != Phase::Connected {
+                if now >= v.started + self.limits.connect_timeout {
+                    self.close_viewer(now, id, LeaveReason::Timeout);
+                    continue;
+                }
+            } else if now >= v.last_consent + self.limits.consent_timeout {
+                tracing::debug!(viewer = id, "consent lost");
+                self.close_viewer(now, id, LeaveReason::ConnectionLost);
+                continue;
+            }
+            if v.dtls.poll_timeout().is_some_and(|t| t <= now) {
+                if let Err(e) = v.dtls.handle_timeout(now) {
+                    tracing::debug!(viewer = id, "{e}");
+                    self.close_viewer(now, id, LeaveReason::ConnectionLost);
+                    continue;
+                }
+                self.flush_dtls(id);
+            }
+            self.send_reports(now, id);
+            self.rearm(now, id);
+        }
+    }
+
+    /// Sender reports of a connected viewer's tracks, when due.
+    fn send_reports(&mut self, now: Instant, id: ViewerId) {
+        let Some(v) = self.viewers.get_mut(&id) else {
+            return;
+        };
+        if v.phase != Phase::Connected || now < v.next_report {
+            return;
+        }
+        v.next_report = now + REPORT_INTERVAL;
+        let (Some((from, to)), Some(srtp)) = (v.pair, v.srtp.as_mut()) else {
+            return;
+        };
+        let ntp = ntp_time(self.epoch, now);
+        let mut reports: Vec<Box<dyn rtc::rtcp::packet::Packet>> = Vec::with_capacity(2);
+        for track in std::iter::once(&v.video).chain(v.audio.as_ref()) {
+            let Some((ts, at)) = track.last else { continue };
+            let elapsed = now.saturating_duration_since(at);
+            let ticks = elapsed.as_nanos() * u128::from(track.clock_rate) / 1_000_000_000;
+            reports.push(Box::new(SenderReport {
+                ssrc: track.ssrc,
+                ntp_time: ntp,
+                rtp_time: ts.wrapping_add(ticks as u32),
+                packet_count: track.packets,
+                octet_count: track.octets,
+                ..Default::default()
+            }));
+        }
+        if reports.is_empty() {
+            return;
+        }
+        let Ok(plain) = rtc::rtcp::packet::marshal(&reports) else {
+            return;
+        };
+        match srtp.protect_rtcp(&plain) {
+            Ok(data) => self.transmits.push_back(Transmit {
+                viewer: id,
+                from,
+                to,
+                data,
+            }),
+            Err(e) => tracing::debug!(viewer = id, "{e}"),
+        }
+    }
+
+    fn flush_dtls(&mut self, id: ViewerId) {
+        let Some(v) = self.viewers.get_mut(&id) else {
+            return;
+        };
+        while let Some(data) = v.dtls.poll_transmit() {
+            // DTLS goes where the viewer's checks come from.
+            let Some((from, to)) = v.pair else { continue };
+            self.transmits.push_back(Transmit {
+                viewer: id,
+                from,
+                to,
+                data,
+            });
+        }
+    }
+
+    fn rearm(&mut self, now: Instant, id: ViewerId) {
+        let Some(v) = self.viewers.get_mut(&id) else {
+            return;
+        };
+        let mut next = v.dtls.poll_timeout();
+        let mut at = |t: Instant| next = Some(next.map_or(t, |n: Instant| n.min(t)));
+        if v.phase == Phase::Connected {
+            at(v.last_consent + self.limits.consent_timeout);
+            at(v.next_report);
+        } else {
+            at(v.started + self.limits.connect_timeout);
+        }
+        // Never in the past: a timer that cannot make progress must not spin the loop.
+        let next = next.map(|t| t.max(now));
+        if next != v.deadline {
+            if let Some(old) = v.deadline.take() {
+                self.timers.remove(&(old, id));
+            }
+            if let Some(t) = next {
+                self.timers.insert((t, id));
+            }
+            v.deadline = next;
+        }
+    }
+
+    /// Ends a viewer's session: its close_notify is queued, everything it held is freed.
+    pub fn close_viewer(&mut self, now: Instant, id: ViewerId, reason: LeaveReason) {
+        let Some(mut v) = self.viewers.remove(&id) else {
+            return;
+        };
+        // Let the close reach the viewer so it does not wait for a timeout.
+        v.dtls.close(now);
+        if let Some((from, to)) = v.pair {
+            while let Some(data) = v.dtls.poll_transmit() {
+                self.transmits.push_back(Transmit {
+                    viewer: id,
+                    from,
+                    to,
+                    data,
+                });
+            }
+        }
+        if let Some(t) = v.deadline {
+            self.timers.remove(&(t, id));
+        }
+        self.by_ufrag.remove(&v.ice.ufrag);
+        for a in &v.addrs {
+            if self.by_addr.get(a) == Some(&id) {
+                self.by_addr.remove(a);
+            }
+        }
+        if let Some(st) = self.streams.get_mut(&v.stream) {
+            st.viewers.retain(|x| *x != id);
+            if v.phase == Phase::Connected {
+                st.connected -= 1;
+                self.metrics.viewers.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                self.outputs.push_back(Output::Viewers {
+                    stream: v.stream,
+                    connected: st.connected,
+                });
+                self.outputs.push_back(Output::Event(Event::ViewerLeft {
+                    stream: st.info.spec.stream.clone(),
+                    viewer: id,
+                    reason,
+                }));
+            }
+        }
+        self.outputs.push_back(Output::Notice(id, Notice::Closed(reason)));
+        tracing::debug!(viewer = id, reason = reason.name(), "viewer closed");
+    }
+}
+
+fn rtp_header(track: &TrackOut, seq: u16, timestamp: u32, marker: bool) -> rtp::Header {
+    rtp::Header {
+        version: 2,
+        marker,
+        payload_type: track.pt,
+        sequence_number: seq,
+        timestamp,
+        ssrc: track.ssrc,
+        ..Default::default()
+    }
+}
+
+/// Writes the plain packet into `scratch` and encrypts it.
+fn protect(
+    scratch: &mut Vec<u8>,
+    srtp: &mut Protection,
+    header: &rtp::Header,
+    payload: &[u8],
+) -> Option<BytesMut> {
+    scratch.clear();
+    scratch.put_u8(0x80);
+    scratch.put_u8(if header.marker { 0x80 } else { 0 } | header.payload_type);
+    scratch.put_u16(header.sequence_number);
+    scratch.put_u32(header.timestamp);
+    scratch.put_u32(header.ssrc);
+    scratch.extend_from_slice(payload);
+    match srtp.protect_rtp(scratch, header) {
+        Ok(data) => Some(data),
+        Err(e) => {
+            tracing::debug!("{e}");
+            None
+        }
+    }
+}
+
+/// The NTP time (RFC 3550 §4: seconds since 1900, 32.32 fixed point) of an instant.
+fn ntp_time(epoch: (Instant, SystemTime), now: Instant) -> u64 {
+    let wall = epoch.1 + now.saturating_duration_since(epoch.0);
+    let since_unix = wall.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since_unix.as_secs() + NTP_UNIX_OFFSET;
+    let frac = (u64::from(since_unix.subsec_nanos()) << 32) / 1_000_000_000;
+    (secs << 32) | frac
+}

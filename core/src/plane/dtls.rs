@@ -70,10 +70,7 @@ pub(crate) enum DtlsRole {
 pub(crate) enum DtlsEvent {
     /// The handshake finished: keys and the viewer's certificate fingerprint (`sha-256`, lower
     /// case hex with colons, as in SDP).
-    Connected {
-        keys: SrtpKeys,
-        fingerprint: String,
-    },
+    Connected { keys: SrtpKeys, fingerprint: String },
     /// The viewer closed the association (close_notify).
     Closed,
 }

@@ -78,7 +78,8 @@ impl SeqMap {
     /// The viewer's packet `seq` is the stream's packet `index`.
     pub fn record(&mut self, seq: u16, index: u64) {
         if let Some(last) = self.runs.back_mut() {
-            if last.seq.wrapping_add(last.len as u16) == seq && last.index + last.len as u64 == index
+            if last.seq.wrapping_add(last.len as u16) == seq
+                && last.index + last.len as u64 == index
             {
                 last.len += 1;
                 return;

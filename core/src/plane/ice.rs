@@ -103,7 +103,9 @@ pub(crate) mod tests {
             Box::new(TextAttribute::new(ATTR_USERNAME, username.to_owned())),
         ];
         if nominate {
-            setters.push(Box::new(rtc::ice::attributes::use_candidate::UseCandidateAttr::new()));
+            setters.push(Box::new(
+                rtc::ice::attributes::use_candidate::UseCandidateAttr::new(),
+            ));
         }
         setters.push(Box::new(rtc::ice::attributes::priority::PriorityAttr(1234)));
         setters.push(Box::new(

@@ -364,7 +364,10 @@ impl MediaPlane {
         let spec = st.info.spec.clone();
         let answering = req.offer_sdp.is_some();
         let (peer, remote) = match req.offer_sdp {
-            None => (self.template.new_peer(now, &spec)?, RemoteTransport::default()),
+            None => (
+                self.template.new_peer(now, &spec)?,
+                RemoteTransport::default(),
+            ),
             Some(offer) => {
                 let remote = RemoteTransport::parse(&offer);
                 (self.template.new_answering_peer(now, &spec, offer)?, remote)
@@ -463,7 +466,8 @@ impl MediaPlane {
         }
         self.start_dtls_client(now, id);
         // A handshake that finished before the answer arrived can be checked now.
-        if let Some((keys, fingerprint)) = self.viewers.get_mut(&id).and_then(|v| v.handshake.take())
+        if let Some((keys, fingerprint)) =
+            self.viewers.get_mut(&id).and_then(|v| v.handshake.take())
         {
             self.on_handshake(now, id, keys, fingerprint);
         }
@@ -487,7 +491,13 @@ impl MediaPlane {
     }
 
     /// A datagram arrived at our `local` address from `from`.
-    pub fn handle_datagram(&mut self, now: Instant, local: SocketAddr, from: SocketAddr, data: &[u8]) {
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        from: SocketAddr,
+        data: &[u8],
+    ) {
         match data.first() {
             // RFC 7983 demultiplexing.
             Some(0..=3) => self.on_stun(now, local, from, data),
@@ -506,7 +516,8 @@ impl MediaPlane {
     }
 
     fn on_stun(&mut self, now: Instant, local: SocketAddr, from: SocketAddr, data: &[u8]) {
-        let Some(id) = crate::net::stun::local_ufrag(data).and_then(|u| self.by_ufrag.get(u)) else {
+        let Some(id) = crate::net::stun::local_ufrag(data).and_then(|u| self.by_ufrag.get(u))
+        else {
             return; // not ours: a stray, or a viewer already gone
         };
         let id = *id;
@@ -531,7 +542,8 @@ impl MediaPlane {
             v.addrs.push(from);
             self.by_addr.insert(from, id);
         }
-        if v.pair.is_none() || (answered.nominated && (!v.nominated || v.pair != Some((local, from))))
+        if v.pair.is_none()
+            || (answered.nominated && (!v.nominated || v.pair != Some((local, from))))
         {
             v.pair = Some((local, from));
             v.nominated |= answered.nominated;
@@ -591,7 +603,10 @@ impl MediaPlane {
             return;
         };
         if *expected != fingerprint {
-            tracing::debug!(viewer = id, "DTLS certificate does not match the description");
+            tracing::debug!(
+                viewer = id,
+                "DTLS certificate does not match the description"
+            );
             self.close_viewer(now, id, LeaveReason::ConnectionLost);
             return;
         }
@@ -607,7 +622,8 @@ impl MediaPlane {
         v.last_consent = now;
         v.next_report = now + REPORT_INTERVAL;
         let (stream, protocol, remote) = (v.stream, v.protocol, v.remote);
-        self.outputs.push_back(Output::Notice(id, Notice::Connected));
+        self.outputs
+            .push_back(Output::Notice(id, Notice::Connected));
         Metrics::add(&self.metrics.viewers, 1);
         Metrics::add(&self.metrics.viewers_total, 1);
         if let Some(st) = self.streams.get_mut(&stream) {
@@ -1078,7 +1094,9 @@ impl MediaPlane {
             st.viewers.retain(|x| *x != id);
             if v.phase == Phase::Connected {
                 st.connected -= 1;
-                self.metrics.viewers.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                self.metrics
+                    .viewers
+                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
                 self.outputs.push_back(Output::Viewers {
                     stream: v.stream,
                     connected: st.connected,
@@ -1090,7 +1108,8 @@ impl MediaPlane {
                 }));
             }
         }
-        self.outputs.push_back(Output::Notice(id, Notice::Closed(reason)));
+        self.outputs
+            .push_back(Output::Notice(id, Notice::Closed(reason)));
         tracing::debug!(viewer = id, reason = reason.name(), "viewer closed");
     }
 }

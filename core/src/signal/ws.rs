@@ -12,8 +12,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::{AuthRequest, Protocol};
 use crate::event::{LeaveReason, ViewerId};
 use crate::net::driver::{Control, NOTICE_QUEUE};
-use crate::server::ServerShared;
 use crate::plane::Notice;
+use crate::server::ServerShared;
 use crate::signal::message::{self, ClientMessage};
 use crate::Error;
 

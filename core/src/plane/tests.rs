@@ -1,0 +1,647 @@
+//! The media plane driven with fake time and no sockets: viewers are webrtc-rs peer connections
+//! (full ICE agents, DTLS clients, SRTP, NACK generator and receiver reports, as browsers have)
+//! whose datagrams are carried by hand between them and the plane.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use rtc::interceptor::Registry;
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::{
+    MediaEngine, MIME_TYPE_H264, MIME_TYPE_OPUS,
+};
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::event::RTCPeerConnectionEvent;
+use rtc::peer_connection::message::RTCMessage;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::transport::{
+    CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate,
+};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
+use rtc::sansio::Protocol as _;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+
+use super::*;
+use crate::config::{Limits, Protocol};
+use crate::media::VideoCodec;
+use crate::session::peer::PeerTemplate;
+
+const SERVER: &str = "127.0.0.1:5000";
+const STREAM: u64 = 1;
+const VIDEO_SSRC: u32 = 1111;
+const AUDIO_SSRC: u32 = 2222;
+
+fn server_addr() -> SocketAddr {
+    SERVER.parse().unwrap()
+}
+
+/// A browser-like viewer.
+struct Client {
+    id: ViewerId,
+    addr: SocketAddr,
+    pc: RTCPeerConnection,
+    connected: bool,
+    /// Video RTP packets received: (sequence number, timestamp, payload).
+    video: Vec<(u16, u32, Bytes)>,
+    audio: usize,
+    /// Stop carrying its datagrams (it vanished).
+    silent: bool,
+    /// Drop the server's next datagram of video to it.
+    drop_next_video: bool,
+}
+
+struct Harness {
+    plane: MediaPlane,
+    now: Instant,
+    clients: Vec<Client>,
+    outputs: Vec<Output>,
+    /// Every destination the plane sent a datagram to.
+    destinations: Vec<SocketAddr>,
+    /// The RTCP packet type of every (SRTCP) datagram the plane sent; its first bytes are clear.
+    rtcp_types: Vec<u8>,
+    metrics: Arc<Metrics>,
+}
+
+fn codec(mime: &str, rate: u32, channels: u16, fmtp: &str, pt: u8) -> RTCRtpCodecParameters {
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: mime.to_owned(),
+            clock_rate: rate,
+            channels,
+            sdp_fmtp_line: fmtp.to_owned(),
+            rtcp_feedback: vec![],
+        },
+        payload_type: pt,
+    }
+}
+
+fn client_peer(now: Instant, addr: SocketAddr) -> RTCPeerConnection {
+    let mut media = MediaEngine::default();
+    media
+        .register_codec(
+            codec(
+                MIME_TYPE_H264,
+                90_000,
+                0,
+                "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+                102,
+            ),
+            RtpCodecKind::Video,
+        )
+        .unwrap();
+    media
+        .register_codec(
+            codec(MIME_TYPE_OPUS, 48_000, 2, "minptime=10;useinbandfec=1", 111),
+            RtpCodecKind::Audio,
+        )
+        .unwrap();
+    let settings = SettingEngineBuilder::new()
+        .with_answering_dtls_role(RTCDtlsRole::Client)
+        .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
+        .build();
+    let registry = register_default_interceptors(Registry::new(), &mut media).unwrap();
+    let mut pc = RTCPeerConnectionBuilder::new()
+        .with_setting_engine(settings)
+        .with_media_engine(media)
+        .with_interceptor_registry(registry)
+        .build(now)
+        .unwrap();
+    let host = CandidateHostConfig {
+        base_config: CandidateConfig {
+            network: "udp".to_owned(),
+            address: addr.ip().to_string(),
+            port: addr.port(),
+            component: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+    .new_candidate_host()
+    .unwrap();
+    pc.add_local_candidate(RTCIceCandidate::from(&host).to_json().unwrap())
+        .unwrap();
+    pc
+}
+
+fn video_frame(ts: u32, keyframe: bool, packets: usize, tag: u8) -> Arc<MediaFrame> {
+    let payloads = (0..packets)
+        .map(|i| Bytes::from(vec![tag, i as u8, 0xab, 0xcd]))
+        .collect();
+    Arc::new(MediaFrame::new(TrackKind::Video, ts, keyframe, payloads))
+}
+
+fn audio_frame(ts: u32) -> Arc<MediaFrame> {
+    Arc::new(MediaFrame::new(
+        TrackKind::Audio,
+        ts,
+        true,
+        vec![Bytes::from_static(&[0xfc, 0xff, 0xfe])],
+    ))
+}
+
+impl Client {
+    /// Takes the connection's events and received packets.
+    fn poll(&mut self) {
+        while let Some(ev) = self.pc.poll_event() {
+            if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(
+                RTCPeerConnectionState::Connected,
+            ) = ev
+            {
+                self.connected = true;
+            }
+        }
+        while let Some(msg) = self.pc.poll_read() {
+            if let RTCMessage::RtpPacket(_, p) = msg.message {
+                if p.header.ssrc == VIDEO_SSRC {
+                    self.video
+                        .push((p.header.sequence_number, p.header.timestamp, p.payload));
+                } else {
+                    self.audio += 1;
+                }
+            }
+        }
+    }
+}
+
+impl Harness {
+    fn new(limits: Limits) -> Self {
+        let now = Instant::now();
+        let template = PeerTemplate::new(&[server_addr()], &[]).unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let mut plane = MediaPlane::new(PlaneConfig {
+            limits,
+            dtls: template.dtls_config().unwrap(),
+            template,
+            metrics: metrics.clone(),
+            epoch: (now, SystemTime::now()),
+        });
+        plane.open_stream(StreamInfo {
+            id: STREAM,
+            spec: TrackSpec {
+                stream: "s".into(),
+                video_codec: VideoCodec::H264,
+                video_ssrc: VIDEO_SSRC,
+                audio_ssrc: Some(AUDIO_SSRC),
+            },
+        });
+        Self {
+            plane,
+            now,
+            clients: Vec::new(),
+            outputs: Vec::new(),
+            destinations: Vec::new(),
+            rtcp_types: Vec::new(),
+            metrics,
+        }
+    }
+
+    /// A viewer signals (WebSocket flow: our offer, its answer) and connects; returns its index.
+    fn join(&mut self) -> usize {
+        let addr: SocketAddr = format!("127.0.0.1:{}", 6000 + self.clients.len())
+            .parse()
+            .unwrap();
+        let offer = self
+            .plane
+            .new_viewer(
+                self.now,
+                NewViewer {
+                    stream: STREAM,
+                    protocol: Protocol::WebSocket,
+                    remote: addr,
+                    started: self.now,
+                    offer_sdp: None,
+                },
+            )
+            .unwrap();
+        assert!(offer.sdp.contains("a=ice-lite"), "{}", offer.sdp);
+        let mut pc = client_peer(self.now, addr);
+        pc.set_remote_description(self.now, RTCSessionDescription::offer(offer.sdp).unwrap())
+            .unwrap();
+        for c in offer.candidates {
+            pc.add_remote_candidate(c).unwrap();
+        }
+        let answer = pc.create_answer(None).unwrap();
+        pc.set_local_description(self.now, answer.clone()).unwrap();
+        self.plane
+            .apply_answer(self.now, offer.id, answer.sdp)
+            .unwrap();
+        self.clients.push(Client {
+            id: offer.id,
+            addr,
+            pc,
+            connected: false,
+            video: Vec::new(),
+            audio: 0,
+            silent: false,
+            drop_next_video: false,
+        });
+        let i = self.clients.len() - 1;
+        for _ in 0..200 {
+            if self.clients[i].connected && self.connected(offer.id) {
+                return i;
+            }
+            self.advance(Duration::from_millis(10));
+        }
+        panic!("viewer did not connect");
+    }
+
+    fn connected(&self, id: ViewerId) -> bool {
+        self.plane
+            .viewers
+            .get(&id)
+            .is_some_and(|v| v.phase == Phase::Connected)
+    }
+
+    /// Carries datagrams both ways until nothing moves.
+    fn pump(&mut self) {
+        for _ in 0..1000 {
+            let mut moved = false;
+            for c in &mut self.clients {
+                while let Some(out) = c.pc.poll_write() {
+                    if c.silent {
+                        continue;
+                    }
+                    assert_eq!(out.transport.peer_addr, server_addr());
+                    self.plane
+                        .handle_datagram(self.now, server_addr(), c.addr, &out.message);
+                    moved = true;
+                }
+            }
+            while let Some(t) = self.plane.poll_transmit(self.now) {
+                moved = true;
+                self.destinations.push(t.to);
+                if t.data.len() > 8 && t.data[0] >> 6 == 2 && (192..=223).contains(&t.data[1]) {
+                    self.rtcp_types.push(t.data[1]);
+                }
+                assert_eq!(t.from, server_addr());
+                let Some(c) = self.clients.iter_mut().find(|c| c.addr == t.to) else {
+                    continue;
+                };
+                let is_video = t.data.len() > 1 && t.data[1] & 0x7f == 102;
+                if c.silent || (is_video && std::mem::take(&mut c.drop_next_video)) {
+                    continue;
+                }
+                let _ = c.pc.handle_read(TaggedBytesMut {
+                    now: self.now,
+                    transport: TransportContext {
+                        local_addr: c.addr,
+                        peer_addr: server_addr(),
+                        ecn: None,
+                        transport_protocol: TransportProtocol::UDP,
+                    },
+                    message: t.data,
+                });
+                // As a client's loop does after each datagram.
+                c.poll();
+            }
+            while let Some(o) = self.plane.poll_output() {
+                self.outputs.push(o);
+            }
+            for c in &mut self.clients {
+                c.poll();
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("datagrams never stop moving");
+    }
+
+    /// Moves fake time forward, firing every timer on both sides.
+    fn advance(&mut self, by: Duration) {
+        self.now += by;
+        if self.plane.poll_timeout().is_some_and(|t| t <= self.now) {
+            self.plane.handle_timeout(self.now);
+        }
+        for c in &mut self.clients {
+            if !c.silent {
+                let _ = c.pc.handle_timeout(self.now);
+            }
+        }
+        self.pump();
+    }
+
+    fn frame(&mut self, frame: Arc<MediaFrame>) {
+        self.plane
+            .handle_frame(self.now, STREAM, frame, false, false);
+        self.pump();
+    }
+
+    fn keyframe_requests(&self) -> usize {
+        self.outputs
+            .iter()
+            .filter(|o| matches!(o, Output::KeyframeWanted(STREAM)))
+            .count()
+    }
+
+    fn left(&self, id: ViewerId) -> Option<LeaveReason> {
+        self.outputs.iter().find_map(|o| match o {
+            Output::Event(Event::ViewerLeft { viewer, reason, .. }) if *viewer == id => {
+                Some(*reason)
+            }
+            _ => None,
+        })
+    }
+}
+
+#[test]
+fn a_viewer_connects_over_ice_lite_and_its_first_video_is_a_keyframe() {
+    let mut h = Harness::new(Limits::default());
+    let c = h.join();
+    let id = h.clients[c].id;
+    assert!(h
+        .outputs
+        .iter()
+        .any(|o| matches!(o, Output::Notice(v, Notice::Connected) if *v == id)));
+    assert!(h
+        .outputs
+        .iter()
+        .any(|o| matches!(o, Output::Event(Event::ViewerJoined { viewer, .. }) if *viewer == id)));
+    // Nothing to replay yet: the source is asked for a keyframe.
+    assert_eq!(h.keyframe_requests(), 1);
+
+    h.frame(video_frame(100, false, 2, 1)); // a delta frame: useless to a new viewer
+    h.frame(audio_frame(7));
+    h.frame(video_frame(200, true, 3, 2));
+    h.frame(video_frame(300, false, 1, 3));
+    let video = &h.clients[c].video;
+    assert_eq!(video.len(), 4, "{video:?}");
+    assert_eq!(video[0].2[0], 2, "starts on the keyframe");
+    assert_eq!(video[3].2[0], 3);
+    // Its own sequence numbers, consecutive.
+    for w in video.windows(2) {
+        assert_eq!(w[1].0, w[0].0.wrapping_add(1));
+    }
+    assert_eq!(h.clients[c].audio, 1);
+    // Every datagram went to the viewer's own address.
+    assert!(h.destinations.iter().all(|d| *d == h.clients[c].addr));
+}
+
+#[test]
+fn datagrams_are_routed_by_ufrag_then_by_address_and_strays_are_ignored() {
+    let mut h = Harness::new(Limits::default());
+    let a = h.join();
+    let b = h.join();
+    let (ida, idb) = (h.clients[a].id, h.clients[b].id);
+    assert_eq!(h.plane.by_addr.get(&h.clients[a].addr), Some(&ida));
+    assert_eq!(h.plane.by_addr.get(&h.clients[b].addr), Some(&idb));
+    assert_eq!(h.plane.by_ufrag.len(), 2);
+    // A stray datagram from an unknown address, and a check for an unknown ufrag: no answer.
+    h.destinations.clear();
+    let stranger: SocketAddr = "127.0.0.9:9".parse().unwrap();
+    h.plane.handle_datagram(
+        h.now,
+        server_addr(),
+        stranger,
+        &[0x80, 200, 0, 1, 0, 0, 0, 0],
+    );
+    h.plane
+        .handle_datagram(h.now, server_addr(), stranger, &[22, 0xfe, 0xfd, 0, 0]);
+    let provider = rtc::crypto::default_provider().unwrap();
+    let check = ice::tests::check("nobody:x", "p", true, provider.crypto());
+    h.plane
+        .handle_datagram(h.now, server_addr(), stranger, &check);
+    h.pump();
+    assert!(h.destinations.is_empty(), "{:?}", h.destinations);
+    // Media still reaches both.
+    h.frame(video_frame(1, true, 1, 9));
+    assert_eq!(h.clients[a].video.len(), 1);
+    assert_eq!(h.clients[b].video.len(), 1);
+}
+
+#[test]
+fn remote_candidates_are_never_sent_to() {
+    let mut h = Harness::new(Limits::default());
+    let c = h.join();
+    let id = h.clients[c].id;
+    for _ in 0..10 {
+        h.plane.remote_candidate(id).unwrap();
+    }
+    h.frame(video_frame(1, true, 2, 1));
+    h.advance(Duration::from_secs(3));
+    assert!(h.destinations.iter().all(|d| *d == h.clients[c].addr));
+    // Past the cap the viewer is refused.
+    for _ in 10..MAX_REMOTE_CANDIDATES {
+        h.plane.remote_candidate(id).unwrap();
+    }
+    assert!(matches!(
+        h.plane.remote_candidate(id),
+        Err(Error::LimitReached(_))
+    ));
+}
+
+#[test]
+fn a_late_joiner_of_an_encoded_stream_gets_the_gop_replayed_at_once() {
+    let mut h = Harness::new(Limits::default());
+    let first = h.join();
+    h.frame(video_frame(1000, true, 2, 1));
+    h.frame(video_frame(4000, false, 1, 2));
+    h.frame(video_frame(7000, false, 1, 3));
+    let requests = h.keyframe_requests();
+    let late = h.join();
+    let video = &h.clients[late].video;
+    assert_eq!(video.len(), 4, "keyframe and both deltas replayed");
+    assert_eq!(video[0].2[0], 1);
+    // Timestamps squeezed just below the newest frame's.
+    assert_eq!(video[0].1, 7000 - 2);
+    assert_eq!(video[3].1, 7000);
+    assert_eq!(h.keyframe_requests(), requests, "no keyframe needed");
+    assert_eq!(h.clients[first].video.len(), 4);
+}
+
+#[test]
+fn after_a_gap_viewers_wait_for_the_next_keyframe_and_one_is_asked_for() {
+    let mut h = Harness::new(Limits::default());
+    let c = h.join();
+    h.frame(video_frame(1, true, 1, 1));
+    h.frame(video_frame(2, false, 1, 2));
+    let requests = h.keyframe_requests();
+    h.now += Duration::from_secs(1); // past the coalescing interval
+    h.plane
+        .handle_frame(h.now, STREAM, video_frame(4, false, 1, 4), true, false);
+    h.pump();
+    h.frame(video_frame(5, false, 1, 5));
+    assert_eq!(h.keyframe_requests(), requests + 1);
+    assert_eq!(
+        h.clients[c].video.len(),
+        2,
+        "deltas after the gap are not sent"
+    );
+    h.frame(video_frame(6, true, 1, 6));
+    assert_eq!(h.clients[c].video.len(), 3);
+    assert_eq!(h.clients[c].video[2].2[0], 6);
+}
+
+#[test]
+fn plis_are_coalesced_into_one_request_per_interval() {
+    let mut h = Harness::new(Limits::default());
+    let a = h.join();
+    let b = h.join();
+    h.frame(video_frame(1, true, 1, 1));
+    h.now += Duration::from_secs(1);
+    let before = h.keyframe_requests();
+    for c in [a, b, a] {
+        let receivers: Vec<_> = h.clients[c].pc.get_receivers().collect();
+        let now = h.now;
+        for r in receivers {
+            let mut r = h.clients[c].pc.rtp_receiver(r).unwrap();
+            let _ = r.write_rtcp(
+                now,
+                vec![Box::new(PictureLossIndication {
+                    sender_ssrc: 1,
+                    media_ssrc: VIDEO_SSRC,
+                })],
+            );
+        }
+        h.pump();
+    }
+    assert!(h.metrics.plis.load(std::sync::atomic::Ordering::Relaxed) >= 3);
+    assert_eq!(h.keyframe_requests(), before + 1);
+}
+
+#[test]
+fn a_lost_video_packet_is_resent_from_the_streams_history_on_nack() {
+    let mut h = Harness::new(Limits::default());
+    let c = h.join();
+    h.frame(video_frame(1, true, 1, 1));
+    h.clients[c].drop_next_video = true;
+    h.frame(video_frame(2, false, 1, 2)); // lost on the way
+    h.frame(video_frame(3, false, 1, 3));
+    // The viewer's NACK generator reports the gap on its timer; the plane answers it.
+    for _ in 0..50 {
+        h.advance(Duration::from_millis(20));
+    }
+    let got: Vec<u8> = h.clients[c].video.iter().map(|v| v.2[0]).collect();
+    assert!(got.contains(&2), "{got:?}");
+    assert!(h.metrics.nacks.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+    let resent = h.clients[c].video.iter().find(|v| v.2[0] == 2).unwrap();
+    assert_eq!(resent.1, 2, "the original timestamp");
+}
+
+#[test]
+fn a_silent_viewer_is_reaped_at_the_consent_deadline_and_nothing_of_it_is_left() {
+    let limits = Limits {
+        consent_timeout: Duration::from_secs(10),
+        ..Limits::default()
+    };
+    let mut h = Harness::new(limits);
+    let c = h.join();
+    let witness = h.join();
+    let id = h.clients[c].id;
+    h.frame(video_frame(1, true, 1, 1));
+    // Its last check was answered just now; then it goes silent.
+    h.clients[c].silent = true;
+    let silent_since = h.now;
+    while h.left(id).is_none() {
+        assert!(
+            h.now < silent_since + Duration::from_secs(12),
+            "not reaped in time"
+        );
+        h.advance(Duration::from_millis(250));
+    }
+    assert!(
+        h.now >= silent_since + Duration::from_secs(9),
+        "reaped too early"
+    );
+    assert_eq!(h.left(id), Some(LeaveReason::ConnectionLost));
+    assert!(h.outputs.iter().any(
+        |o| matches!(o, Output::Notice(v, Notice::Closed(LeaveReason::ConnectionLost)) if *v == id)
+    ));
+    // The witness keeps playing (its consent checks keep coming).
+    h.frame(video_frame(2, false, 1, 2));
+    assert_eq!(h.clients[witness].video.len(), 2);
+    assert!(h.left(h.clients[witness].id).is_none());
+    // Nothing of the reaped viewer is held.
+    assert_eq!(h.plane.census(), (1, 1));
+    assert!(!h.plane.viewers.contains_key(&id));
+    assert!(h.plane.by_addr.values().all(|v| *v != id));
+    assert!(h.plane.by_ufrag.values().all(|v| *v != id));
+    assert!(h.plane.timers.iter().all(|(_, v)| *v != id));
+    assert!(h.plane.streams[&STREAM].viewers.iter().all(|v| *v != id));
+    assert_eq!(h.plane.streams[&STREAM].connected, 1);
+}
+
+#[test]
+fn a_viewer_that_never_connects_times_out_and_closing_frees_everything() {
+    let limits = Limits {
+        connect_timeout: Duration::from_secs(2),
+        ..Limits::default()
+    };
+    let mut h = Harness::new(limits);
+    let offer = h
+        .plane
+        .new_viewer(
+            h.now,
+            NewViewer {
+                stream: STREAM,
+                protocol: Protocol::Whep,
+                remote: "127.0.0.1:7000".parse().unwrap(),
+                started: h.now,
+                offer_sdp: None,
+            },
+        )
+        .unwrap();
+    h.advance(Duration::from_millis(1900));
+    assert!(h.outputs.is_empty());
+    h.advance(Duration::from_millis(200));
+    assert!(h.outputs.iter().any(
+        |o| matches!(o, Output::Notice(v, Notice::Closed(LeaveReason::Timeout)) if *v == offer.id)
+    ));
+    assert_eq!(h.plane.census(), (0, 1));
+    assert!(h.plane.timers.is_empty() && h.plane.by_ufrag.is_empty());
+
+    let c = h.join();
+    let id = h.clients[c].id;
+    h.plane.close_viewer(h.now, id, LeaveReason::Closed);
+    h.pump();
+    assert_eq!(h.left(id), Some(LeaveReason::Closed));
+    assert_eq!(h.plane.census(), (0, 1));
+    assert!(h.plane.timers.is_empty() && h.plane.by_ufrag.is_empty() && h.plane.by_addr.is_empty());
+    assert_eq!(h.plane.streams[&STREAM].connected, 0);
+}
+
+#[test]
+fn sender_reports_go_out_every_second_to_connected_viewers() {
+    let mut h = Harness::new(Limits::default());
+    h.join();
+    h.frame(video_frame(1, true, 1, 1));
+    h.frame(audio_frame(1));
+    assert!(h.rtcp_types.is_empty());
+    for _ in 0..10 {
+        h.advance(Duration::from_millis(110));
+    }
+    // One compound packet per second, starting with a sender report (200).
+    assert_eq!(h.rtcp_types, vec![200]);
+    for _ in 0..10 {
+        h.advance(Duration::from_millis(100));
+    }
+    assert_eq!(h.rtcp_types, vec![200, 200]);
+}
+
+#[test]
+fn a_frame_to_many_viewers_is_produced_one_viewer_at_a_time() {
+    let mut h = Harness::new(Limits::default());
+    for _ in 0..3 {
+        h.join();
+    }
+    h.plane
+        .handle_frame(h.now, STREAM, video_frame(1, true, 10, 1), false, false);
+    // The first poll encrypts the packets of one viewer only.
+    assert!(h.plane.poll_transmit(h.now).is_some());
+    assert_eq!(
+        h.plane.transmits.len(),
+        9,
+        "the rest of that viewer's packets"
+    );
+    assert_eq!(h.plane.fanouts.len(), 1);
+    h.pump();
+    assert!(h.plane.fanouts.is_empty());
+    // (The packet taken above by hand never reached its viewer.)
+    let got: Vec<usize> = h.clients.iter().map(|c| c.video.len()).collect();
+    assert_eq!(got.iter().sum::<usize>(), 29, "{got:?}");
+}

@@ -1,4 +1,5 @@
-//! The `rtcast` command line: `rtcast demo` serves a live test pattern to browsers.
+//! The `rtcast` command line: `rtcast demo` serves a live test pattern to browsers, `rtcast relay`
+//! serves an H.264 file as a live stream.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -21,6 +22,28 @@ enum Command {
     /// Serve a stream `demo` with a live generated test pattern (moving picture, frame counter and
     /// clock; Opus silence). Open the printed URL in a browser.
     Demo(DemoArgs),
+    /// Relay an H.264 elementary stream file (Annex B, `.h264`: `ffmpeg -i in.mp4 -c:v libx264
+    /// -bf 0 -f h264 out.h264`) as a live stream, looped, at its frame rate: the server encodes
+    /// nothing, it only packetizes and sends (what `rtcast-bench --h264` measures).
+    Relay(RelayArgs),
+}
+
+#[derive(Args)]
+struct RelayArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// The H.264 Annex B file (constrained baseline or main, no B-frames).
+    #[arg(long, value_name = "FILE")]
+    h264: PathBuf,
+    /// Frames per second to push the file's access units at.
+    #[arg(long, default_value_t = 30)]
+    fps: u32,
+    /// Stream name.
+    #[arg(long, default_value = "relay")]
+    name: String,
+    /// Stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long)]
+    duration: Option<u64>,
 }
 
 #[derive(Args)]
@@ -119,6 +142,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => demo(args),
+        Command::Relay(args) => relay(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -145,13 +169,88 @@ fn demo(args: DemoArgs) -> rtcast::Result<()> {
         },
     );
     println!("rtcast {} serving a live test pattern", rtcast::VERSION);
-    println!("  player:    {}", server.url("demo"));
+    print_urls(&server, "demo");
+    wait_for_stop(args.duration);
+    source.stop();
+    server.stop();
+    Ok(())
+}
+
+fn relay(args: RelayArgs) -> rtcast::Result<()> {
+    let data = std::fs::read(&args.h264).map_err(|e| {
+        rtcast::Error::InvalidConfig(format!("cannot read {}: {e}", args.h264.display()))
+    })?;
+    let units = rtcast::media::h264::access_units(&data)?;
+    let keyframes = units
+        .iter()
+        .filter(|u| {
+            rtcast::media::h264::split_annex_b(u).is_ok_and(|nals| {
+                nals.iter().any(|n| {
+                    rtcast::media::h264::nal_unit_type(n) == rtcast::media::h264::nal_type::IDR
+                })
+            })
+        })
+        .count();
+    if keyframes == 0 {
+        return Err(rtcast::Error::InvalidData(format!(
+            "{} has no IDR picture: a viewer could never start",
+            args.h264.display()
+        )));
+    }
+    let mut server = Server::start(config(&args.server))?;
+    let options = rtcast::StreamOptions {
+        audio: false,
+        ..Default::default()
+    };
+    let stream = server.stream_with(&args.name, options)?;
+    println!(
+        "rtcast {} relaying {} ({} access units, {keyframes} keyframes) at {} fps",
+        rtcast::VERSION,
+        args.h264.display(),
+        units.len(),
+        args.fps
+    );
+    print_urls(&server, &args.name);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let pusher = {
+        let stop = stop.clone();
+        let interval = Duration::from_secs(1) / args.fps.max(1);
+        std::thread::Builder::new()
+            .name("rtcast-relay".into())
+            .spawn(move || {
+                let start = std::time::Instant::now();
+                for (i, unit) in units.iter().cycle().enumerate() {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    let at = interval * i as u32;
+                    if let Some(wait) = at.checked_sub(start.elapsed()) {
+                        std::thread::sleep(wait);
+                    }
+                    if let Err(e) = stream.push_h264(unit, Some(at)) {
+                        eprintln!("rtcast: access unit {i} not pushed: {e}");
+                        if stream.is_closed() {
+                            break;
+                        }
+                    }
+                }
+            })?
+    };
+    wait_for_stop(args.duration);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = pusher.join();
+    server.stop();
+    Ok(())
+}
+
+fn print_urls(server: &Server, name: &str) {
+    println!("  player:    {}", server.url(name));
     let port = server.http_addr().port();
     for addr in server.udp_addrs().iter().filter(|a| !a.ip().is_loopback()) {
-        println!("             http://{}:{port}/demo/embed.html", addr.ip());
+        println!("             http://{}:{port}/{name}/embed.html", addr.ip());
     }
-    println!("  websocket: {}", server.ws_url("demo"));
-    println!("  whep:      {}", server.whep_url("demo"));
+    println!("  websocket: {}", server.ws_url(name));
+    println!("  whep:      {}", server.whep_url(name));
     println!(
         "  media:     udp {}",
         server
@@ -162,9 +261,13 @@ fn demo(args: DemoArgs) -> rtcast::Result<()> {
             .join(", ")
     );
     println!("Press Ctrl-C to stop.");
+}
+
+/// Waits for Ctrl-C or SIGTERM, or `duration` seconds.
+fn wait_for_stop(duration: Option<u64>) {
     let (tx, rx) = std::sync::mpsc::channel();
     let _ = ctrlc_channel(tx);
-    match args.duration {
+    match duration {
         Some(s) => {
             let _ = rx.recv_timeout(Duration::from_secs(s));
         }
@@ -172,9 +275,6 @@ fn demo(args: DemoArgs) -> rtcast::Result<()> {
             let _ = rx.recv();
         }
     }
-    source.stop();
-    server.stop();
-    Ok(())
 }
 
 /// Ctrl-C and SIGTERM end the demo cleanly.

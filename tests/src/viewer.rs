@@ -39,7 +39,8 @@ const VP8_PT: u8 = 96;
 /// How a viewer behaves.
 #[derive(Debug, Clone)]
 pub struct ViewerOptions {
-    /// `ws://HOST:PORT/STREAM/webrtc`.
+    /// `ws://HOST:PORT/STREAM/webrtc` (Flussonic's protocol: the server offers), or any WHEP
+    /// endpoint `http://HOST:PORT/PATH` (the viewer offers; any WHEP server, not only rtcast).
     pub url: String,
     /// Keep every received video frame (H.264 access units in Annex B form, or VP8 frames) in
     /// the report.
@@ -52,10 +53,15 @@ pub struct ViewerOptions {
     pub leave: Leave,
     /// Bumped at every complete video frame, for watching a viewer while it runs.
     pub progress: Option<Arc<AtomicU64>>,
+    /// Bumped at every RTP packet received (may be shared by many viewers).
+    pub packets: Option<Arc<AtomicU64>>,
     /// For `wss://`: the only certificate authority to trust (DER), e.g. a test's self-signed one.
     pub tls_ca_der: Option<Vec<u8>>,
     /// Once connected, throw away every Nth datagram received (simulated loss, answered by NACKs).
     pub drop_every: Option<u64>,
+    /// Host candidates to announce besides the viewer's own socket (addresses it does not
+    /// listen on: the server must never send anything to them).
+    pub extra_candidates: Vec<SocketAddr>,
 }
 
 impl ViewerOptions {
@@ -68,8 +74,10 @@ impl ViewerOptions {
             stop_after_frames: None,
             leave: Leave::Close,
             progress: None,
+            packets: None,
             tls_ca_der: None,
             drop_every: None,
+            extra_candidates: Vec::new(),
         }
     }
 }
@@ -214,10 +222,6 @@ pub async fn run_viewer(opts: ViewerOptions) -> Result<ViewerReport, String> {
             Some(tokio_tungstenite::Connector::Rustls(Arc::new(config)))
         }
     };
-    let (mut ws, _) =
-        tokio_tungstenite::connect_async_tls_with_config(&opts.url, None, false, connector)
-            .await
-            .map_err(|e| format!("WebSocket {}: {e}", opts.url))?;
     let socket = UdpSocket::bind("127.0.0.1:0")
         .await
         .map_err(|e| e.to_string())?;
@@ -225,7 +229,23 @@ pub async fn run_viewer(opts: ViewerOptions) -> Result<ViewerReport, String> {
     let mut report = ViewerReport::default();
     let mut pc: Option<RTCPeerConnection> = None;
     let mut pending_candidates: Vec<RTCIceCandidateInit> = Vec::new();
-    let mut frames = FrameAssembler::new(&[VP8_PT]);
+    let whep = opts.url.starts_with("http://");
+    let (mut ws, mut frames, audio_pt, whep_session) = if whep {
+        let (p, session) = whep_connect(&opts.url, local).await?;
+        pc = Some(p);
+        (
+            None,
+            FrameAssembler::default(),
+            crate::whep::CLIENT_OPUS_PT,
+            Some(session),
+        )
+    } else {
+        let (ws, _) =
+            tokio_tungstenite::connect_async_tls_with_config(&opts.url, None, false, connector)
+                .await
+                .map_err(|e| format!("WebSocket {}: {e}", opts.url))?;
+        (Some(ws), FrameAssembler::new(&[VP8_PT]), 111, None)
+    };
     let mut last_video_seq: Option<u16> = None;
     let mut missing: std::collections::HashSet<u16> = std::collections::HashSet::new();
     let mut datagrams: u64 = 0;
@@ -248,7 +268,10 @@ pub async fn run_viewer(opts: ViewerOptions) -> Result<ViewerReport, String> {
                 }
                 while let Some(msg) = pc.poll_read() {
                     let RTCMessage::RtpPacket(_, packet) = msg.message else { continue };
-                    if packet.header.payload_type == 111 {
+                    if let Some(p) = &opts.packets {
+                        p.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if packet.header.payload_type == audio_pt {
                         report.audio_packets += 1;
                         continue;
                     }
@@ -294,7 +317,7 @@ pub async fn run_viewer(opts: ViewerOptions) -> Result<ViewerReport, String> {
                 .unwrap_or(deadline)
                 .min(deadline);
             tokio::select! {
-                msg = ws.next() => {
+                msg = next_message(&mut ws) => {
                     let msg = match msg {
                         None => return Ok(()),
                         Some(Err(e)) => return Err(format!("WebSocket: {e}")),
@@ -314,14 +337,17 @@ pub async fn run_viewer(opts: ViewerOptions) -> Result<ViewerReport, String> {
                                     for c in pending_candidates.drain(..) {
                                         let _ = p.add_remote_candidate(c);
                                     }
+                                    let ws = ws.as_mut().ok_or("no WebSocket")?;
                                     ws.send(Message::Text(json!({"type":"answer","sdp":answer.sdp}).to_string().into()))
                                         .await.map_err(|e| e.to_string())?;
-                                    // Our candidate, in the shape of Flussonic's documented client.
-                                    let c = format!("candidate:1 1 udp 2130706431 {} {} typ host", local.ip(), local.port());
-                                    ws.send(Message::Text(json!({
-                                        "type":"candidate","stream_id":"local1","label":0,"id":"0",
-                                        "candidate":{"candidate":c,"sdpMid":"0","sdpMLineIndex":0}
-                                    }).to_string().into())).await.map_err(|e| e.to_string())?;
+                                    // Our candidates, in the shape of Flussonic's documented client.
+                                    for (i, addr) in std::iter::once(local).chain(opts.extra_candidates.iter().copied()).enumerate() {
+                                        let c = format!("candidate:{} 1 udp {} {} {} typ host", i + 1, 2130706431 - i, addr.ip(), addr.port());
+                                        ws.send(Message::Text(json!({
+                                            "type":"candidate","stream_id":"local1","label":0,"id":"0",
+                                            "candidate":{"candidate":c,"sdpMid":"0","sdpMLineIndex":0}
+                                        }).to_string().into())).await.map_err(|e| e.to_string())?;
+                                    }
                                     pc = Some(p);
                                 }
                                 Some("candidate") => {
@@ -384,15 +410,25 @@ pub async fn run_viewer(opts: ViewerOptions) -> Result<ViewerReport, String> {
     .await;
     match opts.leave {
         Leave::Close => {
+            if let Some((addr, location)) = &whep_session {
+                let _ = crate::whep::http(*addr, "DELETE", location, &[], "").await;
+            }
             if let Some(mut p) = pc.take() {
                 let _ = p.close();
                 while let Some(out) = p.poll_write() {
                     let _ = socket.send_to(&out.message, out.transport.peer_addr).await;
                 }
             }
-            let _ = ws.close(None).await;
+            if let Some(ws) = ws.as_mut() {
+                let _ = ws.close(None).await;
+            }
+        }
+        Leave::Vanish if ws.is_none() => {
+            drop(pc.take());
+            drop(socket);
         }
         Leave::Vanish => {
+            let ws = ws.as_mut().expect("a WebSocket viewer");
             // Dropping the TCP stream without a close handshake still tells the server through
             // TCP; to vanish for real, keep the WebSocket open and silent until the server gives
             // up on the media (ICE consent) and closes it.
@@ -417,4 +453,52 @@ pub async fn run_viewer(opts: ViewerOptions) -> Result<ViewerReport, String> {
     }
     report.video_packets_lost = missing.len() as u64;
     result.map(|()| report)
+}
+
+type WsStream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next WebSocket message; never, for a WHEP viewer.
+async fn next_message(
+    ws: &mut Option<WsStream>,
+) -> Option<Result<Message, tokio_tungstenite::tungstenite::Error>> {
+    match ws {
+        Some(ws) => ws.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// WHEP signalling: POSTs a recvonly offer to `url` and applies the answer (its candidates
+/// inside). Returns the connection and (server address, session `Location`).
+async fn whep_connect(
+    url: &str,
+    local: SocketAddr,
+) -> Result<(RTCPeerConnection, (SocketAddr, String)), String> {
+    let rest = url.strip_prefix("http://").ok_or("not an http:// URL")?;
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let addr: SocketAddr = host
+        .parse()
+        .map_err(|_| format!("{url}: the host must be an IP:PORT"))?;
+    let path = format!("/{path}");
+    let mut pc = crate::whep::offerer(local)?;
+    let offer = pc.create_offer(None).map_err(|e| e.to_string())?;
+    pc.set_local_description(Instant::now(), offer)
+        .map_err(|e| e.to_string())?;
+    let sdp = pc.local_description().ok_or("no local description")?.sdp;
+    let res = crate::whep::http(
+        addr,
+        "POST",
+        &path,
+        &[("Content-Type", "application/sdp")],
+        &sdp,
+    )
+    .await?;
+    if res.status != 201 {
+        return Err(format!("POST {url}: {} {}", res.status, res.body.trim()));
+    }
+    let location = res.header("location").unwrap_or(&path).to_owned();
+    let answer = RTCSessionDescription::answer(res.body).map_err(|e| e.to_string())?;
+    pc.set_remote_description(Instant::now(), answer)
+        .map_err(|e| format!("answer refused: {e}"))?;
+    Ok((pc, (addr, location)))
 }

@@ -152,7 +152,8 @@ pub const CLIENT_H264_PT: u8 = 96;
 /// See [`CLIENT_H264_PT`].
 pub const CLIENT_OPUS_PT: u8 = 109;
 
-fn offerer(local: SocketAddr) -> Result<RTCPeerConnection, String> {
+/// A recvonly (video + audio) offerer with a loopback host candidate, as a WHEP player makes.
+pub(crate) fn offerer(local: SocketAddr) -> Result<RTCPeerConnection, String> {
     let e = |e: rtc::shared::error::Error| e.to_string();
     let mut media = MediaEngine::default();
     // A profile we cannot send as first, the one we prefer second (as Chrome lists them).

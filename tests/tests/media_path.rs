@@ -181,3 +181,28 @@ async fn stopping_the_server_closes_every_viewer_with_1001() {
         assert_eq!(report.close.as_ref().map(|c| c.0), Some(1001), "{report:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_sends_nothing_to_addresses_a_viewer_names_in_its_candidates() {
+    // ICE-lite: the server answers the viewer's checks and never sends checks of its own, so a
+    // client cannot make it send datagrams to a third party by listing its address.
+    let server = Server::start(ServerConfig::loopback()).unwrap();
+    let stream = server.stream("lite").unwrap();
+    let _source = small_demo(stream);
+    let mut victims = Vec::new();
+    for ip in ["127.0.0.2", "127.0.0.3"] {
+        victims.push(tokio::net::UdpSocket::bind((ip, 0)).await.unwrap());
+    }
+    let mut opts = ViewerOptions::new(server.ws_url("lite"), Duration::from_secs(4));
+    opts.extra_candidates = victims.iter().map(|v| v.local_addr().unwrap()).collect();
+    let report = run_viewer(opts).await.unwrap();
+    assert!(report.video_frames > 10, "{report:?}");
+    let mut buf = [0u8; 2048];
+    for v in &victims {
+        assert!(
+            v.try_recv_from(&mut buf).is_err(),
+            "the server sent a datagram to {}",
+            v.local_addr().unwrap()
+        );
+    }
+}

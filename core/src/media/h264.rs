@@ -89,6 +89,37 @@ fn find_start_code(data: &[u8], from: usize) -> Option<(usize, usize)> {
     None
 }
 
+/// Splits an H.264 elementary stream (an Annex B `.h264` file) into access units, each in Annex
+/// B form as [`crate::Stream::push_h264`] takes them. An access unit begins at an access unit
+/// delimiter, SEI or parameter set that follows a picture, or at a slice whose
+/// `first_mb_in_slice` is 0 (H.264 §7.4.1.2.3); pictures of several slices stay together.
+pub fn access_units(stream: &[u8]) -> Result<Vec<Vec<u8>>> {
+    let mut units: Vec<Vec<u8>> = Vec::new();
+    let mut current: Vec<u8> = Vec::new();
+    let mut has_picture = false;
+    for nal in split_annex_b(stream)? {
+        let typ = nal_unit_type(nal);
+        let vcl = matches!(typ, nal_type::SLICE | nal_type::IDR);
+        // first_mb_in_slice is the slice header's first ue(v): 0 is the single bit 1.
+        let first_slice = vcl && nal.get(1).is_some_and(|b| b & 0x80 != 0);
+        let starts_unit = match typ {
+            nal_type::AUD | nal_type::SPS | nal_type::PPS | nal_type::SEI => has_picture,
+            _ => first_slice && has_picture,
+        };
+        if starts_unit {
+            units.push(std::mem::take(&mut current));
+            has_picture = false;
+        }
+        current.extend_from_slice(&[0, 0, 0, 1]);
+        current.extend_from_slice(nal);
+        has_picture |= vcl;
+    }
+    if has_picture {
+        units.push(current);
+    }
+    Ok(units)
+}
+
 /// The type of a NAL unit (its low five header bits).
 pub fn nal_unit_type(nal: &[u8]) -> u8 {
     nal.first().map_or(0, |h| h & 0x1f)
@@ -237,6 +268,24 @@ mod tests {
         assert!(bare_idr.keyframe);
         let types: Vec<u8> = bare_idr.nals.iter().map(|n| nal_unit_type(n)).collect();
         assert_eq!(types, vec![nal_type::SPS, nal_type::PPS, nal_type::IDR]);
+    }
+
+    #[test]
+    fn an_elementary_stream_splits_into_access_units_at_first_slices() {
+        let sps: &[u8] = &[0x67, 0x42, 0xc0, 0x1f];
+        let pps: &[u8] = &[0x68, 0xce, 0x3c, 0x80];
+        let idr: &[u8] = &[0x65, 0x88, 0x01];
+        // A picture of two slices: the second has first_mb_in_slice != 0 (first bit 0).
+        let p1: &[u8] = &[0x41, 0x9a, 0x02];
+        let p1b: &[u8] = &[0x41, 0x12, 0x02];
+        let p2: &[u8] = &[0x41, 0x9b, 0x04];
+        let file = annex_b(&[sps, pps, idr, p1, p1b, p2], false);
+        let units = access_units(&file).unwrap();
+        assert_eq!(units.len(), 3);
+        assert_eq!(units[0], annex_b(&[sps, pps, idr], false));
+        assert_eq!(units[1], annex_b(&[p1, p1b], false));
+        assert_eq!(units[2], annex_b(&[p2], false));
+        assert!(access_units(&[1, 2, 3]).is_err());
     }
 
     #[test]

@@ -585,7 +585,8 @@ impl MediaPlane {
             Ok(Some(DtlsEvent::Connected { keys, fingerprint })) => {
                 self.on_handshake(now, id, keys, fingerprint)
             }
-            Ok(Some(DtlsEvent::Closed)) => self.close_viewer(now, id, LeaveReason::ConnectionLost),
+            // close_notify: the viewer hung up on purpose.
+            Ok(Some(DtlsEvent::Closed)) => self.close_viewer(now, id, LeaveReason::Closed),
             Ok(None) => {}
             Err(e) => tracing::debug!(viewer = id, "{e}"),
         }

@@ -5,12 +5,14 @@
 //! cargo run --release -p rtcast-e2e --bin rtcast-bench -- --viewers 1,50,200 --seconds 15
 //! ```
 //!
-//! For each N it starts `rtcast demo` (the release binary next to this one) as a separate
-//! process, measures it idle, connects N native viewers ([`rtcast_e2e::viewer`]) in batches,
-//! measures the server over a fixed window once all are connected, then stops everything and
-//! prints one row. The viewers run in this process, on the same cores: the server's CPU is read
-//! from `/proc/<server pid>` only, and this process's own CPU is printed too so a reader knows how
-//! loaded the machine was.
+//! For each N it starts `rtcast demo` (or, with `--h264 FILE`, `rtcast relay` of a pre-encoded
+//! file: no encoder in the server process) as a separate process, measures it idle, connects N
+//! native viewers ([`rtcast_e2e::viewer`]) in batches, measures the server over a fixed window
+//! once all are connected, then stops everything and prints one row. With `--whep URL` it starts
+//! no server: the viewers play any WHEP endpoint (another server), whose CPU and memory are read
+//! from `--server-pid`. The viewers run in this process, on the same cores: the server's CPU is
+//! read from `/proc/<server pid>` only, and this process's own CPU is printed too so a reader
+//! knows how loaded the machine was.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -18,12 +20,16 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use rtcast_e2e::viewer::{run_viewer, ViewerOptions, ViewerReport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
 
 const USAGE: &str = "usage: rtcast-bench [--viewers 1,50,200] [--seconds 15] [--batch 25] \
-[--connect-timeout SECS] [--settle SECS] [--warmup SECS] [--demo-args \"--fps 60 ...\"]
+[--connect-timeout SECS] [--settle SECS] [--warmup SECS] [--demo-args \"--fps 60 ...\"] \
+[--h264 FILE [--h264-bitrate KBPS]] [--protocol ws|whep] [--whep URL [--server-pid PID]]
 
   --viewers LIST        viewer counts to measure, one server run each (default 1,50,200)
   --seconds S           measurement window once all viewers are connected (default 15)
@@ -31,7 +37,15 @@ const USAGE: &str = "usage: rtcast-bench [--viewers 1,50,200] [--seconds 15] [--
   --connect-timeout S   most seconds to wait for all viewers to connect (default 5 + N/20)
   --settle S            seconds between the last connection and the window (default 2)
   --warmup S            seconds after the server starts before the idle baseline (default 2)
-  --demo-args \"...\"     more arguments for `rtcast demo` (--size, --fps, --bitrate)";
+  --demo-args \"...\"     more arguments for `rtcast demo` (--size, --fps, --bitrate)
+  --h264 FILE           serve FILE (H.264 Annex B) with `rtcast relay` instead of the demo: the
+                        server process encodes nothing. A missing FILE is made first: 10 s of the
+                        demo pattern with noise, 1280x720, 30 fps, an IDR every 2 s
+  --h264-bitrate KBPS   bitrate of a FILE made by --h264 (default 2000)
+  --protocol ws|whep    how the viewers reach rtcast (default ws: Flussonic's WebSocket)
+  --whep URL            start no server: the viewers play this WHEP endpoint of any server
+                        (http://IP:PORT/PATH); its CPU and memory are read from --server-pid
+  --server-pid PID      the process serving --whep URL";
 
 #[derive(Debug, Clone)]
 struct Options {
@@ -42,6 +56,11 @@ struct Options {
     settle: f64,
     warmup: f64,
     demo_args: Vec<String>,
+    h264: Option<PathBuf>,
+    h264_bitrate: u32,
+    whep_protocol: bool,
+    whep: Option<String>,
+    server_pid: Option<u32>,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -53,6 +72,11 @@ fn parse_args() -> Result<Options, String> {
         settle: 2.0,
         warmup: 2.0,
         demo_args: Vec::new(),
+        h264: None,
+        h264_bitrate: 2000,
+        whep_protocol: false,
+        whep: None,
+        server_pid: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -94,6 +118,29 @@ fn parse_args() -> Result<Options, String> {
                     .split_whitespace()
                     .map(str::to_owned)
                     .collect();
+            }
+            "--h264" => o.h264 = Some(PathBuf::from(value("--h264")?)),
+            "--h264-bitrate" => {
+                o.h264_bitrate = value("--h264-bitrate")?
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n >= 100)
+                    .ok_or("--h264-bitrate: kbit/s, at least 100")?;
+            }
+            "--protocol" => {
+                o.whep_protocol = match value("--protocol")?.as_str() {
+                    "ws" => false,
+                    "whep" => true,
+                    other => return Err(format!("--protocol: '{other}' is not ws or whep")),
+                }
+            }
+            "--whep" => o.whep = Some(value("--whep")?),
+            "--server-pid" => {
+                o.server_pid = Some(
+                    value("--server-pid")?
+                        .parse::<u32>()
+                        .map_err(|_| "--server-pid: needs a process id")?,
+                )
             }
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -230,20 +277,20 @@ struct ServerProc {
     child: Child,
     http: String,
     ws_url: String,
+    whep_url: String,
 }
 
 impl ServerProc {
-    fn start(binary: &PathBuf, extra: &[String]) -> Result<Self, String> {
+    /// Starts `rtcast demo` with `extra` arguments, or `rtcast relay --h264 FILE`.
+    fn start(binary: &PathBuf, extra: &[String], h264: Option<&PathBuf>) -> Result<Self, String> {
+        let mode: Vec<String> = match h264 {
+            Some(file) => vec!["relay".into(), "--h264".into(), file.display().to_string()],
+            None => vec!["demo".into()],
+        };
+        let extra = if h264.is_some() { &[][..] } else { extra };
         let mut child = Command::new(binary)
-            .args([
-                "demo",
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--udp-port",
-                "0",
-            ])
+            .args(mode)
+            .args(["--bind", "127.0.0.1", "--port", "0", "--udp-port", "0"])
             .args(extra)
             // Logging every viewer's join would cost the server CPU we are measuring.
             .env("RUST_LOG", "rtcast=warn")
@@ -257,12 +304,13 @@ impl ServerProc {
         // Keep draining stdout for the life of the server so it never blocks on a full pipe;
         // warnings (tracing writes to stdout) are passed on to our stderr.
         std::thread::spawn(move || {
-            let mut found = false;
+            let mut found = 0;
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if !found {
-                    if let Some(url) = line.trim().strip_prefix("websocket:") {
-                        found = true;
+                if found < 2 {
+                    let t = line.trim();
+                    if let Some(url) = t.strip_prefix("websocket:").or(t.strip_prefix("whep:")) {
+                        found += 1;
                         let _ = tx.send(url.trim().to_owned());
                         continue;
                     }
@@ -272,12 +320,17 @@ impl ServerProc {
                 }
             }
         });
-        let ws_url = match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(u) => u,
-            Err(_) => {
+        let (ws_url, whep_url) = match (
+            rx.recv_timeout(Duration::from_secs(20)),
+            rx.recv_timeout(Duration::from_secs(5)),
+        ) {
+            (Ok(ws), Ok(whep)) => (ws, whep),
+            _ => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err("the server did not print its websocket URL within 20 s".into());
+                return Err(
+                    "the server did not print its websocket and WHEP URLs within 20 s".into(),
+                );
             }
         };
         // ws://127.0.0.1:PORT/demo/webrtc
@@ -290,6 +343,7 @@ impl ServerProc {
             child,
             http,
             ws_url,
+            whep_url,
         })
     }
 
@@ -368,6 +422,10 @@ struct Row {
     machine_busy_pct: f64,
     viewer_failures: usize,
     with_first_frame: usize,
+    /// RTP packets received by the viewers per second.
+    delivered_per_sec: f64,
+    /// Server CPU (without the source threads) per RTP packet a viewer received.
+    us_per_delivered: Option<f64>,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
@@ -379,141 +437,191 @@ fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
     Some(sorted[rank.min(sorted.len()) - 1])
 }
 
-async fn wait_connected(http: &str, want: usize, until: Instant) -> usize {
-    let mut last = 0;
+/// Waits until `want` viewers received a first frame (or `until`); returns how many did.
+async fn wait_playing(progress: &[Arc<AtomicU64>], want: usize, until: Instant) -> usize {
     loop {
-        if let Ok(m) = fetch_metrics(http).await {
-            last = metric(&m, "rtcast_viewers") as usize;
-        }
-        if last >= want || Instant::now() >= until {
-            return last;
+        let playing = progress
+            .iter()
+            .filter(|p| p.load(Ordering::Relaxed) > 0)
+            .count();
+        if playing >= want || Instant::now() >= until {
+            return playing;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
+/// What the viewers of one run play: a server of ours, or any WHEP endpoint.
+struct Target {
+    server: Option<ServerProc>,
+    url: String,
+    pid: Option<u32>,
+    /// rtcast's `/metrics` (host:port), when the server is ours.
+    http: Option<String>,
+}
+
 async fn run_one(binary: &PathBuf, o: &Options, n: usize, ticks: f64) -> Result<Row, String> {
-    let server = ServerProc::start(binary, &o.demo_args)?;
-    let pid = server.pid();
-    let http = server.http.clone();
+    let target = match &o.whep {
+        Some(url) => Target {
+            server: None,
+            url: url.clone(),
+            pid: o.server_pid,
+            http: None,
+        },
+        None => {
+            let server = ServerProc::start(binary, &o.demo_args, o.h264.as_ref())?;
+            Target {
+                url: if o.whep_protocol {
+                    server.whep_url.clone()
+                } else {
+                    server.ws_url.clone()
+                },
+                pid: Some(server.pid()),
+                http: Some(server.http.clone()),
+                server: Some(server),
+            }
+        }
+    };
+    let sample = |pid: Option<u32>| pid.map(|p| proc_sample(p, ticks)).unwrap_or_default();
     let mut row = Row {
         n,
         ..Default::default()
     };
 
-    // Idle baseline (no viewers: the built-in encoder does not run then).
     tokio::time::sleep(Duration::from_secs_f64(o.warmup)).await;
     let idle_secs = o.seconds.min(3.0);
-    let b0 = proc_sample(pid, ticks);
+    let b0 = sample(target.pid);
     let t0 = Instant::now();
     tokio::time::sleep(Duration::from_secs_f64(idle_secs)).await;
-    let b1 = proc_sample(pid, ticks);
+    let b1 = sample(target.pid);
     row.idle_cores = (b1.cpu - b0.cpu) / t0.elapsed().as_secs_f64();
     row.rss_base_kb = b1.rss_kb;
 
-    // Every viewer ends by itself at the same instant, after the window: stopping the server
-    // first would lose reports (on SIGTERM it resets some WebSockets without a close handshake).
     let connect_timeout = o.connect_timeout.unwrap_or(5.0 + n as f64 / 20.0);
     let started = Instant::now();
     let connect_until = started + Duration::from_secs_f64(connect_timeout);
     let window_start = connect_until + Duration::from_secs_f64(o.settle);
     let window_end = window_start + Duration::from_secs_f64(o.seconds);
     let viewers_end = window_end + Duration::from_secs(1);
-    let spawn = |viewers: &mut Vec<JoinHandle<Result<ViewerReport, String>>>| {
+    // RTP packets received by all viewers, and per viewer its complete frames.
+    let delivered = Arc::new(AtomicU64::new(0));
+    let mut progress: Vec<Arc<AtomicU64>> = Vec::with_capacity(n);
+    let spawn = |viewers: &mut Vec<JoinHandle<Result<ViewerReport, String>>>,
+                 progress: &mut Vec<Arc<AtomicU64>>| {
         let left = viewers_end.saturating_duration_since(Instant::now());
-        let opts = ViewerOptions::new(server.ws_url.clone(), left);
+        let mut opts = ViewerOptions::new(target.url.clone(), left);
+        let frames = Arc::new(AtomicU64::new(0));
+        opts.progress = Some(frames.clone());
+        opts.packets = Some(delivered.clone());
+        progress.push(frames);
         viewers.push(tokio::spawn(run_viewer(opts)));
     };
     let mut viewers: Vec<JoinHandle<Result<ViewerReport, String>>> = Vec::with_capacity(n);
 
-    // One viewer first: it starts the encoder, whose memory is not the viewers'.
-    spawn(&mut viewers);
-    let one = wait_connected(&http, 1, connect_until).await;
-    if one == 0 {
+    spawn(&mut viewers, &mut progress);
+    if wait_playing(&progress, 1, connect_until).await == 0 {
         return Err(format!(
-            "the first viewer did not connect within {connect_timeout} s"
+            "the first viewer got no frame within {connect_timeout} s"
         ));
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    row.rss_one_kb = proc_sample(pid, ticks).rss_kb;
+    row.rss_one_kb = sample(target.pid).rss_kb;
 
-    // The others, in batches: the next batch once this one is through its DTLS handshakes.
     while viewers.len() < n && Instant::now() < connect_until {
         let batch = o.batch.min(n - viewers.len());
         for _ in 0..batch {
-            spawn(&mut viewers);
+            spawn(&mut viewers, &mut progress);
         }
         let batch_until = (Instant::now() + Duration::from_secs(10)).min(connect_until);
-        wait_connected(&http, viewers.len(), batch_until).await;
+        wait_playing(&progress, viewers.len(), batch_until).await;
     }
     let spawned = viewers.len();
-    row.connected = wait_connected(&http, n, connect_until).await;
+    row.connected = wait_playing(&progress, n, connect_until).await;
     row.connect_secs = started.elapsed().as_secs_f64();
     if spawned < n || row.connected < n {
         eprintln!(
-            "    only {} of {n} viewers connected within {connect_timeout:.0} s ({spawned} started); measuring those",
+            "    only {} of {n} viewers played within {connect_timeout:.0} s ({spawned} started); measuring those",
             row.connected
         );
     }
     tokio::time::sleep_until(tokio::time::Instant::from_std(window_start)).await;
 
-    // The window.
-    let m0 = fetch_metrics(&http).await?;
-    let s0 = proc_sample(pid, ticks);
+    let metrics = |http: &Option<String>| {
+        let http = http.clone();
+        async move {
+            match http {
+                Some(h) => fetch_metrics(&h).await.map(Some),
+                None => Ok(None),
+            }
+        }
+    };
+    let m0 = metrics(&target.http).await?;
+    let d0 = delivered.load(Ordering::Relaxed);
+    let s0 = sample(target.pid);
     let c0 = proc_sample(std::process::id(), ticks);
     let k0 = machine_ticks();
     let w0 = Instant::now();
     tokio::time::sleep_until(tokio::time::Instant::from_std(window_end)).await;
-    let m1 = fetch_metrics(&http).await?;
-    let s1 = proc_sample(pid, ticks);
+    let m1 = metrics(&target.http).await?;
+    let d1 = delivered.load(Ordering::Relaxed);
+    let s1 = sample(target.pid);
     let c1 = proc_sample(std::process::id(), ticks);
     let k1 = machine_ticks();
     let window = w0.elapsed().as_secs_f64();
     row.window = window;
-    let connected_end = metric(&m1, "rtcast_viewers") as usize;
-    if connected_end != row.connected {
-        eprintln!(
-            "    viewers connected went from {} to {connected_end} during the window",
-            row.connected
-        );
-        row.connected = row.connected.min(connected_end);
+    if let Some(m1) = &m1 {
+        let connected_end = metric(m1, "rtcast_viewers") as usize;
+        if connected_end < row.connected {
+            eprintln!(
+                "    viewers connected went from {} to {connected_end} during the window",
+                row.connected
+            );
+            row.connected = connected_end;
+        }
     }
 
-    let d = |name: &str| metric(&m1, name) - metric(&m0, name);
-    let packets = d("rtcast_packets_sent_total");
-    let bytes = d("rtcast_bytes_sent_total");
     let cpu = s1.cpu - s0.cpu;
     let thread = |s: &ProcSample, name: &str| s.threads.get(name).copied().unwrap_or(0.0);
-    // The picture source (`rtcast-demo`: drawing, copying) and the encoder thread it feeds.
-    let encoder = ["rtcast-demo", "rtcast-encode"]
+    // Threads whose work does not depend on N: the demo's picture and encoder, the relay's
+    // file reader and packetizer.
+    let source = ["rtcast-demo", "rtcast-encode", "rtcast-relay"]
         .iter()
         .map(|name| thread(&s1, name) - thread(&s0, name))
         .sum::<f64>();
     row.server_cores = cpu / window;
-    row.encoder_cores = encoder / window;
-    row.packets_per_sec = packets / window;
-    if packets > 0.0 {
-        row.us_per_packet = cpu / packets * 1e6;
-        row.us_per_packet_serving = (cpu - encoder) / packets * 1e6;
-        row.bytes_per_packet = bytes / packets;
+    row.encoder_cores = source / window;
+    let delivered = (d1 - d0) as f64;
+    row.delivered_per_sec = delivered / window;
+    if delivered > 0.0 && target.pid.is_some() {
+        row.us_per_delivered = Some((cpu - source) / delivered * 1e6);
     }
-    row.egress_mbps = bytes * 8.0 / window / 1e6;
+    if let (Some(m0), Some(m1)) = (&m0, &m1) {
+        let d = |name: &str| metric(m1, name) - metric(m0, name);
+        let packets = d("rtcast_packets_sent_total");
+        let bytes = d("rtcast_bytes_sent_total");
+        row.packets_per_sec = packets / window;
+        if packets > 0.0 {
+            row.us_per_packet = cpu / packets * 1e6;
+            row.us_per_packet_serving = (cpu - source) / packets * 1e6;
+            row.bytes_per_packet = bytes / packets;
+        }
+        row.egress_mbps = bytes * 8.0 / window / 1e6;
+        row.per_viewer_kbps = bytes * 8.0 / window / 1e3 / row.connected.max(1) as f64;
+        row.send_drops = d("rtcast_send_drops_total");
+        row.nacks = d("rtcast_nacks_total");
+    }
     let c = row.connected.max(1) as f64;
-    row.per_viewer_kbps = bytes * 8.0 / window / 1e3 / c;
     row.rss_kb = s1.rss_kb;
     row.rss_per_viewer_kb = (s1.rss_kb as f64 - row.rss_base_kb as f64) / c;
-    if row.connected > 1 {
+    if row.connected > 1 && target.pid.is_some() {
         row.rss_marginal_kb =
             Some((s1.rss_kb as f64 - row.rss_one_kb as f64) / (row.connected - 1) as f64);
     }
-    row.send_drops = d("rtcast_send_drops_total");
-    row.nacks = d("rtcast_nacks_total");
     row.client_cores = (c1.cpu - c0.cpu) / window;
     if k1.1 > k0.1 {
         row.machine_busy_pct = (k1.0 - k0.0) as f64 / (k1.1 - k0.1) as f64 * 100.0;
     }
 
-    // The viewers end by themselves just after the window; then the server is stopped.
     let mut reports = Vec::with_capacity(viewers.len());
     let collect_until = tokio::time::Instant::from_std(viewers_end + Duration::from_secs(10));
     for h in viewers {
@@ -536,10 +644,12 @@ async fn run_one(binary: &PathBuf, o: &Options, n: usize, ticks: f64) -> Result<
             }
         }
     }
-    server.terminate();
-    tokio::task::spawn_blocking(move || server.reap(Duration::from_secs(8)))
-        .await
-        .map_err(|e| e.to_string())?;
+    if let Some(server) = target.server {
+        server.terminate();
+        tokio::task::spawn_blocking(move || server.reap(Duration::from_secs(8)))
+            .await
+            .map_err(|e| e.to_string())?;
+    }
 
     let mut ttff: Vec<f64> = reports
         .iter()
@@ -558,6 +668,53 @@ async fn run_one(binary: &PathBuf, o: &Options, n: usize, ticks: f64) -> Result<
     Ok(row)
 }
 
+/// Makes `path`: `seconds` of the demo pattern with noise in its lower band (so the encoder
+/// spends its bitrate), 1280x720 at 30 fps, an IDR every 2 s, encoded by rtcast's built-in
+/// encoder at `kbps`. Paced in real time, since the encoder's rate control follows the clock.
+fn make_h264(path: &PathBuf, kbps: u32, seconds: u32) -> Result<(), String> {
+    use rtcast::media::encoder::{EncoderConfig, H264Encoder};
+    use rtcast::media::pattern::TestPattern;
+    let (w, h, fps) = (1280u32, 720u32, 30u32);
+    println!(
+        "rtcast-bench: making {} ({seconds} s of 1280x720 at {kbps} kbit/s)",
+        path.display()
+    );
+    let mut pattern = TestPattern::new(w, h);
+    let mut encoder = H264Encoder::new(EncoderConfig {
+        bitrate_bps: kbps * 1000,
+        max_fps: fps as f32,
+        keyframe_interval: Duration::ZERO,
+    });
+    let mut out = Vec::new();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let interval = Duration::from_secs(1) / fps;
+    let start = Instant::now();
+    for i in 0..seconds * fps {
+        if let Some(wait) = (interval * i).checked_sub(start.elapsed()) {
+            std::thread::sleep(wait);
+        }
+        let mut picture = pattern.render(u64::from(i), interval * i).clone();
+        // Fresh noise over the band under the bars: incompressible.
+        let rows = (h as usize * 60 / 100)..(h as usize * 63 / 100);
+        for px in picture.y[rows.start * w as usize..rows.end * w as usize].iter_mut() {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            *px = 16 + (seed % 220) as u8;
+        }
+        let encoded = encoder
+            .encode(&picture.as_raw_frame(), i % (2 * fps) == 0)
+            .map_err(|e| e.to_string())?;
+        if let Some(e) = encoded {
+            out.extend_from_slice(&e.data);
+        }
+    }
+    let rate = out.len() as f64 * 8.0 / f64::from(seconds) / 1000.0;
+    std::fs::write(path, &out).map_err(|e| format!("{}: {e}", path.display()))?;
+    println!("rtcast-bench: wrote {} bytes ({rate:.0} kbit/s)", out.len());
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------------
 // Output
 
@@ -571,8 +728,14 @@ fn print_row(r: &Row) {
         r.n, r.connected, r.n, r.connect_secs, r.with_first_frame, r.window
     );
     println!(
-        "         server CPU {:.3} cores (idle {:.3}; demo encoder thread {:.3}) | {:.0} pkt/s | {:.2} µs/pkt ({:.2} µs/pkt without the encoder thread)",
+        "         server CPU {:.3} cores (idle {:.3}; source threads {:.3}) | {:.0} pkt/s sent | {:.2} µs/pkt ({:.2} µs/pkt without the source threads)",
         r.server_cores, r.idle_cores, r.encoder_cores, r.packets_per_sec, r.us_per_packet, r.us_per_packet_serving
+    );
+    println!(
+        "         viewers received {:.0} RTP pkt/s | {} µs of serving CPU per received packet",
+        r.delivered_per_sec,
+        r.us_per_delivered
+            .map_or_else(|| "-".to_owned(), |x| format!("{x:.2}"))
     );
     println!(
         "         egress {:.1} Mbit/s = {:.0} kbit/s per viewer, {:.0} B/packet | RSS {} KB (idle {} KB, one viewer {} KB) = {:.0} KB/viewer over idle, {} KB/viewer beyond the first",
@@ -593,11 +756,11 @@ fn print_row(r: &Row) {
 
 fn markdown(rows: &[Row]) -> String {
     let mut s = String::new();
-    s.push_str("| viewers (connected) | server CPU (cores) | of which encoder | packets/s | server CPU per packet (µs) | same without encoder (µs) | egress (Mbit/s) | per viewer (kbit/s) | RSS (MB) | RSS over idle / N (KB) | RSS beyond 1st viewer / (N-1) (KB) | TTFF p50 / p99 (ms) | video loss | send drops | client CPU (cores) | machine busy |\n");
-    s.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    s.push_str("| viewers (playing) | server CPU (cores) | of which source | packets sent/s | server CPU per sent packet (µs) | same without source (µs) | RTP received/s | serving CPU per received packet (µs) | egress (Mbit/s) | per viewer (kbit/s) | RSS (MB) | RSS over idle / N (KB) | RSS beyond 1st viewer / (N-1) (KB) | TTFF p50 / p99 (ms) | video loss | send drops | client CPU (cores) | machine busy |\n");
+    s.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in rows {
         s.push_str(&format!(
-            "| {} ({}) | {:.3} | {:.3} | {:.0} | {:.2} | {:.2} | {:.1} | {:.0} | {:.1} | {:.0} | {} | {} / {} | {:.3}% | {:.0} | {:.2} | {:.0}% |\n",
+            "| {} ({}) | {:.3} | {:.3} | {:.0} | {:.2} | {:.2} | {:.0} | {} | {:.1} | {:.0} | {:.1} | {:.0} | {} | {} / {} | {:.3}% | {:.0} | {:.2} | {:.0}% |\n",
             r.n,
             r.connected,
             r.server_cores,
@@ -605,6 +768,8 @@ fn markdown(rows: &[Row]) -> String {
             r.packets_per_sec,
             r.us_per_packet,
             r.us_per_packet_serving,
+            r.delivered_per_sec,
+            r.us_per_delivered.map_or_else(|| "-".to_owned(), |x| format!("{x:.2}")),
             r.egress_mbps,
             r.per_viewer_kbps,
             r.rss_kb as f64 / 1024.0,
@@ -637,7 +802,15 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    if !binary.is_file() {
+    if let Some(file) = &o.h264 {
+        if !file.exists() {
+            if let Err(e) = make_h264(file, o.h264_bitrate, 10) {
+                eprintln!("rtcast-bench: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    }
+    if o.whep.is_none() && !binary.is_file() {
         eprintln!(
             "rtcast-bench: the server binary {} is missing: build it first with\n  cargo build --release -p rtcast\n(into the same target directory as rtcast-bench)",
             binary.display()
@@ -650,10 +823,19 @@ async fn main() -> std::process::ExitCode {
         println!("rtcast-bench: server binary built {age} s ago");
     }
     let ticks = clock_ticks();
+    let what = match (&o.whep, &o.h264) {
+        (Some(url), _) => format!("WHEP {url} (pid {:?})", o.server_pid),
+        (None, Some(file)) => format!("{} relay {}", binary.display(), file.display()),
+        (None, None) => format!("{} demo", binary.display()),
+    };
     println!(
-        "rtcast-bench: server {} | viewers {:?} | window {} s | batches of {}",
-        binary.display(),
+        "rtcast-bench: server {what} | viewers {:?} over {} | window {} s | batches of {}",
         o.viewers,
+        if o.whep.is_some() || o.whep_protocol {
+            "WHEP"
+        } else {
+            "WebSocket"
+        },
         o.seconds,
         o.batch
     );

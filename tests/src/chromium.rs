@@ -390,6 +390,20 @@ impl Page {
     /// Waits until the page's first `<video>` has presented at least `min_frames` frames (and
     /// at least one, whatever `min_frames`) and returns what it saw. Fails after `timeout` with the last report, the page's console and
     /// the tail of Chromium's log.
+    /// Time from the page's signalling start (`window.rtcastSignalStart`, set by `embed.html`
+    /// when it opens its WebSocket or POSTs its WHEP offer) to the first presented frame, ms;
+    /// printed so test runs show it. `None` for pages that do not set it.
+    pub async fn time_to_first_frame(&self, report: &VideoReport) -> Option<f64> {
+        let start = self
+            .eval("window.rtcastSignalStart ?? null")
+            .await
+            .ok()?
+            .as_f64()?;
+        let ms = report.first_frame_ms - start;
+        println!("time to first frame: {ms:.0} ms (signalling start to first presented frame)");
+        Some(ms)
+    }
+
     pub async fn wait_for_video(
         &self,
         min_frames: u64,

@@ -97,6 +97,14 @@ async fn embed_page_plays_the_demo_at_1280x720() {
     let report = page.wait_for_video(30, PLAY_TIMEOUT).await.unwrap();
     assert!(report.frames_presented >= 30, "{report:?}");
     assert_eq!((report.width, report.height), (1280, 720), "{report:?}");
+    let ttff = page.time_to_first_frame(&report).await;
+    assert!(ttff.is_some_and(|ms| ms > 0.0), "{ttff:?} {report:?}");
+    // A second viewer in the same (now warm) browser: Chromium's first peer connection of a
+    // process costs it ~150 ms of setup that later ones do not pay.
+    let second = chromium.open(&server.url("demo")).await.unwrap();
+    let report = second.wait_for_video(10, PLAY_TIMEOUT).await.unwrap();
+    let ttff = second.time_to_first_frame(&report).await;
+    assert!(ttff.is_some_and(|ms| ms > 0.0), "{ttff:?} {report:?}");
 }
 
 /// A host pushing encoded H.264 with a keyframe every 10 s that ignores keyframe requests: a

@@ -428,6 +428,13 @@ impl MediaPlane {
         self.viewers.insert(id, viewer);
         if let Some(st) = self.streams.get_mut(&req.stream) {
             st.viewers.push(id);
+            // Ask for the keyframe now rather than once connected: it is ready (in the GOP cache)
+            // by the time ICE and DTLS are done, ~100 ms sooner for the built-in encoder.
+            if !keyframe::replay_worthy(st.gop.frames().len(), st.raw_source)
+                && st.keyframes.request(now, st.raw_source)
+            {
+                self.outputs.push_back(Output::KeyframeWanted(req.stream));
+            }
         }
         self.rearm(now, id);
         Ok(offer)
@@ -458,6 +465,11 @@ impl MediaPlane {
                 "the answer has no a=fingerprint:sha-256 line".into(),
             ));
         }
+        tracing::debug!(
+            viewer = id,
+            after_ms = now.duration_since(v.started).as_millis() as u64,
+            "answer applied"
+        );
         v.remote_ufrag = remote.ufrag;
         v.remote_fingerprint = remote.fingerprint;
         v.phase = Phase::Answered;
@@ -545,6 +557,13 @@ impl MediaPlane {
         if v.pair.is_none()
             || (answered.nominated && (!v.nominated || v.pair != Some((local, from))))
         {
+            tracing::debug!(
+                viewer = id,
+                %from,
+                nominated = answered.nominated,
+                after_ms = now.duration_since(v.started).as_millis() as u64,
+                "ICE pair"
+            );
             v.pair = Some((local, from));
             v.nominated |= answered.nominated;
         }
@@ -619,6 +638,11 @@ impl MediaPlane {
                 return;
             }
         }
+        tracing::debug!(
+            viewer = id,
+            after_ms = now.duration_since(v.started).as_millis() as u64,
+            "DTLS connected"
+        );
         v.phase = Phase::Connected;
         v.last_consent = now;
         v.next_report = now + REPORT_INTERVAL;
@@ -653,7 +677,7 @@ impl MediaPlane {
         };
         v.waiting_keyframe = true;
         let gop = st.gop.frames();
-        if st.raw_source || gop.is_empty() {
+        if !keyframe::replay_worthy(gop.len(), st.raw_source) {
             if st.keyframes.request(now, st.raw_source) {
                 self.outputs.push_back(Output::KeyframeWanted(st.info.id));
             }
@@ -810,9 +834,7 @@ impl MediaPlane {
                     self.outputs.push_back(Output::KeyframeWanted(stream));
                 }
             }
-            if !raw_source {
-                st.gop.push(&frame);
-            }
+            st.gop.push(&frame);
             first_index = st.history.next_index();
             let last = frame.payloads.len().saturating_sub(1);
             for (i, payload) in frame.payloads.iter().enumerate() {
@@ -895,6 +917,12 @@ impl MediaPlane {
             });
         }
         if video && !v.first_video_sent {
+            tracing::debug!(
+                viewer = id,
+                after_ms = now.duration_since(v.started).as_millis() as u64,
+                keyframe = frame.keyframe,
+                "first video frame sent"
+            );
             v.first_video_sent = true;
             self.metrics.observe_ttff(now.duration_since(v.started));
         }

@@ -148,7 +148,14 @@ async fn websocket(
             .into_response();
     };
     let cap = ws::hard_message_cap(server.config.limits.max_ws_message_bytes);
+    // The socket stays open for the viewer's whole session but carries a few small messages:
+    // tungstenite's default 128 KiB read buffer per connection would be most of a viewer's
+    // memory. A message larger than the buffer still arrives (up to `cap`); what we queue to a
+    // client that does not read is bounded.
     upgrade
+        .read_buffer_size(ws::READ_BUFFER)
+        .write_buffer_size(0)
+        .max_write_buffer_size(ws::MAX_WRITE_BUFFER)
         .max_message_size(cap)
         .max_frame_size(cap)
         .on_upgrade(move |socket| ws::session(socket, server, stream, q.token, remote))

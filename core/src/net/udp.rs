@@ -18,6 +18,8 @@ const SOCKET_BUFFER: usize = 8 << 20;
 /// The sockets of the media port and the addresses announced for them.
 pub(crate) struct MediaPort {
     sockets: Vec<(UdpSocket, SocketAddr)>,
+    /// Whether UDP GSO (`UDP_SEGMENT`) is used: the kernel has it, and no send refused it.
+    gso: std::sync::atomic::AtomicBool,
 }
 
 impl MediaPort {
@@ -60,7 +62,12 @@ impl MediaPort {
             port = local.port(); // every interface on the same port
             sockets.push((UdpSocket::from_std(std_sock)?, local));
         }
-        Ok(Self { sockets })
+        let gso = sockets.iter().all(|(s, _)| supports_gso(s));
+        tracing::debug!(gso, "media port bound");
+        Ok(Self {
+            sockets,
+            gso: std::sync::atomic::AtomicBool::new(gso),
+        })
     }
 
     /// The addresses announced as host candidates.
@@ -136,13 +143,42 @@ impl MediaPort {
         }
     }
 
+    /// Sends `run` (all from socket `sock`) with `sendmmsg`. Consecutive datagrams to the same
+    /// destination of the same size (the packets of one frame to one viewer; the last may be
+    /// shorter) go as one message with UDP GSO, which the kernel splits into datagrams after
+    /// walking its UDP/IP send path once for them all.
     #[cfg(target_os = "linux")]
     fn send_run(&self, sock: usize, run: &[Transmit], mut dropped: impl FnMut(usize)) {
         use std::os::fd::AsRawFd;
 
         let fd = self.sockets[sock].0.as_raw_fd();
-        let addrs: Vec<socket2::SockAddr> =
-            run.iter().map(|o| socket2::SockAddr::from(o.to)).collect();
+        let gso = self.gso.load(std::sync::atomic::Ordering::Relaxed);
+        // Messages: the datagrams run[start..end] cut into segments of `seg` bytes.
+        let mut groups: Vec<(usize, usize, usize)> = Vec::with_capacity(run.len());
+        let mut i = 0;
+        while i < run.len() {
+            let seg = run[i].data.len();
+            let mut end = i + 1;
+            let mut total = seg;
+            while gso
+                && end < run.len()
+                && end - i < MAX_GSO_SEGMENTS
+                && run[end].to == run[i].to
+                && run[end].from == run[i].from
+                && run[end - 1].data.len() == seg
+                && run[end].data.len() <= seg
+                && total + run[end].data.len() <= MAX_GSO_BYTES
+            {
+                total += run[end].data.len();
+                end += 1;
+            }
+            groups.push((i, end, seg));
+            i = end;
+        }
+        let addrs: Vec<socket2::SockAddr> = groups
+            .iter()
+            .map(|&(start, _, _)| socket2::SockAddr::from(run[start].to))
+            .collect();
         let mut iovecs: Vec<libc::iovec> = run
             .iter()
             .map(|o| libc::iovec {
@@ -150,24 +186,40 @@ impl MediaPort {
                 iov_len: o.data.len(),
             })
             .collect();
-        let mut msgs: Vec<libc::mmsghdr> = addrs
-            .iter()
-            .zip(iovecs.iter_mut())
-            .map(|(addr, iov)| {
-                // SAFETY: mmsghdr is a plain C struct for which all-zero is a valid value.
-                let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
-                m.msg_hdr.msg_name = addr.as_ptr() as *mut libc::c_void;
-                m.msg_hdr.msg_namelen = addr.len();
-                m.msg_hdr.msg_iov = iov as *mut libc::iovec;
-                m.msg_hdr.msg_iovlen = 1;
-                m
-            })
-            .collect();
+        // One control buffer per message (aligned for cmsghdr), holding its UDP_SEGMENT.
+        let mut controls: Vec<[u64; 4]> = vec![[0; 4]; groups.len()];
+        // SAFETY: CMSG_SPACE only computes a size.
+        let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<u16>() as u32) } as usize;
+        debug_assert!(space <= std::mem::size_of::<[u64; 4]>());
+        let mut msgs: Vec<libc::mmsghdr> = Vec::with_capacity(groups.len());
+        for (g, &(start, end, seg)) in groups.iter().enumerate() {
+            // SAFETY: mmsghdr is a plain C struct for which all-zero is a valid value.
+            let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            m.msg_hdr.msg_name = addrs[g].as_ptr() as *mut libc::c_void;
+            m.msg_hdr.msg_namelen = addrs[g].len();
+            m.msg_hdr.msg_iov = iovecs[start..].as_mut_ptr();
+            m.msg_hdr.msg_iovlen = end - start;
+            if end - start > 1 {
+                m.msg_hdr.msg_control = controls[g].as_mut_ptr() as *mut libc::c_void;
+                m.msg_hdr.msg_controllen = space;
+                // SAFETY: msg_control points to `space` zeroed, aligned bytes that this message
+                // owns; CMSG_FIRSTHDR returns a header inside them and CMSG_DATA its data, which
+                // has room for the u16 (CMSG_SPACE of a u16).
+                unsafe {
+                    let c = libc::CMSG_FIRSTHDR(&m.msg_hdr);
+                    (*c).cmsg_level = libc::SOL_UDP;
+                    (*c).cmsg_type = UDP_SEGMENT;
+                    (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<u16>() as u32) as usize;
+                    std::ptr::write_unaligned(libc::CMSG_DATA(c) as *mut u16, seg as u16);
+                }
+            }
+            msgs.push(m);
+        }
         let mut sent = 0;
         while sent < msgs.len() {
-            // SAFETY: `msgs[sent..]` are initialized headers whose name and iovec pointers point
-            // into `addrs`, `iovecs` and the datagrams of `run`, all alive and unmoved until this
-            // function returns; the kernel only reads them.
+            // SAFETY: `msgs[sent..]` are initialized headers whose name, iovec and control
+            // pointers point into `addrs`, `iovecs`, `controls` and the datagrams of `run`, all
+            // alive and unmoved until this function returns; the kernel only reads them.
             let n = unsafe {
                 libc::sendmmsg(
                     fd,
@@ -181,16 +233,24 @@ impl MediaPort {
                 continue;
             }
             let err = io::Error::last_os_error();
+            let (start, end, _) = groups[sent];
             match err.kind() {
                 io::ErrorKind::Interrupted => {}
                 // Socket buffer full: the rest of this run is dropped, nobody waits.
                 io::ErrorKind::WouldBlock => {
-                    (sent..msgs.len()).for_each(&mut dropped);
+                    (groups[sent].0..run.len()).for_each(&mut dropped);
                     return;
                 }
-                // An error about this one datagram (its destination): skip it, send the rest.
+                // A device that cannot segment (EIO): no GSO from now on; this message is lost.
+                _ if end - start > 1 && err.raw_os_error() == Some(libc::EIO) => {
+                    tracing::warn!("UDP GSO refused by the network device ({err}); sending datagrams one by one");
+                    self.gso.store(false, std::sync::atomic::Ordering::Relaxed);
+                    (start..end).for_each(&mut dropped);
+                    sent += 1;
+                }
+                // An error about this one message (its destination): skip it, send the rest.
                 _ => {
-                    dropped(sent);
+                    (start..end).for_each(&mut dropped);
                     sent += 1;
                 }
             }
@@ -209,6 +269,37 @@ impl MediaPort {
 
 /// Datagrams per `sendmmsg` call.
 const SEND_BATCH: usize = 64;
+/// Most datagrams in one GSO message (the kernel takes up to 64).
+const MAX_GSO_SEGMENTS: usize = 32;
+/// Most bytes in one GSO message (a UDP datagram before segmentation is at most 64 KiB).
+const MAX_GSO_BYTES: usize = 60_000;
+/// `UDP_SEGMENT` (linux/udp.h), not in the libc crate for glibc targets.
+#[cfg(target_os = "linux")]
+const UDP_SEGMENT: libc::c_int = 103;
+
+/// Whether the kernel does UDP GSO on this socket (Linux 4.18+).
+#[cfg(target_os = "linux")]
+fn supports_gso(socket: &UdpSocket) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `value`, which is that big.
+    let r = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_UDP,
+            UDP_SEGMENT,
+            &mut value as *mut libc::c_int as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    r == 0
+}
+
+#[cfg(not(target_os = "linux"))]
+fn supports_gso(_: &UdpSocket) -> bool {
+    false
+}
 
 fn is_link_local(ip: &IpAddr) -> bool {
     match ip {

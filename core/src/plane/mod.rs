@@ -57,6 +57,11 @@ const MAX_ADDRS_PER_VIEWER: usize = 8;
 /// Remote candidates a viewer may trickle. ICE-lite never uses them (it sends no checks), so they
 /// are only counted; past this the viewer is refused as misbehaving.
 pub(crate) const MAX_REMOTE_CANDIDATES: usize = 64;
+/// Catch-up frames remembered per viewer for NACKs (a GOP cache holds at most 300).
+const MAX_REPLAYED_FRAMES: usize = 300;
+/// Pacing of a viewer's backlog (catch-up replay): bytes per tick, and the tick.
+const BACKLOG_BYTES_PER_TICK: usize = 64 * 1024;
+const BACKLOG_TICK: Duration = Duration::from_millis(10);
 /// Interval of RTCP sender reports.
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// Seconds from the NTP epoch (1900) to the Unix epoch (1970).
@@ -225,6 +230,13 @@ struct Viewer {
     video: TrackOut,
     audio: Option<TrackOut>,
     seq_map: SeqMap,
+    /// The catch-up frames sent to this viewer with their first sequence number and rewritten
+    /// timestamp, for NACKs (until the next live keyframe).
+    replayed: Vec<(u16, Arc<MediaFrame>, u32)>,
+    /// Frames waiting to be sent to this viewer at a paced rate (catch-up replay first).
+    backlog: VecDeque<Backlogged>,
+    /// When the backlog may send more.
+    backlog_next: Option<Instant>,
     /// Until a keyframe reaches it, sending a viewer delta frames is wasted: it cannot decode them.
     waiting_keyframe: bool,
     first_video_sent: bool,
@@ -232,6 +244,13 @@ struct Viewer {
     estimate_bps: Option<u64>,
     /// Its entry in the timer set.
     deadline: Option<Instant>,
+}
+
+/// A frame in a viewer's backlog, with the timestamp and stream index it is sent with.
+struct Backlogged {
+    frame: Arc<MediaFrame>,
+    timestamp: u32,
+    index: Option<u64>,
 }
 
 struct StreamState {
@@ -419,6 +438,9 @@ impl MediaPlane {
                 _ => None,
             },
             seq_map: SeqMap::default(),
+            replayed: Vec::new(),
+            backlog: VecDeque::new(),
+            backlog_next: None,
             waiting_keyframe: true,
             first_video_sent: false,
             next_report: now,
@@ -686,12 +708,45 @@ impl MediaPlane {
         // Replay the frames since the last keyframe so the decoder reaches the current picture
         // now. Their timestamps are squeezed to one tick apart just below the newest one, so the
         // browser's jitter buffer treats them as already late and shows the result at once.
-        let gop: Vec<Arc<MediaFrame>> = gop.to_vec();
+        // They are paced (see `drain_backlog`): a long GOP sent at once overflows receive
+        // buffers and is lost.
         let newest = gop[gop.len() - 1].rtp_timestamp;
         let n = gop.len() as u32;
         for (i, frame) in gop.iter().enumerate() {
             let ts = newest.wrapping_sub(n - 1 - i as u32);
-            self.send_frame(now, id, frame, ts, None);
+            v.backlog.push_back(Backlogged {
+                frame: frame.clone(),
+                timestamp: ts,
+                index: None,
+            });
+        }
+        self.drain_backlog(now, id);
+    }
+
+    /// Sends a viewer's backlog (a catch-up replay, and the live frames that came meanwhile) at
+    /// most [`BACKLOG_BYTES_PER_TICK`] per [`BACKLOG_TICK`] (~50 Mbit/s: many times a stream's
+    /// rate, so it catches up within a fraction of a second), at least one frame a tick.
+    fn drain_backlog(&mut self, now: Instant, id: ViewerId) {
+        let mut budget = BACKLOG_BYTES_PER_TICK;
+        let mut first = true;
+        loop {
+            let Some(v) = self.viewers.get_mut(&id) else {
+                return;
+            };
+            let fits = v
+                .backlog
+                .front()
+                .is_some_and(|b| first || b.frame.bytes <= budget);
+            if !fits {
+                v.backlog_next = (!v.backlog.is_empty()).then_some(now + BACKLOG_TICK);
+                return;
+            }
+            let Some(b) = v.backlog.pop_front() else {
+                return;
+            };
+            budget = budget.saturating_sub(b.frame.bytes);
+            first = false;
+            self.send_frame(now, id, &b.frame, b.timestamp, b.index);
         }
     }
 
@@ -770,14 +825,28 @@ impl MediaPlane {
         let Some(st) = self.streams.get(&v.stream) else {
             return;
         };
-        let Some(packet) = v.seq_map.index_of(seq).and_then(|i| st.history.get(i)) else {
+        // A live packet from the stream's history, or one of the viewer's catch-up replay (sent
+        // with its rewritten timestamp).
+        let packet = v
+            .seq_map
+            .index_of(seq)
+            .and_then(|i| st.history.get(i))
+            .map(|p| (p.payload.clone(), p.timestamp, p.marker))
+            .or_else(|| {
+                v.replayed.iter().find_map(|(first, frame, ts)| {
+                    let d = usize::from(seq.wrapping_sub(*first));
+                    let payload = frame.payloads.get(d)?;
+                    Some((payload.clone(), *ts, d + 1 == frame.payloads.len()))
+                })
+            });
+        let Some((payload, timestamp, marker)) = packet else {
             return;
         };
         let (Some((from, to)), Some(srtp)) = (v.pair, v.srtp.as_mut()) else {
             return;
         };
-        let header = rtp_header(&v.video, seq, packet.timestamp, packet.marker);
-        if let Some(data) = protect(&mut self.packet, srtp, &header, &packet.payload) {
+        let header = rtp_header(&v.video, seq, timestamp, marker);
+        if let Some(data) = protect(&mut self.packet, srtp, &header, &payload) {
             Metrics::add(&self.metrics.retransmissions, 1);
             self.transmits.push_back(Transmit {
                 viewer: id,
@@ -863,7 +932,7 @@ impl MediaPlane {
         &mut self,
         now: Instant,
         id: ViewerId,
-        frame: &MediaFrame,
+        frame: &Arc<MediaFrame>,
         timestamp: u32,
         index: Option<u64>,
     ) {
@@ -891,6 +960,19 @@ impl MediaPlane {
                 None => return,
             }
         };
+        if video {
+            match index {
+                // A live keyframe: what was replayed before it no longer matters to the decoder.
+                Some(_) if frame.keyframe => v.replayed.clear(),
+                Some(_) => {}
+                None => {
+                    if v.replayed.len() == MAX_REPLAYED_FRAMES {
+                        v.replayed.remove(0);
+                    }
+                    v.replayed.push((track.seq, frame.clone(), timestamp));
+                }
+            }
+        }
         let last = frame.payloads.len().saturating_sub(1);
         for (i, payload) in frame.payloads.iter().enumerate() {
             // Video: the marker ends a frame. Audio: each Opus packet stands alone.
@@ -957,8 +1039,18 @@ impl MediaPlane {
             fan.next += 1;
             let frame = fan.frame.clone();
             let index = (frame.kind == TrackKind::Video).then_some(fan.first_index);
-            if self.streams.contains_key(&fan.stream) {
-                self.send_frame(now, id, &frame, frame.rtp_timestamp, index);
+            if !self.streams.contains_key(&fan.stream) {
+                continue;
+            }
+            match self.viewers.get_mut(&id) {
+                // Behind its backlog: in order, after it.
+                Some(v) if !v.backlog.is_empty() => v.backlog.push_back(Backlogged {
+                    timestamp: frame.rtp_timestamp,
+                    frame,
+                    index,
+                }),
+                Some(_) => self.send_frame(now, id, &frame, frame.rtp_timestamp, index),
+                None => {}
             }
         }
     }
@@ -1002,6 +1094,14 @@ impl MediaPlane {
                     continue;
                 }
                 self.flush_dtls(id);
+            }
+            let backlog_due = self
+                .viewers
+                .get_mut(&id)
+                .and_then(|v| v.backlog_next.take_if(|t| *t <= now))
+                .is_some();
+            if backlog_due {
+                self.drain_backlog(now, id);
             }
             self.send_reports(now, id);
             self.rearm(now, id);
@@ -1077,6 +1177,9 @@ impl MediaPlane {
         if v.phase == Phase::Connected {
             at(v.last_consent + self.limits.consent_timeout);
             at(v.next_report);
+            if let Some(t) = v.backlog_next {
+                at(t);
+            }
         } else {
             at(v.started + self.limits.connect_timeout);
         }

@@ -53,6 +53,8 @@ struct Client {
     silent: bool,
     /// Drop the server's next datagram of video to it.
     drop_next_video: bool,
+    /// Drop the server's video datagram to it after this many more.
+    drop_video_after: Option<usize>,
 }
 
 struct Harness {
@@ -246,6 +248,7 @@ impl Harness {
             audio: 0,
             silent: false,
             drop_next_video: false,
+            drop_video_after: None,
         });
         while let Some(o) = self.plane.poll_output() {
             self.outputs.push(o);
@@ -297,6 +300,16 @@ impl Harness {
                     continue;
                 };
                 let is_video = t.data.len() > 1 && t.data[1] & 0x7f == 102;
+                if is_video {
+                    if let Some(n) = c.drop_video_after.as_mut() {
+                        if *n == 0 {
+                            c.drop_video_after = None;
+                            c.drop_next_video = true;
+                        } else {
+                            *n -= 1;
+                        }
+                    }
+                }
                 if c.silent || (is_video && std::mem::take(&mut c.drop_next_video)) {
                     continue;
                 }
@@ -497,6 +510,89 @@ fn a_viewer_of_the_encoder_gets_its_keyframe_asked_for_at_signalling_and_starts_
     assert_eq!(video[0].2[0], 7);
     assert_eq!(h.keyframe_requests(), before + 1);
     assert_eq!(h.clients[first].video.len(), 2 + 20 + 4);
+}
+
+/// A frame of `packets` full-size (1200-byte) payloads whose first byte is `tag`.
+fn big_frame(ts: u32, keyframe: bool, packets: usize, tag: u8) -> Arc<MediaFrame> {
+    let payloads = (0..packets)
+        .map(|_| {
+            let mut p = vec![0u8; 1200];
+            p[0] = tag;
+            Bytes::from(p)
+        })
+        .collect();
+    Arc::new(MediaFrame::new(TrackKind::Video, ts, keyframe, payloads))
+}
+
+#[test]
+fn a_long_replay_is_paced_and_live_frames_queue_behind_it() {
+    let mut h = Harness::new(Limits::default());
+    h.join();
+    // A GOP of 10 frames of 24 KB: 240 KB, more than a receive buffer takes at once.
+    h.frame(big_frame(0, true, 20, 0));
+    for i in 1..10 {
+        h.frame(big_frame(i * 3000, false, 20, i as u8));
+    }
+    let late = h.signal();
+    h.connect(late);
+    let got = |h: &Harness| h.clients[late].video.len();
+    // The first tick: as many whole frames as fit in 64 KB (two of 24 KB).
+    assert_eq!(got(&h), 40, "first burst");
+    // A live frame meanwhile waits behind the replay.
+    h.frame(big_frame(30_000, false, 20, 10));
+    assert_eq!(got(&h), 40);
+    let mut ticks = 0;
+    while got(&h) < 220 {
+        h.advance(Duration::from_millis(10));
+        ticks += 1;
+        assert!(ticks < 20, "replay stalled at {}", got(&h));
+    }
+    assert!(ticks >= 4, "not paced: {ticks} ticks");
+    let tags: Vec<u8> = h.clients[late]
+        .video
+        .iter()
+        .step_by(20)
+        .map(|v| v.2[0])
+        .collect();
+    assert_eq!(
+        tags,
+        (0..=10).collect::<Vec<u8>>(),
+        "in order, live frame last"
+    );
+    for w in h.clients[late].video.windows(2) {
+        assert_eq!(
+            w[1].0,
+            w[0].0.wrapping_add(1),
+            "sequence numbers continuous"
+        );
+    }
+    assert!(h.plane.viewers[&h.clients[late].id].backlog.is_empty());
+}
+
+#[test]
+fn a_lost_packet_of_a_catch_up_replay_is_resent_with_its_rewritten_timestamp() {
+    let mut h = Harness::new(Limits::default());
+    h.join();
+    h.frame(video_frame(1000, true, 3, 1));
+    h.frame(video_frame(4000, false, 1, 2));
+    let late = h.signal();
+    // The second packet of the replayed keyframe is lost (a lost first packet is no gap to a
+    // receiver: nothing NACKs it).
+    h.clients[late].drop_video_after = Some(1);
+    h.connect(late);
+    assert_eq!(h.clients[late].video.len(), 3);
+    for _ in 0..50 {
+        h.advance(Duration::from_millis(20));
+    }
+    let video = &h.clients[late].video;
+    assert_eq!(video.len(), 4, "{video:?}");
+    let resent = video.last().unwrap();
+    assert_eq!(
+        (resent.2[0], resent.2[1]),
+        (1, 1),
+        "the keyframe's second packet"
+    );
+    assert_eq!(resent.1, 4000 - 1, "sent again with its catch-up timestamp");
 }
 
 #[test]

@@ -33,6 +33,12 @@ pub mod close_code {
     pub const UNAVAILABLE: u16 = 4503;
 }
 
+/// Read buffer of a viewer's WebSocket (signalling messages are ~0.1-4 KB).
+pub(crate) const READ_BUFFER: usize = 4096;
+/// Most bytes queued to a viewer's WebSocket that it has not read: an offer, a few candidates
+/// and an error fit many times over. Past it the session ends.
+pub(crate) const MAX_WRITE_BUFFER: usize = 256 * 1024;
+
 /// Largest message the WebSocket layer accepts at all; between the configured limit and this,
 /// the viewer gets a JSON error, beyond it the socket is simply dropped (memory stays bounded).
 pub(crate) fn hard_message_cap(limit: usize) -> usize {

@@ -34,6 +34,9 @@ pub struct ServerConfig {
     /// Origins allowed to call WHEP and `media_info.json` from another page (CORS). `"*"`
     /// (the default) allows any; otherwise a listed `Origin` is echoed back.
     pub cors_origins: Vec<String>,
+    /// Media loops, each on its own thread with its share of the viewers, all on the one UDP
+    /// port. 0 (the default): one per CPU core. At most 62.
+    pub media_loops: usize,
 }
 
 impl Default for ServerConfig {
@@ -48,6 +51,7 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             authorize: None,
             cors_origins: vec!["*".to_owned()],
+            media_loops: 0,
         }
     }
 }
@@ -64,6 +68,7 @@ impl fmt::Debug for ServerConfig {
             .field("limits", &self.limits)
             .field("authorize", &self.authorize.as_ref().map(|_| "<hook>"))
             .field("cors_origins", &self.cors_origins)
+            .field("media_loops", &self.media_loops)
             .finish()
     }
 }
@@ -79,9 +84,26 @@ impl ServerConfig {
         }
     }
 
+    /// The number of media loops to run: `media_loops`, or one per core.
+    pub(crate) fn loops(&self) -> usize {
+        match self.media_loops {
+            0 => std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(crate::plane::MAX_LOOPS),
+            n => n,
+        }
+    }
+
     pub(crate) fn validate(&self) -> crate::Result<()> {
         let l = &self.limits;
         let bad = |m: &str| Err(crate::Error::InvalidConfig(m.to_owned()));
+        if self.media_loops > crate::plane::MAX_LOOPS {
+            return Err(crate::Error::InvalidConfig(format!(
+                "media_loops is {}, at most {} (0: one per core)",
+                self.media_loops,
+                crate::plane::MAX_LOOPS
+            )));
+        }
         if l.max_viewers == 0 || l.max_viewers_per_stream == 0 {
             return bad("viewer limits must be at least 1");
         }

@@ -69,6 +69,9 @@ struct ServerArgs {
     /// Most viewers per stream.
     #[arg(long, default_value_t = 1000)]
     max_viewers: usize,
+    /// Media loops (threads sharing the viewers, all on the one UDP port); 0: one per core.
+    #[arg(long, default_value_t = 0)]
+    media_loops: usize,
     /// Let only viewers presenting this token watch: `?token=` on the WebSocket URL, or
     /// `Authorization: Bearer` on WHEP.
     #[arg(long, value_name = "TOKEN")]
@@ -115,6 +118,7 @@ fn config(args: &ServerArgs) -> ServerConfig {
         port: args.port,
         udp_port: args.udp_port,
         public_ips: args.public_ips.clone(),
+        media_loops: args.media_loops,
         ..ServerConfig::default()
     };
     if let (Some(cert), Some(key)) = (&args.cert, &args.key) {

@@ -10,11 +10,15 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::config::{AuthRequest, ServerConfig};
+use crate::event::ViewerId;
 use crate::event::{Event, Events, EVENT_QUEUE};
 use crate::metrics::{Metrics, ServerStats};
-use crate::net::driver::{Control, Driver, MediaInput, CONTROL_QUEUE, MEDIA_QUEUE};
+use crate::net::driver::{
+    Control, Driver, Inbound, Input, MediaInput, Router, CONTROL_QUEUE, HOST_QUEUE, INBOUND_QUEUE,
+    MEDIA_QUEUE,
+};
 use crate::net::udp::MediaPort;
-use crate::plane::{MediaPlane, PlaneConfig};
+use crate::plane::{loop_of_viewer, MediaPlane, PlaneConfig};
 use crate::session::peer::PeerTemplate;
 use crate::stream::{Stream, StreamOptions, StreamShared};
 use crate::{Error, Result};
@@ -26,8 +30,13 @@ const MAX_STREAM_NAME: usize = 128;
 pub(crate) struct ServerShared {
     pub config: ServerConfig,
     streams: Mutex<BTreeMap<String, Arc<StreamShared>>>,
-    control_tx: mpsc::Sender<Control>,
-    media_tx: mpsc::Sender<MediaInput>,
+    /// Per media loop: signalling's commands, the host's (open/close stream, census, stop: a
+    /// flood of viewers cannot delay or refuse them), and frames.
+    control_tx: Vec<mpsc::Sender<Control>>,
+    host_tx: Vec<mpsc::Sender<Control>>,
+    media_tx: Vec<mpsc::Sender<MediaInput>>,
+    /// Round-robin choice of the loop a new viewer lives on.
+    next_loop: std::sync::atomic::AtomicUsize,
     pub events: broadcast::Sender<Event>,
     pub metrics: Arc<Metrics>,
     next_stream: AtomicU64,
@@ -72,15 +81,30 @@ impl ServerShared {
         .unwrap_or(false)
     }
 
+    /// Sends a signalling command to the media loop it concerns: a new viewer to the next loop in
+    /// turn, the rest to the loop of their viewer.
     pub(crate) async fn control(&self, cmd: Control) -> Result<()> {
-        self.control_tx
+        let loops = self.control_tx.len();
+        let i = match &cmd {
+            Control::Answer { viewer, .. }
+            | Control::RemoteCandidate { viewer, .. }
+            | Control::CloseViewer { viewer, .. } => loop_of_viewer(*viewer, loops),
+            _ => self.next_loop.fetch_add(1, Relaxed) % loops,
+        };
+        self.control_tx[i]
             .send(cmd)
             .await
             .map_err(|_| Error::ServerStopped)
     }
 
-    pub(crate) fn control_sender(&self) -> mpsc::Sender<Control> {
-        self.control_tx.clone()
+    /// The command queue of the loop `viewer` lives on.
+    pub(crate) fn control_sender(&self, viewer: ViewerId) -> mpsc::Sender<Control> {
+        self.control_tx[loop_of_viewer(viewer, self.control_tx.len())].clone()
+    }
+
+    /// Sends a host command to every media loop without waiting; `false` if a queue is full.
+    fn to_every_loop(&self, cmd: impl Fn() -> Control) -> bool {
+        self.host_tx.iter().all(|tx| tx.try_send(cmd()).is_ok())
     }
 
     fn lock_streams(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<StreamShared>>> {
@@ -126,7 +150,7 @@ impl Server {
     pub fn start(config: ServerConfig) -> Result<Server> {
         config.validate()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(config.loops().max(2))
             .thread_name("rtcast")
             .enable_all()
             .build()?;
@@ -150,25 +174,71 @@ impl Server {
         let _enter = runtime.enter();
 
         let udp_port = config.udp_port.unwrap_or(config.port);
-        let port = MediaPort::bind(config.bind, udp_port)?;
-        let udp_addrs = port.local_addrs();
+        let loops = config.loops();
+        let ports = MediaPort::bind_loops(config.bind, udp_port, loops)?;
+        let udp_addrs = ports[0].local_addrs();
         let metrics = Arc::new(Metrics::default());
         let template = PeerTemplate::new(&udp_addrs, &config.public_ips)?;
-        let plane = MediaPlane::new(PlaneConfig {
-            limits: config.limits.clone(),
-            dtls: template.dtls_config()?,
-            template,
-            metrics: metrics.clone(),
-            epoch: (std::time::Instant::now(), std::time::SystemTime::now()),
-        });
-        let (control_tx, control_rx) = mpsc::channel(CONTROL_QUEUE);
-        let (media_tx, media_rx) = mpsc::channel(MEDIA_QUEUE);
+        let dtls_epoch = (std::time::Instant::now(), std::time::SystemTime::now());
         let (events, _) = broadcast::channel(EVENT_QUEUE);
+        let mut control_tx = Vec::with_capacity(loops);
+        let mut host_tx = Vec::with_capacity(loops);
+        let mut media_tx = Vec::with_capacity(loops);
+        let mut routed_tx = vec![None];
+        let mut drivers = Vec::with_capacity(loops);
+        let mut routed_rx: Vec<Option<mpsc::Receiver<Inbound>>> = vec![None];
+        for _ in 1..loops {
+            let (tx, rx) = mpsc::channel(INBOUND_QUEUE);
+            routed_tx.push(Some(tx));
+            routed_rx.push(Some(rx));
+        }
+        let mut routed_tx = Some(routed_tx);
+        let admission = Arc::new(crate::plane::admission::Admission::new(&config.limits));
+        for (index, (port, routed)) in ports.into_iter().zip(routed_rx).enumerate() {
+            let plane = MediaPlane::new(PlaneConfig {
+                index,
+                loops,
+                admission: admission.clone(),
+                limits: config.limits.clone(),
+                dtls: template.dtls_config()?,
+                template: template.clone(),
+                metrics: metrics.clone(),
+                epoch: dtls_epoch,
+            });
+            let input = match routed {
+                Some(rx) => Input::Routed(rx),
+                None => Input::Port(routed_tx.take().filter(|_| loops > 1).map(|tx| {
+                    Router::new(
+                        tx,
+                        config.limits.connect_timeout + config.limits.consent_timeout,
+                    )
+                })),
+            };
+            let (c_tx, c_rx) = mpsc::channel(CONTROL_QUEUE);
+            let (h_tx, h_rx) = mpsc::channel(HOST_QUEUE);
+            let (m_tx, m_rx) = mpsc::channel(MEDIA_QUEUE);
+            control_tx.push(c_tx);
+            host_tx.push(h_tx);
+            media_tx.push(m_tx);
+            drivers.push(Driver::new(
+                index,
+                plane,
+                port,
+                input,
+                metrics.clone(),
+                events.clone(),
+                c_rx,
+                h_rx,
+                m_rx,
+            ));
+        }
         let shared = Arc::new(ServerShared {
             config: config.clone(),
             streams: Mutex::new(BTreeMap::new()),
             control_tx,
+            host_tx,
             media_tx,
+            next_loop: std::sync::atomic::AtomicUsize::new(0),
             events: events.clone(),
             metrics: metrics.clone(),
             next_stream: AtomicU64::new(1),
@@ -184,12 +254,15 @@ impl Server {
         let listener = crate::http::bind(&config)?;
         let http_addr = listener.local_addr()?;
 
-        let driver = Driver::new(plane, port, metrics, events, control_rx, media_rx);
-        let (loop_done_tx, loop_done) = std::sync::mpsc::channel();
-        runtime.spawn(async move {
-            driver.run().await;
-            let _ = loop_done_tx.send(());
-        });
+        let mut done = Vec::with_capacity(loops + 1);
+        for driver in drivers {
+            let (loop_done_tx, loop_done) = std::sync::mpsc::channel();
+            runtime.spawn(async move {
+                driver.run().await;
+                let _ = loop_done_tx.send(());
+            });
+            done.push(loop_done);
+        }
 
         let (http_stop, http_stop_rx) = oneshot::channel();
         let (http_done_tx, http_done) = std::sync::mpsc::channel();
@@ -200,7 +273,7 @@ impl Server {
             }
             let _ = http_done_tx.send(());
         });
-        tracing::info!(%http_addr, ?udp_addrs, "rtcast server started");
+        tracing::info!(%http_addr, ?udp_addrs, loops, "rtcast server started");
 
         drop(_enter);
         Ok(Server {
@@ -209,7 +282,10 @@ impl Server {
             http_addr,
             udp_addrs,
             http_stop: Some(http_stop),
-            done: vec![http_done, loop_done],
+            done: {
+                done.insert(0, http_done);
+                done
+            },
         })
     }
 
@@ -260,10 +336,19 @@ impl Server {
             self.shared.events.clone(),
             self.shared.metrics.clone(),
         ));
-        self.shared
-            .control_tx
-            .try_send(Control::OpenStream(stream.clone()))
-            .map_err(|_| Error::LimitReached("the server's control queue is full; retry".into()))?;
+        if !self
+            .shared
+            .to_every_loop(|| Control::OpenStream(stream.clone()))
+        {
+            // A loop that got it closes it again (CloseStream follows on the same queue).
+            self.shared
+                .to_every_loop(|| Control::CloseStream(stream.id));
+            return Err(Error::LimitReached(
+                "the server's host command queue is full (streams created faster than the \
+                 media loops take them); retry"
+                    .into(),
+            ));
+        }
         streams.insert(name.to_owned(), stream.clone());
         Ok(Stream { shared: stream })
     }
@@ -275,10 +360,12 @@ impl Server {
             return false;
         };
         stream.close();
-        let tx = self.shared.control_tx.clone();
+        let senders = self.shared.host_tx.clone();
         if let Some(rt) = &self.runtime {
             rt.spawn(async move {
-                let _ = tx.send(Control::CloseStream(stream.id)).await;
+                for tx in senders {
+                    let _ = tx.send(Control::CloseStream(stream.id)).await;
+                }
             });
         }
         true
@@ -361,13 +448,18 @@ impl Server {
         let rt = self.runtime.as_ref().ok_or(Error::ServerStopped)?;
         // A std channel: answered by the loop without a task of ours in the count.
         let (tx, rx) = std::sync::mpsc::channel();
-        self.shared
-            .control_tx
-            .try_send(Control::Census(tx))
-            .map_err(|_| Error::ServerStopped)?;
-        let (sessions, streams) = rx
-            .recv_timeout(Duration::from_secs(5))
-            .map_err(|_| Error::ServerStopped)?;
+        if !self.shared.to_every_loop(|| Control::Census(tx.clone())) {
+            return Err(Error::ServerStopped);
+        }
+        let (mut sessions, mut streams) = (0, 0);
+        for _ in 0..self.shared.host_tx.len() {
+            let (v, s) = rx
+                .recv_timeout(Duration::from_secs(5))
+                .map_err(|_| Error::ServerStopped)?;
+            sessions += v;
+            // Every loop holds every stream.
+            streams = s;
+        }
         Ok(Census {
             sessions,
             streams,
@@ -390,9 +482,11 @@ impl Server {
         if let Some(tx) = self.http_stop.take() {
             let _ = tx.send(());
         }
-        let control = self.shared.control_tx.clone();
+        let senders = self.shared.host_tx.clone();
         runtime.spawn(async move {
-            let _ = control.send(Control::Shutdown).await;
+            for tx in senders {
+                let _ = tx.send(Control::Shutdown).await;
+            }
         });
         for done in self.done.drain(..) {
             let _ = done.recv_timeout(Duration::from_secs(5));

@@ -24,6 +24,7 @@ use crate::media::vp8::{self, Vp8Packetizer};
 use crate::media::VideoCodec;
 use crate::metrics::Metrics;
 use crate::net::driver::MediaInput;
+use crate::plane::keyframe::KeyframePolicy;
 use crate::{Error, Result};
 
 /// Largest Opus packet (RFC 6716 §3.4: 1275 bytes per frame, up to 120 ms): anything bigger is
@@ -78,7 +79,8 @@ pub(crate) struct StreamShared {
     pub video_codec: VideoCodec,
     pub video_ssrc: u32,
     pub audio_ssrc: Option<u32>,
-    media_tx: mpsc::Sender<MediaInput>,
+    /// One queue per media loop: each loop gets every frame once.
+    media_tx: Vec<mpsc::Sender<MediaInput>>,
     events: broadcast::Sender<Event>,
     metrics: Arc<Metrics>,
     input: Mutex<Input>,
@@ -89,8 +91,11 @@ pub(crate) struct StreamShared {
     force_keyframe: AtomicBool,
     /// Whether the host feeds raw frames (the encoder answers keyframe requests) or encoded video.
     raw_source: AtomicBool,
-    pub(crate) viewers: AtomicUsize,
+    /// Connected viewers per media loop.
+    loop_viewers: Vec<AtomicUsize>,
     closed: AtomicBool,
+    /// Coalesces the keyframe events to the host over the media loops.
+    host_requests: Mutex<KeyframePolicy>,
     video_frames: AtomicU64,
     audio_packets: AtomicU64,
     frames_dropped: AtomicU64,
@@ -105,9 +110,10 @@ struct Input {
     params: ParameterSets,
     packetizer: H264Packetizer,
     vp8: Vp8Packetizer,
-    /// A video frame was dropped since the last one that went through: the next video frame
-    /// must tell the loop (audio frames neither set nor clear it: each Opus packet decodes alone).
-    video_gap: bool,
+    /// Per media loop: a video frame was dropped since the last one that went through, and the
+    /// next video frame must tell the loop (audio frames neither set nor clear it: each Opus
+    /// packet decodes alone).
+    video_gap: Vec<bool>,
 }
 
 impl StreamShared {
@@ -115,10 +121,11 @@ impl StreamShared {
         name: String,
         id: u64,
         options: &StreamOptions,
-        media_tx: mpsc::Sender<MediaInput>,
+        media_tx: Vec<mpsc::Sender<MediaInput>>,
         events: broadcast::Sender<Event>,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let loops = media_tx.len();
         Self {
             name,
             id,
@@ -135,14 +142,15 @@ impl StreamShared {
                 params: ParameterSets::default(),
                 packetizer: H264Packetizer::default(),
                 vp8: Vp8Packetizer::default(),
-                video_gap: false,
+                video_gap: vec![false; loops],
             }),
             encoder_config: options.encoder,
             encode_worker: Mutex::new(None),
             force_keyframe: AtomicBool::new(false),
             raw_source: AtomicBool::new(false),
-            viewers: AtomicUsize::new(0),
+            loop_viewers: (0..loops).map(|_| AtomicUsize::new(0)).collect(),
             closed: AtomicBool::new(false),
+            host_requests: Mutex::new(KeyframePolicy::default()),
             video_frames: AtomicU64::new(0),
             audio_packets: AtomicU64::new(0),
             frames_dropped: AtomicU64::new(0),
@@ -175,13 +183,22 @@ impl StreamShared {
         self.raw_source.load(Relaxed)
     }
 
-    /// The media plane asks for a keyframe (it coalesced the requests of the viewers): the
-    /// encoder makes one at the next raw frame; a host pushing encoded video gets an event.
+    /// A media loop asks for a keyframe (it coalesced its viewers' requests): the encoder makes
+    /// one at the next raw frame; a host pushing encoded video gets an event, coalesced again
+    /// here over the loops by the same policy.
     pub(crate) fn request_keyframe(&self) {
         if self.is_raw_source() {
             if !self.force_keyframe.swap(true, Relaxed) {
                 self.count_keyframe_request();
             }
+            return;
+        }
+        let asked = self
+            .host_requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .request(Instant::now(), false);
+        if !asked {
             return;
         }
         self.count_keyframe_request();
@@ -190,9 +207,16 @@ impl StreamShared {
         });
     }
 
-    /// The media plane's count of connected viewers.
-    pub(crate) fn set_viewers(&self, connected: usize) {
-        self.viewers.store(connected, Relaxed);
+    /// Media loop `index`'s count of connected viewers.
+    pub(crate) fn set_viewers(&self, index: usize, connected: usize) {
+        if let Some(v) = self.loop_viewers.get(index) {
+            v.store(connected, Relaxed);
+        }
+    }
+
+    /// Viewers connected now, over every loop.
+    pub(crate) fn viewers(&self) -> usize {
+        self.loop_viewers.iter().map(|v| v.load(Relaxed)).sum()
     }
 
     fn count_keyframe_request(&self) {
@@ -228,15 +252,21 @@ impl StreamShared {
     /// built-in encoder.
     fn submit(&self, input: &mut Input, frame: MediaFrame, raw_source: bool) {
         let video = frame.kind == TrackKind::Video;
-        let after_gap = video && std::mem::take(&mut input.video_gap);
-        let msg = MediaInput {
-            stream: self.id,
-            frame: Arc::new(frame),
-            after_gap,
-            raw_source,
-        };
-        if self.media_tx.try_send(msg).is_err() {
-            input.video_gap |= video;
+        let frame = Arc::new(frame);
+        let mut dropped = false;
+        for (tx, gap) in self.media_tx.iter().zip(input.video_gap.iter_mut()) {
+            let msg = MediaInput {
+                stream: self.id,
+                frame: frame.clone(),
+                after_gap: video && std::mem::take(gap),
+                raw_source,
+            };
+            if tx.try_send(msg).is_err() {
+                *gap |= video;
+                dropped = true;
+            }
+        }
+        if dropped {
             self.count_dropped();
         }
     }
@@ -244,7 +274,7 @@ impl StreamShared {
     pub(crate) fn stats(&self) -> StreamStats {
         StreamStats {
             name: self.name.clone(),
-            viewers: self.viewers.load(Relaxed),
+            viewers: self.viewers(),
             video_frames: self.video_frames.load(Relaxed),
             audio_packets: self.audio_packets.load(Relaxed),
             frames_dropped: self.frames_dropped.load(Relaxed),
@@ -312,7 +342,7 @@ impl Stream {
 
     /// Viewers connected now.
     pub fn viewers(&self) -> usize {
-        self.shared.viewers.load(Relaxed)
+        self.shared.viewers()
     }
 
     /// Counters of this stream.
@@ -414,7 +444,7 @@ impl Stream {
         check_encoder_size(frame.width, frame.height)?;
         s.raw_source.store(true, Relaxed);
         s.video_frames.fetch_add(1, Relaxed);
-        if s.viewers.load(Relaxed) == 0 && !s.force_keyframe.load(Relaxed) {
+        if s.viewers() == 0 && !s.force_keyframe.load(Relaxed) {
             return Ok(());
         }
         let pts = match pts {
@@ -451,7 +481,7 @@ mod tests {
             "s".into(),
             1,
             &StreamOptions::default(),
-            media_tx,
+            vec![media_tx],
             events,
             Arc::new(Metrics::default()),
         );
@@ -503,7 +533,7 @@ mod tests {
     #[test]
     fn close_stops_the_encoder_thread_and_later_pushes_fail() {
         let (stream, mut rx) = stream_with_channel_of_one();
-        stream.shared.viewers.store(1, Relaxed);
+        stream.shared.set_viewers(0, 1);
         let pixels = vec![60u8; 64 * 48 * 4];
         let frame = RawFrame::packed(crate::PixelFormat::Rgba, 64, 48, &pixels).unwrap();
         stream.push_frame(&frame, None).unwrap();

@@ -41,12 +41,13 @@ def test_viewer_and_keyframe_events_reach_callbacks_and_the_async_iterator():
             viewer = Viewer()
             await viewer.connect(server.whep_url("enc"))
 
+            # No keyframe to replay to the new viewer: the host is asked for one as soon as the
+            # viewer comes (so it is there when the viewer has connected), before it joins.
+            requested = await next_event(events, "keyframe_requested")
+            assert requested.stream == "enc"
             joined = await next_event(events, "viewer_joined")
             assert (joined.stream, joined.protocol) == ("enc", "whep")
             assert joined.viewer is not None and joined.remote.startswith("127.0.0.1:")
-            # No keyframe to replay to the new viewer: the host is asked for one.
-            requested = await next_event(events, "keyframe_requested")
-            assert requested.stream == "enc"
 
             await viewer.close()
             left = await next_event(events, "viewer_left")
@@ -60,7 +61,7 @@ def test_viewer_and_keyframe_events_reach_callbacks_and_the_async_iterator():
     while not called.empty():
         seen.append(called.get())
     kinds = [e.kind for e in seen]
-    assert kinds[:1] == ["viewer_joined"] and "keyframe_requested" in kinds and "viewer_left" in kinds
+    assert kinds[:2] == ["keyframe_requested", "viewer_joined"] and "viewer_left" in kinds
     # One rtcast thread delivers every callback, never the thread running the loop.
     assert len(threads) == 1 and threading.get_native_id() not in threads
 

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rtc::peer_connection::transport::RTCIceCandidateInit;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -15,7 +15,9 @@ use crate::event::{Event, LeaveReason, ViewerId};
 use crate::media::packetizer::MediaFrame;
 use crate::metrics::Metrics;
 use crate::net::udp::MediaPort;
-use crate::plane::{MediaPlane, NewViewer, Notice, Output, StreamInfo, Transmit, ViewerOffer};
+use crate::plane::{
+    loop_of_ufrag, MediaPlane, NewViewer, Notice, Output, StreamInfo, Transmit, ViewerOffer,
+};
 use crate::session::peer::TrackSpec;
 use crate::stream::StreamShared;
 use crate::Result;
@@ -24,12 +26,68 @@ use crate::Result;
 pub(crate) const MEDIA_QUEUE: usize = 256;
 /// Control commands waiting for the loop (signalling tasks wait for room).
 pub(crate) const CONTROL_QUEUE: usize = 256;
+/// The host's commands waiting for the loop (stream created or removed, census, stop), apart
+/// from signalling's so that no number of connecting viewers can refuse or delay them.
+pub(crate) const HOST_QUEUE: usize = 1024;
 /// Notices to one viewer's signalling task; there are at most two in a viewer's life.
 pub(crate) const NOTICE_QUEUE: usize = 4;
 /// Datagrams handled in a row before the loop looks at its other inputs again.
 const RECV_BATCH: usize = 64;
 /// Datagrams handed to the kernel per `sendmmsg` call.
 const SEND_BATCH: usize = 64;
+/// Datagrams waiting to be routed from the first loop to another (viewers send few: STUN
+/// checks, RTCP). Past this they are dropped, as a full socket buffer would.
+pub(crate) const INBOUND_QUEUE: usize = 1024;
+/// How often the first loop forgets addresses it has not routed a check from for long.
+const ROUTE_SWEEP: Duration = Duration::from_secs(5);
+
+/// A datagram received by the first loop for a viewer of another.
+pub(crate) struct Inbound {
+    local: SocketAddr,
+    from: SocketAddr,
+    data: Vec<u8>,
+}
+
+/// Kept by the first media loop when there are several: the kernel delivers every datagram of
+/// the port to it, and it hands each to the loop of its viewer — by the loop tag of the ufrag of
+/// a STUN check, and for the rest by the source address a check came from.
+pub(crate) struct Router {
+    /// Loop `i`'s queue (`None` for the first loop itself).
+    loops: Vec<Option<mpsc::Sender<Inbound>>>,
+    by_addr: HashMap<SocketAddr, (usize, Instant)>,
+    /// An address not seen in a check for this long is forgotten (its viewer is gone: consent
+    /// checks come every few seconds).
+    expiry: Duration,
+    next_sweep: Instant,
+}
+
+impl Router {
+    pub(crate) fn new(loops: Vec<Option<mpsc::Sender<Inbound>>>, expiry: Duration) -> Self {
+        Self {
+            loops,
+            by_addr: HashMap::new(),
+            expiry,
+            next_sweep: Instant::now() + ROUTE_SWEEP,
+        }
+    }
+
+    /// The loop a datagram from `from` belongs to (the first loop when unknown: it drops it).
+    fn route(&mut self, now: Instant, from: SocketAddr, data: &[u8]) -> usize {
+        if now >= self.next_sweep {
+            let expiry = self.expiry;
+            self.by_addr
+                .retain(|_, (_, seen)| now.duration_since(*seen) < expiry);
+            self.next_sweep = now + ROUTE_SWEEP;
+        }
+        if let Some(i) = crate::net::stun::local_ufrag(data).and_then(loop_of_ufrag) {
+            if i < self.loops.len() {
+                self.by_addr.insert(from, (i, now));
+                return i;
+            }
+        }
+        self.by_addr.get(&from).map_or(0, |(i, _)| *i)
+    }
+}
 
 /// A frame pushed by a host.
 pub(crate) struct MediaInput {
@@ -74,13 +132,24 @@ pub(crate) enum Control {
     Shutdown,
 }
 
+/// What a media loop reads besides its commands and frames.
+pub(crate) enum Input {
+    /// The first loop: it reads the port and routes to the others (`None`: it is the only one).
+    Port(Option<Router>),
+    /// Another loop: the datagrams the first routes to it.
+    Routed(mpsc::Receiver<Inbound>),
+}
+
 /// One media loop: the plane and the I/O around it.
 pub(crate) struct Driver {
+    index: usize,
     plane: MediaPlane,
     port: MediaPort,
+    input: Input,
     metrics: Arc<Metrics>,
     events: broadcast::Sender<Event>,
     control_rx: mpsc::Receiver<Control>,
+    host_rx: mpsc::Receiver<Control>,
     media_rx: mpsc::Receiver<MediaInput>,
     streams: HashMap<u64, Arc<StreamShared>>,
     notices: HashMap<ViewerId, mpsc::Sender<Notice>>,
@@ -88,20 +157,27 @@ pub(crate) struct Driver {
 }
 
 impl Driver {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
+        index: usize,
         plane: MediaPlane,
         port: MediaPort,
+        input: Input,
         metrics: Arc<Metrics>,
         events: broadcast::Sender<Event>,
         control_rx: mpsc::Receiver<Control>,
+        host_rx: mpsc::Receiver<Control>,
         media_rx: mpsc::Receiver<MediaInput>,
     ) -> Self {
         Self {
+            index,
             plane,
             port,
+            input,
             metrics,
             events,
             control_rx,
+            host_rx,
             media_rx,
             streams: HashMap::new(),
             notices: HashMap::new(),
@@ -113,7 +189,7 @@ impl Driver {
     /// every viewer.
     pub(crate) async fn run(mut self) {
         let mut buf = vec![0u8; 2048];
-        loop {
+        'run: loop {
             let deadline = self.plane.poll_timeout();
             let sleep = async {
                 match deadline {
@@ -123,26 +199,40 @@ impl Driver {
             };
             // Unbiased: steady inbound datagrams cannot starve frames, commands or timers.
             tokio::select! {
-                cmd = self.control_rx.recv() => match cmd {
-                    Some(Control::Shutdown) | None => break,
+                cmd = self.host_rx.recv() => match cmd {
+                    Some(Control::Shutdown) | None => break 'run,
                     Some(cmd) => self.on_control(cmd),
                 },
-                res = std::future::poll_fn(|cx| self.port.poll_recv(cx, &mut buf)) => {
+                Some(cmd) = self.control_rx.recv() => {
+                    if self.host_first() {
+                        break 'run;
+                    }
+                    self.on_control(cmd);
+                },
+                res = std::future::poll_fn(|cx| self.port.poll_recv(cx, &mut buf)),
+                    if matches!(self.input, Input::Port(_)) =>
+                {
                     match res {
                         Ok((sock, n, from)) => {
                             let now = Instant::now();
-                            let local = self.port.local_addr(sock);
-                            self.plane.handle_datagram(now, local, from, &buf[..n]);
+                            self.on_datagram(now, sock, from, &buf[..n]);
                             for _ in 1..RECV_BATCH {
                                 let Some((sock, n, from)) = self.port.try_recv(&mut buf) else { break };
-                                let local = self.port.local_addr(sock);
-                                self.plane.handle_datagram(now, local, from, &buf[..n]);
+                                self.on_datagram(now, sock, from, &buf[..n]);
                             }
                         }
                         Err(e) => tracing::warn!("media socket receive failed: {e}"),
                     }
                 },
+                routed = routed(&mut self.input) => {
+                    if let Some(d) = routed {
+                        self.plane.handle_datagram(Instant::now(), d.local, d.from, &d.data);
+                    }
+                },
                 input = self.media_rx.recv() => {
+                    if self.host_first() {
+                        break 'run;
+                    }
                     if let Some(input) = input {
                         self.plane.handle_frame(
                             Instant::now(),
@@ -159,6 +249,41 @@ impl Driver {
         }
         self.plane.shutdown(Instant::now());
         self.drain();
+    }
+
+    /// Handles the host's commands already queued, before a frame or a signalling command that
+    /// came after them through another queue: a stream is open before its first frame or viewer
+    /// (the host pushes, and viewers find it, only once it was created). Returns whether the
+    /// server is stopping.
+    fn host_first(&mut self) -> bool {
+        loop {
+            match self.host_rx.try_recv() {
+                Ok(Control::Shutdown) | Err(mpsc::error::TryRecvError::Disconnected) => {
+                    return true
+                }
+                Ok(cmd) => self.on_control(cmd),
+                Err(mpsc::error::TryRecvError::Empty) => return false,
+            }
+        }
+    }
+
+    /// A datagram from the port: this loop's, or routed to the loop of its viewer.
+    fn on_datagram(&mut self, now: Instant, sock: usize, from: SocketAddr, data: &[u8]) {
+        let local = self.port.local_addr(sock);
+        if let Input::Port(Some(router)) = &mut self.input {
+            let i = router.route(now, from, data);
+            if i != self.index {
+                if let Some(Some(tx)) = router.loops.get(i) {
+                    let _ = tx.try_send(Inbound {
+                        local,
+                        from,
+                        data: data.to_vec(),
+                    });
+                }
+                return;
+            }
+        }
+        self.plane.handle_datagram(now, local, from, data);
     }
 
     fn on_control(&mut self, cmd: Control) {
@@ -255,7 +380,7 @@ impl Driver {
                 }
                 Output::Viewers { stream, connected } => {
                     if let Some(s) = self.streams.get(&stream) {
-                        s.set_viewers(connected);
+                        s.set_viewers(self.index, connected);
                     }
                 }
             }
@@ -283,5 +408,63 @@ impl Driver {
             }
         }
         self.batch.clear();
+    }
+}
+
+/// The next datagram routed to this loop; never, for the first loop.
+async fn routed(input: &mut Input) -> Option<Inbound> {
+    match input {
+        Input::Routed(rx) => rx.recv().await,
+        Input::Port(_) => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plane::loop_tag;
+
+    /// A STUN binding request whose USERNAME is `username` (enough for routing).
+    fn check(username: &str) -> Vec<u8> {
+        let mut attrs = vec![0x00, 0x06];
+        attrs.extend_from_slice(&(username.len() as u16).to_be_bytes());
+        attrs.extend_from_slice(username.as_bytes());
+        while attrs.len() % 4 != 0 {
+            attrs.push(0);
+        }
+        let mut m = vec![0x00, 0x01];
+        m.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
+        m.extend_from_slice(&[0x21, 0x12, 0xa4, 0x42]);
+        m.extend_from_slice(&[7; 12]);
+        m.extend_from_slice(&attrs);
+        m
+    }
+
+    #[test]
+    fn the_router_follows_ufrag_tags_then_the_addresses_of_checks_and_forgets_them() {
+        let senders = (0..3)
+            .map(|i| (i > 0).then(|| mpsc::channel(1).0))
+            .collect();
+        let mut router = Router::new(senders, Duration::from_secs(20));
+        let t0 = Instant::now();
+        let a: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:4001".parse().unwrap();
+        let rtcp = [0x80u8, 200, 0, 1, 0, 0, 0, 0];
+        // Unknown address, no check yet: the first loop (which drops what is not its own).
+        assert_eq!(router.route(t0, a, &rtcp), 0);
+        let ufrag = format!("{}abcdef:remote", loop_tag(2));
+        assert_eq!(router.route(t0, a, &check(&ufrag)), 2);
+        assert_eq!(
+            router.route(t0, a, &rtcp),
+            2,
+            "DTLS/RTCP follow the check's address"
+        );
+        assert_eq!(router.route(t0, b, &rtcp), 0);
+        // A tag beyond the loops that exist is not trusted.
+        let ufrag = format!("{}abcdef:remote", loop_tag(5));
+        assert_eq!(router.route(t0, b, &check(&ufrag)), 0);
+        // An address without checks for longer than the expiry is forgotten.
+        let later = t0 + Duration::from_secs(26);
+        assert_eq!(router.route(later, a, &rtcp), 0);
     }
 }

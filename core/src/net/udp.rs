@@ -23,51 +23,63 @@ pub(crate) struct MediaPort {
 }
 
 impl MediaPort {
-    /// Binds the media port. Must run inside the runtime.
-    pub fn bind(bind: IpAddr, port: u16) -> Result<Self> {
-        let ips: Vec<IpAddr> = if bind.is_unspecified() {
-            let mut ips: Vec<IpAddr> = if_addrs::get_if_addrs()
-                .map_err(Error::Io)?
-                .into_iter()
-                .map(|i| i.ip())
-                .filter(|ip| ip.is_ipv4() == bind.is_ipv4() && !is_link_local(ip))
-                .collect();
-            ips.sort();
-            ips.dedup();
-            // Loopback first: a browser on this machine is the most common first viewer.
-            ips.sort_by_key(|ip| !ip.is_loopback());
-            ips
-        } else {
-            vec![bind]
-        };
-        if ips.is_empty() {
-            return Err(Error::InvalidConfig(format!(
-                "no network interface has an address of the family of {bind}"
-            )));
-        }
-        let mut sockets = Vec::with_capacity(ips.len());
+    /// Binds the media port for `loops` media loops. Must run inside the runtime.
+    ///
+    /// With one loop it is one socket per interface address. With more, each loop gets its own
+    /// sockets on the same addresses and port (`SO_REUSEPORT`), to send from without sharing;
+    /// a classic BPF program makes the kernel deliver every datagram to the first loop's socket,
+    /// which routes it to the loop of its viewer (`net::driver`). The returned ports are in loop
+    /// order; only the first one is read.
+    pub fn bind_loops(bind: IpAddr, port: u16, loops: usize) -> Result<Vec<Self>> {
+        let ips = interface_ips(bind)?;
+        let mut per_loop: Vec<Vec<(UdpSocket, SocketAddr)>> =
+            (0..loops).map(|_| Vec::with_capacity(ips.len())).collect();
         let mut port = port;
         for ip in ips {
-            let addr = SocketAddr::new(ip, port);
-            let std_sock = std::net::UdpSocket::bind(addr).map_err(|source| Error::Bind {
-                what: "media UDP",
-                addr,
-                source,
-            })?;
-            std_sock.set_nonblocking(true)?;
-            let sref = socket2::SockRef::from(&std_sock);
-            let _ = sref.set_send_buffer_size(SOCKET_BUFFER);
-            let _ = sref.set_recv_buffer_size(SOCKET_BUFFER);
-            let local = std_sock.local_addr()?;
-            port = local.port(); // every interface on the same port
-            sockets.push((UdpSocket::from_std(std_sock)?, local));
+            let mut first = None;
+            for sockets in per_loop.iter_mut() {
+                let addr = SocketAddr::new(ip, port);
+                let sock = socket2::Socket::new(
+                    socket2::Domain::for_address(addr),
+                    socket2::Type::DGRAM,
+                    Some(socket2::Protocol::UDP),
+                )?;
+                if loops > 1 {
+                    sock.set_reuse_port(true)?;
+                }
+                sock.bind(&addr.into()).map_err(|source| Error::Bind {
+                    what: "media UDP",
+                    addr,
+                    source,
+                })?;
+                sock.set_nonblocking(true)?;
+                let _ = sock.set_send_buffer_size(SOCKET_BUFFER);
+                let _ = sock.set_recv_buffer_size(SOCKET_BUFFER);
+                let std_sock: std::net::UdpSocket = sock.into();
+                let local = std_sock.local_addr()?;
+                port = local.port(); // every interface and loop on the same port
+                let socket = UdpSocket::from_std(std_sock)?;
+                if first.is_none() {
+                    use std::os::fd::AsRawFd;
+                    first = Some(socket.as_raw_fd());
+                }
+                sockets.push((socket, local));
+            }
+            if loops > 1 {
+                if let Some(fd) = first {
+                    steer_to_first_socket(fd)?;
+                }
+            }
         }
-        let gso = sockets.iter().all(|(s, _)| supports_gso(s));
-        tracing::debug!(gso, "media port bound");
-        Ok(Self {
-            sockets,
-            gso: std::sync::atomic::AtomicBool::new(gso),
-        })
+        let gso = per_loop.iter().flatten().all(|(s, _)| supports_gso(s));
+        tracing::debug!(gso, loops, "media port bound");
+        Ok(per_loop
+            .into_iter()
+            .map(|sockets| Self {
+                sockets,
+                gso: std::sync::atomic::AtomicBool::new(gso),
+            })
+            .collect())
     }
 
     /// The addresses announced as host candidates.
@@ -299,6 +311,77 @@ fn supports_gso(socket: &UdpSocket) -> bool {
 #[cfg(not(target_os = "linux"))]
 fn supports_gso(_: &UdpSocket) -> bool {
     false
+}
+
+/// The addresses to bind: `bind` itself, or every interface's address of its family (loopback
+/// first: a browser on this machine is the most common first viewer).
+fn interface_ips(bind: IpAddr) -> Result<Vec<IpAddr>> {
+    let ips: Vec<IpAddr> = if bind.is_unspecified() {
+        let mut ips: Vec<IpAddr> = if_addrs::get_if_addrs()
+            .map_err(Error::Io)?
+            .into_iter()
+            .map(|i| i.ip())
+            .filter(|ip| ip.is_ipv4() == bind.is_ipv4() && !is_link_local(ip))
+            .collect();
+        ips.sort();
+        ips.dedup();
+        ips.sort_by_key(|ip| !ip.is_loopback());
+        ips
+    } else {
+        vec![bind]
+    };
+    if ips.is_empty() {
+        return Err(Error::InvalidConfig(format!(
+            "no network interface has an address of the family of {bind}"
+        )));
+    }
+    Ok(ips)
+}
+
+/// `SO_ATTACH_REUSEPORT_CBPF` (asm-generic/socket.h), not in the libc crate for glibc targets.
+#[cfg(target_os = "linux")]
+const SO_ATTACH_REUSEPORT_CBPF: libc::c_int = 51;
+
+/// Makes the kernel deliver every datagram of the socket's `SO_REUSEPORT` group to the group's
+/// first socket (a one-instruction classic BPF program: `ret #0`, the index in the group).
+#[cfg(target_os = "linux")]
+fn steer_to_first_socket(fd: std::os::fd::RawFd) -> Result<()> {
+    let mut code = [libc::sock_filter {
+        code: 0x06, // BPF_RET | BPF_K
+        jt: 0,
+        jf: 0,
+        k: 0,
+    }];
+    let prog = libc::sock_fprog {
+        len: 1,
+        filter: code.as_mut_ptr(),
+    };
+    // SAFETY: `prog` points to a valid one-instruction program that outlives the call; the
+    // kernel copies it.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            SO_ATTACH_REUSEPORT_CBPF,
+            &prog as *const libc::sock_fprog as *const libc::c_void,
+            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(Error::InvalidConfig(format!(
+            "more than one media loop needs SO_ATTACH_REUSEPORT_CBPF (Linux 4.5+): {}; set \
+             media_loops to 1",
+            io::Error::last_os_error()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn steer_to_first_socket(_: i32) -> Result<()> {
+    Err(Error::InvalidConfig(
+        "more than one media loop needs Linux; set media_loops to 1".into(),
+    ))
 }
 
 fn is_link_local(ip: &IpAddr) -> bool {

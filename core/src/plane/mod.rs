@@ -11,6 +11,7 @@
 //! (sequence number, payload type) and the encryption differ. NACKs are answered from one buffer
 //! per stream (`history`); keyframe requests are coalesced per stream (`keyframe`).
 
+pub(crate) mod admission;
 pub(crate) mod dtls;
 pub(crate) mod history;
 pub(crate) mod ice;
@@ -51,6 +52,27 @@ use self::history::{PacketHistory, SentPacket, SeqMap};
 use self::ice::IceCredentials;
 use self::keyframe::KeyframePolicy;
 use self::srtp::{Protection, SrtpKeys};
+
+/// Characters that tag a ufrag with its media loop (ICE ufrags are `[A-Za-z0-9+/]`).
+const LOOP_TAGS: &[u8; 62] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+/// Most media loops of a server.
+pub(crate) const MAX_LOOPS: usize = LOOP_TAGS.len();
+
+/// The first character of the ufrags of loop `index` (< [`MAX_LOOPS`]).
+pub(crate) fn loop_tag(index: usize) -> char {
+    LOOP_TAGS[index % MAX_LOOPS] as char
+}
+
+/// The media loop a local ufrag belongs to.
+pub(crate) fn loop_of_ufrag(ufrag: &str) -> Option<usize> {
+    let first = *ufrag.as_bytes().first()?;
+    LOOP_TAGS.iter().position(|&t| t == first)
+}
+
+/// The media loop a viewer id belongs to: loop `i` of `n` numbers its viewers `i+1`, `i+1+n`, …
+pub(crate) fn loop_of_viewer(id: ViewerId, loops: usize) -> usize {
+    (id.saturating_sub(1) % loops.max(1) as u64) as usize
+}
 
 /// Remote addresses remembered per viewer (a browser checks a few candidate pairs).
 const MAX_ADDRS_PER_VIEWER: usize = 8;
@@ -128,6 +150,11 @@ pub(crate) struct NewViewer {
 
 /// Settings of a plane.
 pub(crate) struct PlaneConfig {
+    /// The viewer limits, shared with the other loops.
+    pub admission: Arc<admission::Admission>,
+    /// Which of `loops` media loops this plane is (it numbers its viewers accordingly).
+    pub index: usize,
+    pub loops: usize,
     pub limits: Limits,
     pub template: PeerTemplate,
     pub dtls: DtlsConfig,
@@ -280,6 +307,7 @@ struct FanOut {
 /// The sans-IO media plane. See the module documentation.
 pub(crate) struct MediaPlane {
     limits: Limits,
+    admission: Arc<admission::Admission>,
     template: PeerTemplate,
     dtls: DtlsConfig,
     crypto: Arc<dyn RTCCryptoProvider>,
@@ -291,6 +319,8 @@ pub(crate) struct MediaPlane {
     by_addr: HashMap<SocketAddr, ViewerId>,
     timers: BTreeSet<(Instant, ViewerId)>,
     next_viewer: ViewerId,
+    /// Viewer ids advance by the number of loops (ids are unique across loops).
+    id_step: u64,
     transmits: VecDeque<Transmit>,
     outputs: VecDeque<Output>,
     fanouts: VecDeque<FanOut>,
@@ -302,7 +332,8 @@ impl MediaPlane {
     pub fn new(config: PlaneConfig) -> Self {
         Self {
             limits: config.limits,
-            template: config.template,
+            admission: config.admission,
+            template: config.template.for_loop(config.index),
             crypto: config.dtls.crypto.clone(),
             dtls: config.dtls,
             metrics: config.metrics,
@@ -312,7 +343,8 @@ impl MediaPlane {
             by_ufrag: HashMap::new(),
             by_addr: HashMap::new(),
             timers: BTreeSet::new(),
-            next_viewer: 1,
+            next_viewer: config.index as u64 + 1,
+            id_step: config.loops.max(1) as u64,
             transmits: VecDeque::new(),
             outputs: VecDeque::new(),
             fanouts: VecDeque::new(),
@@ -368,28 +400,26 @@ impl MediaPlane {
             .streams
             .get(&req.stream)
             .ok_or_else(|| Error::StreamClosed(format!("#{}", req.stream)))?;
-        if self.viewers.len() >= self.limits.max_viewers {
-            return Err(Error::LimitReached(format!(
-                "the server has its maximum of {} viewers",
-                self.limits.max_viewers
-            )));
-        }
-        if st.viewers.len() >= self.limits.max_viewers_per_stream {
-            return Err(Error::LimitReached(format!(
-                "stream '{}' has its maximum of {} viewers",
-                st.info.spec.stream, self.limits.max_viewers_per_stream
-            )));
-        }
         let spec = st.info.spec.clone();
+        self.admission.admit(req.stream, &spec.stream)?;
         let answering = req.offer_sdp.is_some();
-        let (peer, remote) = match req.offer_sdp {
-            None => (
-                self.template.new_peer(now, &spec)?,
-                RemoteTransport::default(),
-            ),
+        let built = match req.offer_sdp {
+            None => self
+                .template
+                .new_peer(now, &spec)
+                .map(|p| (p, RemoteTransport::default())),
             Some(offer) => {
                 let remote = RemoteTransport::parse(&offer);
-                (self.template.new_answering_peer(now, &spec, offer)?, remote)
+                self.template
+                    .new_answering_peer(now, &spec, offer)
+                    .map(|p| (p, remote))
+            }
+        };
+        let (peer, remote) = match built {
+            Ok(b) => b,
+            Err(e) => {
+                self.admission.release(req.stream);
+                return Err(e);
             }
         };
         let role = if answering {
@@ -403,7 +433,7 @@ impl MediaPlane {
             DtlsRole::Server
         };
         let id = self.next_viewer;
-        self.next_viewer += 1;
+        self.next_viewer += self.id_step;
         let offer = ViewerOffer {
             id,
             sdp: peer.local_sdp.clone(),
@@ -1222,6 +1252,7 @@ impl MediaPlane {
                 self.by_addr.remove(a);
             }
         }
+        self.admission.release(v.stream);
         if let Some(st) = self.streams.get_mut(&v.stream) {
             st.viewers.retain(|x| *x != id);
             if v.phase == Phase::Connected {

@@ -176,6 +176,9 @@ impl Harness {
         let template = PeerTemplate::new(&[server_addr()], &[]).unwrap();
         let metrics = Arc::new(Metrics::default());
         let mut plane = MediaPlane::new(PlaneConfig {
+            index: 0,
+            loops: 1,
+            admission: Arc::new(admission::Admission::new(&limits)),
             limits,
             dtls: template.dtls_config().unwrap(),
             template,
@@ -785,4 +788,54 @@ fn a_frame_to_many_viewers_is_produced_one_viewer_at_a_time() {
     // (The packet taken above by hand never reached its viewer.)
     let got: Vec<usize> = h.clients.iter().map(|c| c.video.len()).collect();
     assert_eq!(got.iter().sum::<usize>(), 29, "{got:?}");
+}
+
+#[test]
+fn ufrags_and_viewer_ids_tell_their_media_loop() {
+    for i in [0, 1, 9, 10, 61] {
+        assert_eq!(loop_of_ufrag(&format!("{}rest", loop_tag(i))), Some(i));
+    }
+    assert_eq!(loop_of_ufrag(""), None);
+    assert_eq!(loop_of_ufrag("+x"), None);
+    let template = PeerTemplate::new(&[server_addr()], &[]).unwrap();
+    let mut plane = MediaPlane::new(PlaneConfig {
+        index: 2,
+        loops: 3,
+        admission: Arc::new(admission::Admission::new(&Limits::default())),
+        limits: Limits::default(),
+        dtls: template.dtls_config().unwrap(),
+        template,
+        metrics: Arc::new(Metrics::default()),
+        epoch: (Instant::now(), SystemTime::now()),
+    });
+    plane.open_stream(StreamInfo {
+        id: STREAM,
+        spec: TrackSpec {
+            stream: "s".into(),
+            video_codec: VideoCodec::H264,
+            video_ssrc: VIDEO_SSRC,
+            audio_ssrc: None,
+        },
+    });
+    let now = Instant::now();
+    let ids: Vec<ViewerId> = (0..3)
+        .map(|_| {
+            plane
+                .new_viewer(
+                    now,
+                    NewViewer {
+                        stream: STREAM,
+                        protocol: Protocol::WebSocket,
+                        remote: "127.0.0.1:1".parse().unwrap(),
+                        started: now,
+                        offer_sdp: None,
+                    },
+                )
+                .unwrap()
+                .id
+        })
+        .collect();
+    assert_eq!(ids, vec![3, 6, 9]);
+    assert!(ids.iter().all(|&id| loop_of_viewer(id, 3) == 2));
+    assert!(plane.by_ufrag.keys().all(|u| loop_of_ufrag(u) == Some(2)));
 }

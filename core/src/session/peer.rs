@@ -65,8 +65,12 @@ pub(crate) struct NewPeer {
 const H264_PROFILES: [&str; 3] = ["42e01f", "42001f", "4d001f"];
 
 /// What every viewer connection of a server shares.
+#[derive(Clone)]
 pub(crate) struct PeerTemplate {
     certificate: RTCCertificate,
+    /// First character of every ICE ufrag made here: which media loop the viewer lives on
+    /// (`crate::plane::loop_tag`), so its checks are routed there.
+    loop_tag: char,
     /// Our ICE candidates, the same for every viewer (one UDP port).
     pub candidates: Vec<RTCIceCandidateInit>,
 }
@@ -122,8 +126,17 @@ impl PeerTemplate {
         }
         Ok(Self {
             certificate,
+            loop_tag: crate::plane::loop_tag(0),
             candidates,
         })
+    }
+
+    /// The template of media loop `index` (its ufrags carry the loop's tag).
+    pub fn for_loop(&self, index: usize) -> Self {
+        Self {
+            loop_tag: crate::plane::loop_tag(index),
+            ..self.clone()
+        }
     }
 
     /// The DTLS settings of the media plane, with the certificate our descriptions announce.
@@ -268,7 +281,11 @@ impl PeerTemplate {
         answering: bool,
     ) -> Result<(RTCPeerConnection, IceCredentials)> {
         let ice = IceCredentials {
-            ufrag: Alphanumeric.sample_string(&mut rand::rng(), 16),
+            ufrag: format!(
+                "{}{}",
+                self.loop_tag,
+                Alphanumeric.sample_string(&mut rand::rng(), 15)
+            ),
             pwd: Alphanumeric.sample_string(&mut rand::rng(), 32),
         };
         let setting_engine = SettingEngineBuilder::new()

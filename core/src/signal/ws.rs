@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::{AuthRequest, Protocol};
 use crate::event::{LeaveReason, ViewerId};
 use crate::net::driver::{Control, NOTICE_QUEUE};
-use crate::plane::Notice;
+use crate::plane::{Notice, MAX_REMOTE_CANDIDATES};
 use crate::server::ServerShared;
 use crate::signal::message::{self, ClientMessage};
 use crate::Error;
@@ -144,7 +144,7 @@ pub(crate) async fn session(
     };
     let mut guard = SessionGuard {
         id: offer.id,
-        control: server.control_sender(),
+        control: server.control_sender(offer.id),
         reason: LeaveReason::Closed,
     };
     let ice_servers = &server.config.ice_servers;
@@ -168,6 +168,7 @@ pub(crate) async fn session(
     }
 
     let limit = server.config.limits.max_ws_message_bytes;
+    let mut candidates = 0;
     loop {
         tokio::select! {
             msg = socket.recv() => {
@@ -197,6 +198,11 @@ pub(crate) async fn session(
                         }
                     }
                     Ok(ClientMessage::Candidate(Some(candidate))) => {
+                        candidates += 1;
+                        if candidates > MAX_REMOTE_CANDIDATES {
+                            let text = format!("more than {MAX_REMOTE_CANDIDATES} candidates");
+                            return refuse(&mut socket, 400, close_code::BAD_MESSAGE, &text).await;
+                        }
                         let _ = server.control(Control::RemoteCandidate { viewer: offer.id, candidate }).await;
                     }
                     Ok(ClientMessage::Candidate(None)) => {}

@@ -28,7 +28,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
 
 const USAGE: &str = "usage: rtcast-bench [--viewers 1,50,200] [--seconds 15] [--batch 25] \
-[--connect-timeout SECS] [--settle SECS] [--warmup SECS] [--demo-args \"--fps 60 ...\"] \
+[--connect-timeout SECS] [--settle SECS] [--warmup SECS] [--server-args \"--media-loops 2 ...\"] \
 [--h264 FILE [--h264-bitrate KBPS]] [--protocol ws|whep] [--whep URL [--server-pid PID]]
 
   --viewers LIST        viewer counts to measure, one server run each (default 1,50,200)
@@ -37,7 +37,8 @@ const USAGE: &str = "usage: rtcast-bench [--viewers 1,50,200] [--seconds 15] [--
   --connect-timeout S   most seconds to wait for all viewers to connect (default 5 + N/20)
   --settle S            seconds between the last connection and the window (default 2)
   --warmup S            seconds after the server starts before the idle baseline (default 2)
-  --demo-args \"...\"     more arguments for `rtcast demo` (--size, --fps, --bitrate)
+  --server-args \"...\"   more arguments for `rtcast demo` or `rtcast relay` (--media-loops N;
+                        the demo's --size, --fps, --bitrate, --noise); also --demo-args
   --h264 FILE           serve FILE (H.264 Annex B) with `rtcast relay` instead of the demo: the
                         server process encodes nothing. A missing FILE is made first: 10 s of the
                         demo pattern with noise, 1280x720, 30 fps, an IDR every 2 s
@@ -113,8 +114,8 @@ fn parse_args() -> Result<Options, String> {
             }
             "--settle" => o.settle = num("--settle", value("--settle")?)?,
             "--warmup" => o.warmup = num("--warmup", value("--warmup")?)?,
-            "--demo-args" => {
-                o.demo_args = value("--demo-args")?
+            "--demo-args" | "--server-args" => {
+                o.demo_args = value("--server-args")?
                     .split_whitespace()
                     .map(str::to_owned)
                     .collect();
@@ -287,7 +288,6 @@ impl ServerProc {
             Some(file) => vec!["relay".into(), "--h264".into(), file.display().to_string()],
             None => vec!["demo".into()],
         };
-        let extra = if h264.is_some() { &[][..] } else { extra };
         let mut child = Command::new(binary)
             .args(mode)
             .args(["--bind", "127.0.0.1", "--port", "0", "--udp-port", "0"])

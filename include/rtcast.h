@@ -482,6 +482,16 @@ enum rtcast_result rtcast_config_set_max_viewers_per_stream(struct rtcast_config
 enum rtcast_result rtcast_config_set_max_viewers(struct rtcast_config *config, size_t max);
 
 /**
+ * Sets the number of media loops: threads that share the viewers, all on the one UDP port
+ * (default 0: one per core). Checked by `rtcast_server_start`: more than 62 is refused there
+ * with `RTCAST_ERR_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `config` must be NULL or a live config.
+ */
+enum rtcast_result rtcast_config_set_media_loops(struct rtcast_config *config, size_t loops);
+
+/**
  * Sets the time a viewer has from opening its signalling connection to connected media before
  * it is dropped, in milliseconds (default 15000). Checked by `rtcast_server_start`: 0 is
  * refused there with `RTCAST_ERR_INVALID_ARGUMENT`.

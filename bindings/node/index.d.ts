@@ -187,6 +187,11 @@ export interface ServerOptions {
   consentTimeoutMs?: number
   /** Origins allowed to call WHEP from another page (CORS); default `['*']`. */
   corsOrigins?: Array<string>
+  /**
+   * Media loops (threads sharing the viewers, all on the one UDP port); default 0: one per
+   * core, at most 62.
+   */
+  mediaLoops?: number
 }
 
 /** Counters of the whole server. */

@@ -280,6 +280,25 @@ pub unsafe extern "C" fn rtcast_config_set_max_viewers(
     })
 }
 
+/// Sets the number of media loops: threads that share the viewers, all on the one UDP port
+/// (default 0: one per core). Checked by `rtcast_server_start`: more than 62 is refused there
+/// with `RTCAST_ERR_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `config` must be NULL or a live config.
+#[no_mangle]
+pub unsafe extern "C" fn rtcast_config_set_media_loops(
+    config: *mut rtcast_config,
+    loops: usize,
+) -> rtcast_result {
+    guard("rtcast_config_set_media_loops", || {
+        with_config(config, |c| {
+            c.media_loops = loops;
+            Ok(())
+        })
+    })
+}
+
 /// Sets the time a viewer has from opening its signalling connection to connected media before
 /// it is dropped, in milliseconds (default 15000). Checked by `rtcast_server_start`: 0 is
 /// refused there with `RTCAST_ERR_INVALID_ARGUMENT`.

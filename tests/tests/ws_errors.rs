@@ -144,3 +144,38 @@ async fn viewer_that_never_connects_media_times_out_with_4408() {
     );
     finish(s, "a connect timeout").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_candidates_is_refused_with_4400() {
+    use futures_util::{SinkExt, StreamExt};
+    let s = setup(ServerConfig::loopback()).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(s.server.ws_url("live"))
+        .await
+        .unwrap();
+    let offer = ws.next().await.unwrap().unwrap();
+    assert!(offer.to_text().unwrap().contains("\"offer\""));
+    for i in 0..70 {
+        let c = format!(
+            r#"{{"type":"candidate","candidate":{{"candidate":"candidate:{i} 1 udp 1 127.0.0.1 {} typ host","sdpMid":"0","sdpMLineIndex":0}}}}"#,
+            10_000 + i
+        );
+        if ws.send(Message::Text(c.into())).await.is_err() {
+            break;
+        }
+    }
+    let mut messages = Vec::new();
+    let mut close = None;
+    while let Ok(Some(Ok(m))) = tokio::time::timeout(WAIT, ws.next()).await {
+        match m {
+            Message::Text(t) => messages.push(serde_json::from_str(&t).unwrap()),
+            Message::Close(f) => {
+                close = f.map(|f| (u16::from(f.code), f.reason.to_string()));
+                break;
+            }
+            _ => {}
+        }
+    }
+    let r = Refused { messages, close };
+    assert_refused(&r, 400, 4400, "more than 64 candidates");
+    finish(s, "a flood of candidates").await;
+}

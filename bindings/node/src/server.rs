@@ -48,6 +48,9 @@ pub struct ServerOptions {
     pub consent_timeout_ms: Option<u32>,
     /// Origins allowed to call WHEP from another page (CORS); default `['*']`.
     pub cors_origins: Option<Vec<String>>,
+    /// Media loops (threads sharing the viewers, all on the one UDP port); default 0: one per
+    /// core, at most 62.
+    pub media_loops: Option<u32>,
 }
 
 /// A STUN or TURN server handed to viewers (the W3C `RTCIceServer` shape).
@@ -154,6 +157,9 @@ fn config(options: ServerOptions) -> BResult<ServerConfig> {
     }
     if let Some(origins) = options.cors_origins {
         c.cors_origins = origins;
+    }
+    if let Some(n) = options.media_loops {
+        c.media_loops = n as usize;
     }
     Ok(c)
 }

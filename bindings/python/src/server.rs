@@ -177,6 +177,7 @@ impl Server {
         consent_timeout = None,
         cors_origins = None,
         authorize = None,
+        media_loops = 0,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -195,6 +196,7 @@ impl Server {
         consent_timeout: Option<f64>,
         cors_origins: Option<Vec<String>>,
         authorize: Option<Py<PyAny>>,
+        media_loops: usize,
     ) -> PyResult<Self> {
         let ip = |text: &str, what: &str| {
             text.parse::<IpAddr>().map_err(|_| {
@@ -216,6 +218,7 @@ impl Server {
                 .iter()
                 .map(ice_server)
                 .collect::<PyResult<_>>()?,
+            media_loops,
             ..Default::default()
         };
         config.tls = match (cert, key) {

@@ -115,6 +115,12 @@ static void test_config(void) {
     OK(rtcast_config_set_connect_timeout_ms(cfg, 0));
     EXPECT(rtcast_server_start(cfg, &server), RTCAST_ERR_INVALID_ARGUMENT);
     OK(rtcast_config_set_connect_timeout_ms(cfg, 5000));
+    EXPECT(rtcast_config_set_media_loops(NULL, 2), RTCAST_ERR_NULL);
+    OK(rtcast_config_set_media_loops(cfg, 63));
+    EXPECT(rtcast_server_start(cfg, &server), RTCAST_ERR_INVALID_ARGUMENT);
+    MESSAGE_HAS("media_loops");
+    CHECK(server == sentinel);
+    OK(rtcast_config_set_media_loops(cfg, 2));
 
     /* TLS paths are taken as given. (The core reads the files after start returns, so a
      * missing file is not yet RTCAST_ERR_TLS from rtcast_server_start: not tested here.) */

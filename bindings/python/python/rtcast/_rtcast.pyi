@@ -212,9 +212,11 @@ class Server:
         consent_timeout: Optional[float] = None,
         cors_origins: Optional[Sequence[str]] = None,
         authorize: Optional[Callable[[AuthRequest], bool]] = None,
+        media_loops: int = 0,
     ) -> Server:
         """Starts a server. `port` 0 picks a free port; `udp_port` None uses the same number as
-        `port`. Raises BindError, TlsError, ConfigError."""
+        `port`; `media_loops` 0 runs one media loop per core. Raises BindError, TlsError,
+        ConfigError."""
     def stream(
         self,
         name: str,

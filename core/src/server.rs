@@ -14,9 +14,9 @@ use crate::event::ViewerId;
 use crate::event::{Event, Events, EVENT_QUEUE};
 use crate::metrics::{Metrics, ServerStats};
 use crate::net::driver::{
-    Control, Driver, Inbound, Input, MediaInput, Router, CONTROL_QUEUE, HOST_QUEUE, INBOUND_QUEUE,
-    MEDIA_QUEUE,
+    Control, Driver, Inbound, Input, Router, CONTROL_QUEUE, HOST_QUEUE, INBOUND_QUEUE,
 };
+use crate::net::frames::{FrameSender, STREAM_FRAME_QUEUE};
 use crate::net::udp::MediaPort;
 use crate::plane::{loop_of_viewer, MediaPlane, PlaneConfig};
 use crate::session::peer::PeerTemplate;
@@ -34,7 +34,7 @@ pub(crate) struct ServerShared {
     /// flood of viewers cannot delay or refuse them), and frames.
     control_tx: Vec<mpsc::Sender<Control>>,
     host_tx: Vec<mpsc::Sender<Control>>,
-    media_tx: Vec<mpsc::Sender<MediaInput>>,
+    media_tx: Vec<FrameSender>,
     /// Round-robin choice of the loop a new viewer lives on.
     next_loop: std::sync::atomic::AtomicUsize,
     pub events: broadcast::Sender<Event>,
@@ -216,7 +216,7 @@ impl Server {
             };
             let (c_tx, c_rx) = mpsc::channel(CONTROL_QUEUE);
             let (h_tx, h_rx) = mpsc::channel(HOST_QUEUE);
-            let (m_tx, m_rx) = mpsc::channel(MEDIA_QUEUE);
+            let (m_tx, m_rx) = crate::net::frames::channel(STREAM_FRAME_QUEUE);
             control_tx.push(c_tx);
             host_tx.push(h_tx);
             media_tx.push(m_tx);

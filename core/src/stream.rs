@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde::Serialize;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 
 use crate::event::Event;
 use crate::media::encode_worker::{EncodeWorker, EncodedSink};
@@ -24,6 +24,7 @@ use crate::media::vp8::{self, Vp8Packetizer};
 use crate::media::VideoCodec;
 use crate::metrics::Metrics;
 use crate::net::driver::MediaInput;
+use crate::net::frames::FrameSender;
 use crate::plane::keyframe::KeyframePolicy;
 use crate::{Error, Result};
 
@@ -80,7 +81,7 @@ pub(crate) struct StreamShared {
     pub video_ssrc: u32,
     pub audio_ssrc: Option<u32>,
     /// One queue per media loop: each loop gets every frame once.
-    media_tx: Vec<mpsc::Sender<MediaInput>>,
+    media_tx: Vec<FrameSender>,
     events: broadcast::Sender<Event>,
     metrics: Arc<Metrics>,
     input: Mutex<Input>,
@@ -121,7 +122,7 @@ impl StreamShared {
         name: String,
         id: u64,
         options: &StreamOptions,
-        media_tx: Vec<mpsc::Sender<MediaInput>>,
+        media_tx: Vec<FrameSender>,
         events: broadcast::Sender<Event>,
         metrics: Arc<Metrics>,
     ) -> Self {
@@ -474,8 +475,8 @@ mod tests {
     use super::*;
 
     /// A stream whose media channel holds one frame, with its receiving end.
-    fn stream_with_channel_of_one() -> (Stream, mpsc::Receiver<MediaInput>) {
-        let (media_tx, media_rx) = mpsc::channel(1);
+    fn stream_with_channel_of_one() -> (Stream, crate::net::frames::FrameReceiver) {
+        let (media_tx, media_rx) = crate::net::frames::channel(1);
         let (events, _) = broadcast::channel(4);
         let shared = StreamShared::new(
             "s".into(),
@@ -496,7 +497,7 @@ mod tests {
 
     #[test]
     fn a_dropped_video_frame_is_reported_by_the_next_video_frame_even_after_audio() {
-        let (stream, mut rx) = stream_with_channel_of_one();
+        let (stream, rx) = stream_with_channel_of_one();
         stream.push_h264(P_SLICE, None).unwrap(); // fills the channel
         stream.push_h264(P_SLICE, None).unwrap(); // dropped: the loop is "behind"
         assert_eq!(stream.stats().frames_dropped, 1);
@@ -522,7 +523,7 @@ mod tests {
 
     #[test]
     fn a_dropped_audio_packet_does_not_mark_a_video_gap() {
-        let (stream, mut rx) = stream_with_channel_of_one();
+        let (stream, rx) = stream_with_channel_of_one();
         stream.push_opus(OPUS, None).unwrap();
         stream.push_opus(OPUS, None).unwrap(); // dropped
         rx.try_recv().unwrap();
@@ -532,7 +533,7 @@ mod tests {
 
     #[test]
     fn close_stops_the_encoder_thread_and_later_pushes_fail() {
-        let (stream, mut rx) = stream_with_channel_of_one();
+        let (stream, rx) = stream_with_channel_of_one();
         stream.shared.set_viewers(0, 1);
         let pixels = vec![60u8; 64 * 48 * 4];
         let frame = RawFrame::packed(crate::PixelFormat::Rgba, 64, 48, &pixels).unwrap();
@@ -540,7 +541,7 @@ mod tests {
         // The first frame comes back encoded (an IDR: the encoder's first frame).
         let mut encoded = None;
         for _ in 0..500 {
-            if let Ok(m) = rx.try_recv() {
+            if let Some(m) = rx.try_recv() {
                 encoded = Some(m);
                 break;
             }

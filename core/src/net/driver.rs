@@ -14,6 +14,7 @@ use crate::config::Protocol;
 use crate::event::{Event, LeaveReason, ViewerId};
 use crate::media::packetizer::MediaFrame;
 use crate::metrics::Metrics;
+use crate::net::frames::FrameReceiver;
 use crate::net::udp::MediaPort;
 use crate::plane::{
     loop_of_ufrag, MediaPlane, NewViewer, Notice, Output, StreamInfo, Transmit, ViewerOffer,
@@ -22,8 +23,6 @@ use crate::session::peer::TrackSpec;
 use crate::stream::StreamShared;
 use crate::Result;
 
-/// Frames waiting for the loop. Past this, pushes drop frames instead of waiting.
-pub(crate) const MEDIA_QUEUE: usize = 256;
 /// Control commands waiting for the loop (signalling tasks wait for room).
 pub(crate) const CONTROL_QUEUE: usize = 256;
 /// The host's commands waiting for the loop (stream created or removed, census, stop), apart
@@ -90,6 +89,7 @@ impl Router {
 }
 
 /// A frame pushed by a host.
+#[derive(Debug)]
 pub(crate) struct MediaInput {
     pub stream: u64,
     pub frame: Arc<MediaFrame>,
@@ -150,7 +150,7 @@ pub(crate) struct Driver {
     events: broadcast::Sender<Event>,
     control_rx: mpsc::Receiver<Control>,
     host_rx: mpsc::Receiver<Control>,
-    media_rx: mpsc::Receiver<MediaInput>,
+    frames: FrameReceiver,
     streams: HashMap<u64, Arc<StreamShared>>,
     notices: HashMap<ViewerId, mpsc::Sender<Notice>>,
     batch: Vec<Transmit>,
@@ -167,7 +167,7 @@ impl Driver {
         events: broadcast::Sender<Event>,
         control_rx: mpsc::Receiver<Control>,
         host_rx: mpsc::Receiver<Control>,
-        media_rx: mpsc::Receiver<MediaInput>,
+        frames: FrameReceiver,
     ) -> Self {
         Self {
             index,
@@ -178,7 +178,7 @@ impl Driver {
             events,
             control_rx,
             host_rx,
-            media_rx,
+            frames,
             streams: HashMap::new(),
             notices: HashMap::new(),
             batch: Vec::with_capacity(SEND_BATCH),
@@ -229,19 +229,17 @@ impl Driver {
                         self.plane.handle_datagram(Instant::now(), d.local, d.from, &d.data);
                     }
                 },
-                input = self.media_rx.recv() => {
+                input = self.frames.recv() => {
                     if self.host_first() {
                         break 'run;
                     }
-                    if let Some(input) = input {
-                        self.plane.handle_frame(
-                            Instant::now(),
-                            input.stream,
-                            input.frame,
-                            input.after_gap,
-                            input.raw_source,
-                        );
-                    }
+                    self.plane.handle_frame(
+                        Instant::now(),
+                        input.stream,
+                        input.frame,
+                        input.after_gap,
+                        input.raw_source,
+                    );
                 },
                 () = sleep => self.plane.handle_timeout(Instant::now()),
             }

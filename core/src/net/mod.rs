@@ -2,5 +2,6 @@
 //! driver that moves datagrams, frames and time into the sans-IO media plane (`crate::plane`).
 
 pub(crate) mod driver;
+pub(crate) mod frames;
 pub(crate) mod stun;
 pub(crate) mod udp;

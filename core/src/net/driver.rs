@@ -138,6 +138,8 @@ pub(crate) enum Input {
     Port(Option<Router>),
     /// Another loop: the datagrams the first routes to it.
     Routed(mpsc::Receiver<Inbound>),
+    /// Another loop whose first loop is gone (the server is stopping): nothing more comes.
+    Done,
 }
 
 /// One media loop: the plane and the I/O around it.
@@ -224,10 +226,9 @@ impl Driver {
                         Err(e) => tracing::warn!("media socket receive failed: {e}"),
                     }
                 },
-                routed = routed(&mut self.input) => {
-                    if let Some(d) = routed {
-                        self.plane.handle_datagram(Instant::now(), d.local, d.from, &d.data);
-                    }
+                routed = routed(&mut self.input) => match routed {
+                    Some(d) => self.plane.handle_datagram(Instant::now(), d.local, d.from, &d.data),
+                    None => self.input = Input::Done,
                 },
                 input = self.frames.recv() => {
                     if self.host_first() {
@@ -413,7 +414,7 @@ impl Driver {
 async fn routed(input: &mut Input) -> Option<Inbound> {
     match input {
         Input::Routed(rx) => rx.recv().await,
-        Input::Port(_) => std::future::pending().await,
+        Input::Port(_) | Input::Done => std::future::pending().await,
     }
 }
 

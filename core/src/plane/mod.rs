@@ -1228,21 +1228,15 @@ impl MediaPlane {
 
     /// Ends a viewer's session: its close_notify is queued, everything it held is freed.
     pub fn close_viewer(&mut self, now: Instant, id: ViewerId, reason: LeaveReason) {
-        let Some(mut v) = self.viewers.remove(&id) else {
+        let Some(v) = self.viewers.get_mut(&id) else {
             return;
         };
         // Let the close reach the viewer so it does not wait for a timeout.
         v.dtls.close(now);
-        if let Some((from, to)) = v.pair {
-            while let Some(data) = v.dtls.poll_transmit() {
-                self.transmits.push_back(Transmit {
-                    viewer: id,
-                    from,
-                    to,
-                    data,
-                });
-            }
-        }
+        self.flush_dtls(id);
+        let Some(v) = self.viewers.remove(&id) else {
+            return;
+        };
         if let Some(t) = v.deadline {
             self.timers.remove(&(t, id));
         }

@@ -430,6 +430,27 @@ enum rtcast_result rtcast_config_set_port(struct rtcast_config *config, uint16_t
 enum rtcast_result rtcast_config_set_udp_port(struct rtcast_config *config, uint16_t port);
 
 /**
+ * Sets the TCP port of ICE-TCP, for viewers whose network blocks UDP (default: the same number
+ * as the UDP media port, served on the HTTP listener when that is the HTTP port; 0 picks a free
+ * port).
+ *
+ * # Safety
+ * `config` must be NULL or a live config.
+ */
+enum rtcast_result rtcast_config_set_tcp_port(struct rtcast_config *config, uint16_t port);
+
+/**
+ * Sets which ICE candidates viewers are offered: a list of `udp`, `tcp`, `local`, `public`
+ * separated by commas or spaces (transports named without addresses get every address, and
+ * the other way round). Default `"udp,tcp,local,public"`: UDP first, TCP as the fallback. An
+ * unknown word is `RTCAST_ERR_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `config` must be NULL or a live config; `policy` NULL or a NUL-terminated string.
+ */
+enum rtcast_result rtcast_config_set_candidates(struct rtcast_config *config, const char *policy);
+
+/**
  * Adds a public address to announce to viewers for 1:1 NAT (a cloud VM's public IP), in
  * addition to the addresses the UDP socket listens on.
  *
@@ -646,6 +667,15 @@ enum rtcast_result rtcast_server_ws_url(const struct rtcast_server *server,
  * `server` must be NULL or a live server; `out_port` NULL or writable.
  */
 enum rtcast_result rtcast_server_port(const struct rtcast_server *server, uint16_t *out_port);
+
+/**
+ * Writes the TCP port of ICE-TCP into `*out_port`: the HTTP port when they share it, 0 when the
+ * candidate policy leaves TCP out. After stop: `RTCAST_ERR_STOPPED`. Any thread.
+ *
+ * # Safety
+ * `server` must be NULL or a live server; `out_port` NULL or writable.
+ */
+enum rtcast_result rtcast_server_tcp_port(const struct rtcast_server *server, uint16_t *out_port);
 
 /**
  * Sets the function that receives this server's events (`callback` NULL removes it).

@@ -20,8 +20,15 @@ pub struct ServerConfig {
     /// UDP port carrying the media of every viewer. `None`: the same number as `port`
     /// (or a free port when that is 0). `Some(0)` picks a free port.
     pub udp_port: Option<u16>,
+    /// TCP port of ICE-TCP, for viewers whose network blocks UDP. `None`: the same number as
+    /// the UDP media port — served on the HTTP listener when that is the HTTP port (the first
+    /// bytes tell ICE-TCP from HTTP and TLS), on a listener of its own otherwise. `Some(0)`
+    /// picks a free port.
+    pub tcp_port: Option<u16>,
+    /// Which candidates viewers are offered (UDP, TCP; the listening addresses, `public_ips`).
+    pub candidates: CandidatePolicy,
     /// Public addresses to announce for 1:1 NAT (a cloud VM's public IP), in addition to the
-    /// addresses the UDP socket listens on.
+    /// addresses the media sockets listen on.
     pub public_ips: Vec<IpAddr>,
     /// STUN/TURN servers handed to viewers (in the WebSocket `config` and WHEP `Link` headers).
     pub ice_servers: Vec<IceServer>,
@@ -45,6 +52,8 @@ impl Default for ServerConfig {
             bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             port: 8080,
             udp_port: None,
+            tcp_port: None,
+            candidates: CandidatePolicy::default(),
             public_ips: Vec::new(),
             ice_servers: Vec::new(),
             tls: None,
@@ -62,6 +71,8 @@ impl fmt::Debug for ServerConfig {
             .field("bind", &self.bind)
             .field("port", &self.port)
             .field("udp_port", &self.udp_port)
+            .field("tcp_port", &self.tcp_port)
+            .field("candidates", &self.candidates)
             .field("public_ips", &self.public_ips)
             .field("ice_servers", &self.ice_servers)
             .field("tls", &self.tls)
@@ -104,6 +115,10 @@ impl ServerConfig {
                 crate::plane::MAX_LOOPS
             )));
         }
+        let c = &self.candidates;
+        if !c.local && (self.public_ips.is_empty() || !c.public) {
+            return bad("the candidate policy offers no address: without \"local\" it needs \"public\" and at least one public_ips entry");
+        }
         if l.max_viewers == 0 || l.max_viewers_per_stream == 0 {
             return bad("viewer limits must be at least 1");
         }
@@ -112,6 +127,85 @@ impl ServerConfig {
         }
         if l.connect_timeout.is_zero() || l.consent_timeout.is_zero() {
             return bad("timeouts must be greater than zero");
+        }
+        Ok(())
+    }
+}
+
+/// Which ICE candidates the server offers viewers: on which transports, and with which
+/// addresses. Its text form (what C, Python, Node and the command line take) is a list of
+/// `udp`, `tcp`, `local`, `public` separated by commas or spaces: transports named without
+/// addresses get every address, addresses named without transports every transport. Default:
+/// all of them (`"udp,tcp,local,public"`): UDP first (a higher priority), TCP as the fallback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CandidatePolicy {
+    /// Candidates on the UDP media port.
+    pub udp: bool,
+    /// Passive ICE-TCP candidates on the TCP port (`tcp_port`).
+    pub tcp: bool,
+    /// The addresses the media sockets listen on (host candidates).
+    pub local: bool,
+    /// `public_ips` (server-reflexive candidates for 1:1 NAT).
+    pub public: bool,
+}
+
+impl Default for CandidatePolicy {
+    fn default() -> Self {
+        Self {
+            udp: true,
+            tcp: true,
+            local: true,
+            public: true,
+        }
+    }
+}
+
+impl std::str::FromStr for CandidatePolicy {
+    type Err = crate::Error;
+
+    fn from_str(s: &str) -> crate::Result<Self> {
+        let mut p = Self {
+            udp: false,
+            tcp: false,
+            local: false,
+            public: false,
+        };
+        for word in s.split([',', ' ']).filter(|w| !w.is_empty()) {
+            match word.to_ascii_lowercase().as_str() {
+                "udp" => p.udp = true,
+                "tcp" => p.tcp = true,
+                "local" => p.local = true,
+                "public" => p.public = true,
+                other => return Err(crate::Error::InvalidConfig(format!(
+                    "unknown candidate kind {other:?} in {s:?} (expected udp, tcp, local, public)"
+                ))),
+            }
+        }
+        if !p.udp && !p.tcp {
+            (p.udp, p.tcp) = (true, true);
+        }
+        if !p.local && !p.public {
+            (p.local, p.public) = (true, true);
+        }
+        Ok(p)
+    }
+}
+
+impl fmt::Display for CandidatePolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let words = [
+            (self.udp, "udp"),
+            (self.tcp, "tcp"),
+            (self.local, "local"),
+            (self.public, "public"),
+        ];
+        let mut first = true;
+        for (on, word) in words {
+            if on {
+                f.write_str(if first { "" } else { "," })?;
+                f.write_str(word)?;
+                first = false;
+            }
         }
         Ok(())
     }
@@ -202,3 +296,31 @@ pub struct AuthRequest {
 /// Decides whether a viewer may watch. Runs on a thread of the server's blocking pool, one call
 /// per connecting viewer: a slow hook delays only the viewer it decides about.
 pub type AuthorizeHook = Arc<dyn Fn(&AuthRequest) -> bool + Send + Sync>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidate_policies_parse_and_print() {
+        let all: CandidatePolicy = "udp,tcp,local,public".parse().unwrap();
+        assert_eq!(all, CandidatePolicy::default());
+        assert_eq!(all.to_string(), "udp,tcp,local,public");
+        let tcp: CandidatePolicy = "tcp".parse().unwrap();
+        assert!(!tcp.udp && tcp.tcp && tcp.local && tcp.public);
+        let p: CandidatePolicy = "UDP public".parse().unwrap();
+        assert_eq!(p.to_string(), "udp,public");
+        assert_eq!("".parse::<CandidatePolicy>().unwrap(), all);
+        let e = "udp,quic".parse::<CandidatePolicy>().unwrap_err();
+        assert!(e.to_string().contains("\"quic\""), "{e}");
+    }
+
+    #[test]
+    fn a_policy_without_any_address_is_refused() {
+        let mut c = ServerConfig::loopback();
+        c.candidates = "udp,public".parse().unwrap();
+        assert!(c.validate().is_err());
+        c.public_ips.push("203.0.113.7".parse().unwrap());
+        c.validate().unwrap();
+    }
+}

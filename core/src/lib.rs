@@ -28,7 +28,8 @@ pub mod signal;
 mod stream;
 
 pub use config::{
-    AuthRequest, AuthorizeHook, IceServer, Limits, Protocol, ServerConfig, TlsConfig,
+    AuthRequest, AuthorizeHook, CandidatePolicy, IceServer, Limits, Protocol, ServerConfig,
+    TlsConfig,
 };
 pub use error::{Error, Result};
 pub use event::{Event, Events, LeaveReason, Recv, ViewerId};

@@ -57,6 +57,13 @@ struct ServerArgs {
     /// UDP port carrying the media of every viewer [default: same number as --port].
     #[arg(long)]
     udp_port: Option<u16>,
+    /// TCP port of ICE-TCP, for viewers whose network blocks UDP [default: the UDP port's
+    /// number, shared with HTTP when that is --port].
+    #[arg(long)]
+    tcp_port: Option<u16>,
+    /// Candidates offered to viewers: udp, tcp, local, public, separated by commas.
+    #[arg(long, default_value = "udp,tcp,local,public")]
+    candidates: rtcast::CandidatePolicy,
     /// Public IP to announce to viewers (1:1 NAT, e.g. a cloud VM). Repeat for several.
     #[arg(long = "public-ip", value_name = "IP")]
     public_ips: Vec<IpAddr>,
@@ -117,6 +124,8 @@ fn config(args: &ServerArgs) -> ServerConfig {
         bind: args.bind,
         port: args.port,
         udp_port: args.udp_port,
+        tcp_port: args.tcp_port,
+        candidates: args.candidates,
         public_ips: args.public_ips.clone(),
         media_loops: args.media_loops,
         ..ServerConfig::default()

@@ -130,6 +130,9 @@ pub struct Server {
     runtime: Option<tokio::runtime::Runtime>,
     http_addr: SocketAddr,
     udp_addrs: Vec<SocketAddr>,
+    tcp_addrs: Vec<SocketAddr>,
+    /// The ICE-TCP listener of its own port (none when ICE-TCP shares the HTTP port or is off).
+    tcp_task: Option<tokio::task::AbortHandle>,
     http_stop: Option<oneshot::Sender<()>>,
     done: Vec<std::sync::mpsc::Receiver<()>>,
 }
@@ -139,6 +142,7 @@ impl std::fmt::Debug for Server {
         f.debug_struct("Server")
             .field("http_addr", &self.http_addr)
             .field("udp_addrs", &self.udp_addrs)
+            .field("tcp_addrs", &self.tcp_addrs)
             .finish()
     }
 }
@@ -173,12 +177,21 @@ impl Server {
     fn launch(config: ServerConfig, runtime: &tokio::runtime::Runtime) -> Result<Server> {
         let _enter = runtime.enter();
 
+        let listener = crate::http::bind(&config)?;
+        let http_addr = listener.local_addr()?;
         let udp_port = config.udp_port.unwrap_or(config.port);
         let loops = config.loops();
         let ports = MediaPort::bind_loops(config.bind, udp_port, loops)?;
         let udp_addrs = ports[0].local_addrs();
+        let ice_tcp = IceTcp::bind(&config, udp_port == 0, &udp_addrs, http_addr)?;
+        let tcp_addrs = ice_tcp.addrs(&udp_addrs, http_addr);
         let metrics = Arc::new(Metrics::default());
-        let template = PeerTemplate::new(&udp_addrs, &config.public_ips)?;
+        let template = PeerTemplate::new(
+            &udp_addrs,
+            &tcp_addrs,
+            &config.public_ips,
+            config.candidates,
+        )?;
         let dtls_epoch = (std::time::Instant::now(), std::time::SystemTime::now());
         let (events, _) = broadcast::channel(EVENT_QUEUE);
         let mut control_tx = Vec::with_capacity(loops);
@@ -230,8 +243,13 @@ impl Server {
                 c_rx,
                 h_rx,
                 m_rx,
+                config
+                    .limits
+                    .connect_timeout
+                    .max(config.limits.consent_timeout),
             ));
         }
+        let tcp_acceptor = crate::net::tcp::TcpAcceptor::new(control_tx.clone());
         let shared = Arc::new(ServerShared {
             config: config.clone(),
             streams: Mutex::new(BTreeMap::new()),
@@ -251,8 +269,6 @@ impl Server {
             .as_ref()
             .map(crate::http::tls_config)
             .transpose()?;
-        let listener = crate::http::bind(&config)?;
-        let http_addr = listener.local_addr()?;
 
         let mut done = Vec::with_capacity(loops + 1);
         for driver in drivers {
@@ -267,13 +283,24 @@ impl Server {
         let (http_stop, http_stop_rx) = oneshot::channel();
         let (http_done_tx, http_done) = std::sync::mpsc::channel();
         let app = crate::http::router(shared.clone());
+        let (shared_ice, tcp_task) = match ice_tcp {
+            IceTcp::Off => (None, None),
+            IceTcp::OnHttpPort => (Some(tcp_acceptor), None),
+            IceTcp::Own(l) => {
+                let l = tokio::net::TcpListener::from_std(l)?;
+                (
+                    None,
+                    Some(runtime.spawn(tcp_acceptor.serve(l)).abort_handle()),
+                )
+            }
+        };
         runtime.spawn(async move {
-            if let Err(e) = crate::http::serve(listener, app, tls, http_stop_rx).await {
+            if let Err(e) = crate::http::serve(listener, app, tls, shared_ice, http_stop_rx).await {
                 tracing::error!("HTTP server failed: {e}");
             }
             let _ = http_done_tx.send(());
         });
-        tracing::info!(%http_addr, ?udp_addrs, loops, "rtcast server started");
+        tracing::info!(%http_addr, ?udp_addrs, ?tcp_addrs, loops, "rtcast server started");
 
         drop(_enter);
         Ok(Server {
@@ -281,6 +308,8 @@ impl Server {
             runtime: None,
             http_addr,
             udp_addrs,
+            tcp_addrs,
+            tcp_task,
             http_stop: Some(http_stop),
             done: {
                 done.insert(0, http_done);
@@ -386,6 +415,12 @@ impl Server {
         &self.udp_addrs
     }
 
+    /// The addresses of ICE-TCP (one per interface when bound to all; empty when the candidate
+    /// policy leaves TCP out). Their port is the HTTP port when ICE-TCP shares it.
+    pub fn tcp_addrs(&self) -> &[SocketAddr] {
+        &self.tcp_addrs
+    }
+
     /// The player page of a stream, e.g. `http://127.0.0.1:8080/demo/embed.html`.
     pub fn url(&self, stream: &str) -> String {
         format!("{}/{stream}/embed.html", self.base_url("http"))
@@ -482,6 +517,9 @@ impl Server {
         if let Some(tx) = self.http_stop.take() {
             let _ = tx.send(());
         }
+        if let Some(task) = self.tcp_task.take() {
+            task.abort();
+        }
         let senders = self.shared.host_tx.clone();
         runtime.spawn(async move {
             for tx in senders {
@@ -513,6 +551,73 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Where ICE-TCP listens.
+enum IceTcp {
+    /// The candidate policy leaves TCP out.
+    Off,
+    /// On the HTTP listener (same port number): told apart by the first byte.
+    OnHttpPort,
+    /// On a listener of its own.
+    Own(std::net::TcpListener),
+}
+
+impl IceTcp {
+    /// Binds ICE-TCP's port: `tcp_port`, or the UDP port's number (`udp_free`: that number was
+    /// picked free, so when it is taken for TCP another free port is fine).
+    fn bind(
+        config: &ServerConfig,
+        udp_free: bool,
+        udp_addrs: &[SocketAddr],
+        http_addr: SocketAddr,
+    ) -> Result<Self> {
+        if !config.candidates.tcp {
+            return Ok(IceTcp::Off);
+        }
+        let port = match config.tcp_port {
+            Some(p) => p,
+            None => udp_addrs.first().map_or(0, |a| a.port()),
+        };
+        if port != 0 && port == http_addr.port() {
+            return Ok(IceTcp::OnHttpPort);
+        }
+        let addr = SocketAddr::new(config.bind, port);
+        let listener = match std::net::TcpListener::bind(addr) {
+            Ok(l) => l,
+            Err(_) if config.tcp_port.is_none() && udp_free => {
+                let any = SocketAddr::new(config.bind, 0);
+                std::net::TcpListener::bind(any).map_err(|source| Error::Bind {
+                    what: "ICE-TCP",
+                    addr: any,
+                    source,
+                })?
+            }
+            Err(source) => {
+                return Err(Error::Bind {
+                    what: "ICE-TCP",
+                    addr,
+                    source,
+                })
+            }
+        };
+        listener.set_nonblocking(true)?;
+        Ok(IceTcp::Own(listener))
+    }
+
+    /// The addresses to announce: the UDP port's addresses (one per interface when bound to
+    /// all) with ICE-TCP's port.
+    fn addrs(&self, udp_addrs: &[SocketAddr], http_addr: SocketAddr) -> Vec<SocketAddr> {
+        let port = match self {
+            IceTcp::Off => return Vec::new(),
+            IceTcp::OnHttpPort => http_addr.port(),
+            IceTcp::Own(l) => l.local_addr().map_or(0, |a| a.port()),
+        };
+        udp_addrs
+            .iter()
+            .map(|a| SocketAddr::new(a.ip(), port))
+            .collect()
     }
 }
 

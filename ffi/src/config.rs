@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use rtcast_core::{IceServer, ServerConfig, TlsConfig};
+use rtcast_core::{CandidatePolicy, IceServer, ServerConfig, TlsConfig};
 
 use crate::error::{guard, guard_void, rtcast_result, str_arg, Failure, FfiResult};
 use crate::handle::{self, borrow, out, Handle};
@@ -160,6 +160,47 @@ pub unsafe extern "C" fn rtcast_config_set_udp_port(
     guard("rtcast_config_set_udp_port", || {
         with_config(config, |c| {
             c.udp_port = Some(port);
+            Ok(())
+        })
+    })
+}
+
+/// Sets the TCP port of ICE-TCP, for viewers whose network blocks UDP (default: the same number
+/// as the UDP media port, served on the HTTP listener when that is the HTTP port; 0 picks a free
+/// port).
+///
+/// # Safety
+/// `config` must be NULL or a live config.
+#[no_mangle]
+pub unsafe extern "C" fn rtcast_config_set_tcp_port(
+    config: *mut rtcast_config,
+    port: u16,
+) -> rtcast_result {
+    guard("rtcast_config_set_tcp_port", || {
+        with_config(config, |c| {
+            c.tcp_port = Some(port);
+            Ok(())
+        })
+    })
+}
+
+/// Sets which ICE candidates viewers are offered: a list of `udp`, `tcp`, `local`, `public`
+/// separated by commas or spaces (transports named without addresses get every address, and
+/// the other way round). Default `"udp,tcp,local,public"`: UDP first, TCP as the fallback. An
+/// unknown word is `RTCAST_ERR_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `config` must be NULL or a live config; `policy` NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn rtcast_config_set_candidates(
+    config: *mut rtcast_config,
+    policy: *const c_char,
+) -> rtcast_result {
+    guard("rtcast_config_set_candidates", || {
+        borrow(config.cast_const())?;
+        let policy: CandidatePolicy = str_arg(policy, "policy")?.parse()?;
+        with_config(config, |c| {
+            c.candidates = policy;
             Ok(())
         })
     })

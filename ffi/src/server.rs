@@ -322,6 +322,24 @@ pub unsafe extern "C" fn rtcast_server_port(
     })
 }
 
+/// Writes the TCP port of ICE-TCP into `*out_port`: the HTTP port when they share it, 0 when the
+/// candidate policy leaves TCP out. After stop: `RTCAST_ERR_STOPPED`. Any thread.
+///
+/// # Safety
+/// `server` must be NULL or a live server; `out_port` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn rtcast_server_tcp_port(
+    server: *const rtcast_server,
+    out_port: *mut u16,
+) -> rtcast_result {
+    guard("rtcast_server_tcp_port", || {
+        let server = borrow(server)?;
+        let slot = out(out_port, "out_port")?;
+        *slot = server.with(|s| Ok(s.tcp_addrs().first().map_or(0, |a| a.port())))?;
+        Ok(())
+    })
+}
+
 /// Sets the function that receives this server's events (`callback` NULL removes it).
 ///
 /// The callback runs on one dedicated rtcast thread, one call at a time, never concurrently

@@ -82,8 +82,35 @@ const HARNESS_JS: &str = r#"(() => {
   };
   const scan = () => document.querySelectorAll('video').forEach(watch);
   window.__rtcastE2E = { watch, scan };
+  // Every peer connection the page makes, for getStats() from the test.
+  window.__rtcastPeers = [];
+  const Native = window.RTCPeerConnection;
+  if (Native) {
+    window.RTCPeerConnection = function (...args) {
+      const pc = new Native(...args);
+      window.__rtcastPeers.push(pc);
+      return pc;
+    };
+    window.RTCPeerConnection.prototype = Native.prototype;
+    Object.setPrototypeOf(window.RTCPeerConnection, Native);
+  }
   new MutationObserver(scan).observe(document, { childList: true, subtree: true });
 })();"#;
+
+/// See [`Page::selected_candidate_pair`].
+const SELECTED_PAIR_JS: &str = r#"(async () => {
+  const peers = window.__rtcastPeers || [];
+  const pc = peers[peers.length - 1];
+  if (!pc) return null;
+  const stats = await pc.getStats();
+  let pairId = null;
+  stats.forEach((s) => { if (s.type === 'transport' && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId; });
+  let pair = pairId ? stats.get(pairId) : null;
+  if (!pair) stats.forEach((s) => { if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') pair = s; });
+  if (!pair) return null;
+  const pick = (c) => c && { candidateType: c.candidateType, protocol: c.protocol, address: c.address, port: c.port, relayProtocol: c.relayProtocol ?? null };
+  return { local: pick(stats.get(pair.localCandidateId)), remote: pick(stats.get(pair.remoteCandidateId)) };
+})()"#;
 
 /// Evaluates to `null` (no `<video>` yet) or the raw state of the first `<video>`.
 const VIDEO_STATE_JS: &str = r#"(() => {
@@ -402,6 +429,14 @@ impl Page {
         let ms = report.first_frame_ms - start;
         println!("time to first frame: {ms:.0} ms (signalling start to first presented frame)");
         Some(ms)
+    }
+
+    /// The candidate pair the page's last peer connection sends media on (`getStats()`:
+    /// the transport's selected pair, or the nominated succeeded one), as
+    /// `{"local": {candidateType, protocol, address, port, relayProtocol}, "remote": {...}}`;
+    /// `null` when there is none yet.
+    pub async fn selected_candidate_pair(&self) -> Result<Value, Error> {
+        self.eval(SELECTED_PAIR_JS).await
     }
 
     pub async fn wait_for_video(

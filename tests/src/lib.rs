@@ -7,6 +7,7 @@
 pub mod chromium;
 mod depacketize;
 pub mod ivf;
+pub mod netns;
 pub mod viewer;
 pub mod whep;
 pub mod witness;

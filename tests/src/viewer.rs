@@ -62,6 +62,11 @@ pub struct ViewerOptions {
     /// Host candidates to announce besides the viewer's own socket (addresses it does not
     /// listen on: the server must never send anything to them).
     pub extra_candidates: Vec<SocketAddr>,
+    /// Carry the media over ICE-TCP (RFC 6544/4571) to the server's passive TCP candidate and
+    /// ignore its UDP ones. webrtc-rs has no ICE-TCP of its own: its agent is shown the TCP
+    /// candidate as if it were UDP, and its datagrams to that address are framed onto the
+    /// connection (what the server sees is real ICE-TCP).
+    pub ice_tcp: bool,
 }
 
 impl ViewerOptions {
@@ -78,7 +83,81 @@ impl ViewerOptions {
             tls_ca_der: None,
             drop_every: None,
             extra_candidates: Vec::new(),
+            ice_tcp: false,
         }
+    }
+}
+
+/// The viewer's ICE-TCP connection to the server: frames written here, and read by a task into
+/// `rx` (a read cannot be cancelled halfway through a frame in a `select!`).
+struct TcpCarrier {
+    server: SocketAddr,
+    write: tokio::net::tcp::OwnedWriteHalf,
+    rx: tokio::sync::mpsc::Receiver<Vec<u8>>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl TcpCarrier {
+    async fn connect(server: SocketAddr) -> Result<Self, String> {
+        use tokio::io::AsyncReadExt;
+        let stream = tokio::net::TcpStream::connect(server)
+            .await
+            .map_err(|e| format!("ICE-TCP connect to {server}: {e}"))?;
+        let _ = stream.set_nodelay(true);
+        let (mut read, write) = stream.into_split();
+        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        let reader = tokio::spawn(async move {
+            loop {
+                let mut len = [0u8; 2];
+                if read.read_exact(&mut len).await.is_err() {
+                    return;
+                }
+                let mut frame = vec![0u8; usize::from(u16::from_be_bytes(len))];
+                if read.read_exact(&mut frame).await.is_err() || tx.send(frame).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Self {
+            server,
+            write,
+            rx,
+            reader,
+        })
+    }
+
+    async fn send(&mut self, data: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        let mut framed = Vec::with_capacity(data.len() + 2);
+        framed.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        framed.extend_from_slice(data);
+        let _ = self.write.write_all(&framed).await;
+    }
+}
+
+impl Drop for TcpCarrier {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+/// A server's passive TCP candidate rewritten as a UDP host candidate for webrtc-rs's agent, with
+/// its address. `None` for any other candidate.
+pub(crate) fn tcp_as_udp(candidate: &str) -> Option<(String, SocketAddr)> {
+    let f: Vec<&str> = candidate.split_whitespace().collect();
+    if f.len() < 8 || !f[2].eq_ignore_ascii_case("tcp") || !candidate.contains("tcptype passive") {
+        return None;
+    }
+    let addr: SocketAddr = format!("{}:{}", f[4], f[5]).parse().ok()?;
+    let line = format!("{} {} udp {} {} {} typ host", f[0], f[1], f[3], f[4], f[5]);
+    Some((line, addr))
+}
+
+/// The next frame from the ICE-TCP connection; never without one.
+async fn tcp_recv(tcp: &mut Option<TcpCarrier>) -> Option<Vec<u8>> {
+    match tcp {
+        Some(t) => t.rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -110,6 +189,8 @@ pub struct ViewerReport {
     pub video_packets_recovered: u64,
     /// Datagrams thrown away by `drop_every`.
     pub datagrams_dropped: u64,
+    /// Packets received over ICE-TCP (all of them, with `ice_tcp`).
+    pub tcp_packets: u64,
     /// Access units in order, when recorded; the first is a keyframe.
     pub access_units: Vec<Bytes>,
     /// `{"type":"error"}` messages received.
@@ -230,8 +311,12 @@ pub async fn run_viewer(opts: ViewerOptions) -> Result<ViewerReport, String> {
     let mut pc: Option<RTCPeerConnection> = None;
     let mut pending_candidates: Vec<RTCIceCandidateInit> = Vec::new();
     let whep = opts.url.starts_with("http://");
+    let mut tcp: Option<TcpCarrier> = None;
     let (mut ws, mut frames, audio_pt, whep_session) = if whep {
-        let (p, session) = whep_connect(&opts.url, local).await?;
+        let (p, session, tcp_server) = whep_connect(&opts.url, local, opts.ice_tcp).await?;
+        if let Some(server) = tcp_server {
+            tcp = Some(TcpCarrier::connect(server).await?);
+        }
         pc = Some(p);
         (
             None,
@@ -255,7 +340,12 @@ pub async fn run_viewer(opts: ViewerOptions) -> Result<ViewerReport, String> {
         loop {
             if let Some(pc) = pc.as_mut() {
                 while let Some(out) = pc.poll_write() {
-                    let _ = socket.send_to(&out.message, out.transport.peer_addr).await;
+                    match tcp.as_mut() {
+                        Some(t) if out.transport.peer_addr == t.server => t.send(&out.message).await,
+                        _ => {
+                            let _ = socket.send_to(&out.message, out.transport.peer_addr).await;
+                        }
+                    }
                 }
                 while let Some(ev) = pc.poll_event() {
                     if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) = ev {
@@ -357,8 +447,19 @@ pub async fn run_viewer(opts: ViewerOptions) -> Result<ViewerReport, String> {
                                     if !cand.contains(" 127.0.0.1 ") {
                                         continue;
                                     }
+                                    let cand = if opts.ice_tcp {
+                                        let Some((line, server)) = tcp_as_udp(cand) else { continue };
+                                        if tcp.is_none() {
+                                            tcp = Some(TcpCarrier::connect(server).await?);
+                                        }
+                                        line
+                                    } else if cand.contains("tcptype") {
+                                        continue;
+                                    } else {
+                                        cand.to_owned()
+                                    };
                                     let init = RTCIceCandidateInit {
-                                        candidate: cand.to_owned(),
+                                        candidate: cand,
                                         sdp_mid: c["sdpMid"].as_str().map(str::to_owned),
                                         sdp_mline_index: c["sdpMLineIndex"].as_u64().map(|x| x as u16),
                                         ..Default::default()
@@ -396,6 +497,16 @@ pub async fn run_viewer(opts: ViewerOptions) -> Result<ViewerReport, String> {
                         });
                     }
                 }
+                Some(frame) = tcp_recv(&mut tcp) => {
+                    report.tcp_packets += 1;
+                    if let (Some(p), Some(t)) = (pc.as_mut(), tcp.as_ref()) {
+                        let _ = p.handle_read(TaggedBytesMut {
+                            now: Instant::now(),
+                            transport: TransportContext { local_addr: local, peer_addr: t.server, ecn: None, transport_protocol: TransportProtocol::UDP },
+                            message: BytesMut::from(&frame[..]),
+                        });
+                    }
+                }
                 _ = tokio::time::sleep_until(timeout) => {
                     if tokio::time::Instant::now() >= deadline {
                         return Ok(());
@@ -416,7 +527,14 @@ pub async fn run_viewer(opts: ViewerOptions) -> Result<ViewerReport, String> {
             if let Some(mut p) = pc.take() {
                 let _ = p.close();
                 while let Some(out) = p.poll_write() {
-                    let _ = socket.send_to(&out.message, out.transport.peer_addr).await;
+                    match tcp.as_mut() {
+                        Some(t) if out.transport.peer_addr == t.server => {
+                            t.send(&out.message).await
+                        }
+                        _ => {
+                            let _ = socket.send_to(&out.message, out.transport.peer_addr).await;
+                        }
+                    }
                 }
             }
             if let Some(ws) = ws.as_mut() {
@@ -426,6 +544,7 @@ pub async fn run_viewer(opts: ViewerOptions) -> Result<ViewerReport, String> {
         Leave::Vanish if ws.is_none() => {
             drop(pc.take());
             drop(socket);
+            drop(tcp.take());
         }
         Leave::Vanish => {
             let ws = ws.as_mut().expect("a WebSocket viewer");
@@ -434,6 +553,8 @@ pub async fn run_viewer(opts: ViewerOptions) -> Result<ViewerReport, String> {
             // up on the media (ICE consent) and closes it.
             drop(pc.take());
             drop(socket);
+            // Closing a TCP connection is a word to the server; vanishing keeps it open.
+            let _held = tcp.take();
             let wait = tokio::time::sleep(Duration::from_secs(60));
             tokio::pin!(wait);
             loop {
@@ -469,11 +590,13 @@ async fn next_message(
 }
 
 /// WHEP signalling: POSTs a recvonly offer to `url` and applies the answer (its candidates
-/// inside). Returns the connection and (server address, session `Location`).
+/// inside). Returns the connection, (server address, session `Location`), and with `ice_tcp`
+/// the server's ICE-TCP address (the answer's UDP candidates are then left out).
 async fn whep_connect(
     url: &str,
     local: SocketAddr,
-) -> Result<(RTCPeerConnection, (SocketAddr, String)), String> {
+    ice_tcp: bool,
+) -> Result<(RTCPeerConnection, (SocketAddr, String), Option<SocketAddr>), String> {
     let rest = url.strip_prefix("http://").ok_or("not an http:// URL")?;
     let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
     let addr: SocketAddr = host
@@ -497,8 +620,30 @@ async fn whep_connect(
         return Err(format!("POST {url}: {} {}", res.status, res.body.trim()));
     }
     let location = res.header("location").unwrap_or(&path).to_owned();
-    let answer = RTCSessionDescription::answer(res.body).map_err(|e| e.to_string())?;
+    // Keep the candidates of the transport asked for (TCP ones shown to rtc as UDP).
+    let mut tcp_server = None;
+    let mut body = String::with_capacity(res.body.len());
+    for line in res.body.split_inclusive('\n') {
+        let Some(cand) = line.trim_end().strip_prefix("a=") else {
+            body.push_str(line);
+            continue;
+        };
+        if !cand.starts_with("candidate:") {
+            body.push_str(line);
+        } else if ice_tcp {
+            if let Some((udp, server)) = tcp_as_udp(cand) {
+                tcp_server.get_or_insert(server);
+                body.push_str(&format!("a={udp}\r\n"));
+            }
+        } else if !cand.contains("tcptype") {
+            body.push_str(line);
+        }
+    }
+    if ice_tcp && tcp_server.is_none() {
+        return Err("the WHEP answer has no passive TCP candidate".into());
+    }
+    let answer = RTCSessionDescription::answer(body).map_err(|e| e.to_string())?;
     pc.set_remote_description(Instant::now(), answer)
         .map_err(|e| format!("answer refused: {e}"))?;
-    Ok((pc, (addr, location)))
+    Ok((pc, (addr, location), tcp_server))
 }

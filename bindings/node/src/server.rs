@@ -51,6 +51,12 @@ pub struct ServerOptions {
     /// Media loops (threads sharing the viewers, all on the one UDP port); default 0: one per
     /// core, at most 62.
     pub media_loops: Option<u32>,
+    /// TCP port of ICE-TCP, for viewers whose network blocks UDP; default the same number as
+    /// the UDP port (on the HTTP listener when that is `port`); 0 picks a free port.
+    pub tcp_port: Option<u32>,
+    /// Which candidates viewers are offered: `udp`, `tcp`, `local`, `public` separated by
+    /// commas; default `"udp,tcp,local,public"` (UDP first, TCP as the fallback).
+    pub candidates: Option<String>,
 }
 
 /// A STUN or TURN server handed to viewers (the W3C `RTCIceServer` shape).
@@ -161,6 +167,10 @@ fn config(options: ServerOptions) -> BResult<ServerConfig> {
     if let Some(n) = options.media_loops {
         c.media_loops = n as usize;
     }
+    c.tcp_port = port(options.tcp_port, "tcpPort")?;
+    if let Some(policy) = &options.candidates {
+        c.candidates = policy.parse().map_err(Failure::from)?;
+    }
     Ok(c)
 }
 
@@ -221,6 +231,7 @@ pub struct Server {
     shared: Arc<Shared>,
     http_port: u16,
     udp_port: u16,
+    tcp_port: u16,
 }
 
 /// Starts a server off the JS thread.
@@ -254,6 +265,7 @@ impl Task for StartTask {
             .or_throw(&env)?;
         let http_port = server.http_addr().port();
         let udp_port = server.udp_addrs().first().map_or(0, |a| a.port());
+        let tcp_port = server.tcp_addrs().first().map_or(0, |a| a.port());
         Ok(Server {
             shared: Arc::new(Shared {
                 server: Mutex::new(Some(server)),
@@ -263,6 +275,7 @@ impl Task for StartTask {
             }),
             http_port,
             udp_port,
+            tcp_port,
         })
     }
 }
@@ -441,6 +454,12 @@ impl Server {
     #[napi(getter)]
     pub fn udp_port(&self) -> u32 {
         self.udp_port.into()
+    }
+
+    /// The ICE-TCP port (the HTTP port when they share it; 0 when TCP candidates are off).
+    #[napi(getter)]
+    pub fn tcp_port(&self) -> u32 {
+        self.tcp_port.into()
     }
 
     /// Whether `close()` was called.

@@ -20,6 +20,7 @@ const rgba = (w, h) => Buffer.alloc(w * h * 4)
 test('Server.start rejects bad options and a port in use with the documented codes', async () => {
   await rejects(() => rtcast.Server.start({ port: 70000 }), 'ERR_RTCAST_INVALID_ARGUMENT', /port 70000 is not a port/)
   await rejects(() => rtcast.Server.start({ bind: '1.2.3' }), 'ERR_RTCAST_INVALID_ARGUMENT', /bind '1.2.3' is not an IP address/)
+  await rejects(() => rtcast.Server.start({ candidates: 'udp,quic' }), 'ERR_RTCAST_INVALID_ARGUMENT', /"quic"/)
   await rejects(() => rtcast.Server.start({ cert: '/nonexistent.pem' }), 'ERR_RTCAST_INVALID_ARGUMENT', /cert and key go together/)
   await rejects(
     () => rtcast.Server.start({ bind: '127.0.0.1', port: 0, cert: '/nonexistent/cert.pem', key: '/nonexistent/key.pem' }),
@@ -87,12 +88,23 @@ test('bad streams and events throw the documented errors', async () => {
   }
 })
 
+test('the candidate policy "udp" turns ICE-TCP off', async () => {
+  const server = await startServer({ candidates: 'udp' })
+  try {
+    assert.equal(server.tcpPort, 0)
+  } finally {
+    await server.close()
+  }
+})
+
 test('after close, pushes and calls throw, close is idempotent', async () => {
   const server = await startServer()
   const stream = server.stream('cam')
   assert.equal(server.url('cam'), `http://127.0.0.1:${server.port}/cam/embed.html`)
   assert.equal(server.whepUrl('cam'), `http://127.0.0.1:${server.port}/cam/whep`)
   assert.equal(server.wsUrl('cam'), `ws://127.0.0.1:${server.port}/cam/webrtc`)
+  // ICE-TCP on a port of its own here (the test server picks free ports).
+  assert.ok(server.tcpPort > 0 && server.tcpPort !== server.port)
   assert.equal(server.stats().streams, 1)
   await server.close()
   assert.ok(server.closed && stream.closed)

@@ -178,6 +178,8 @@ impl Server {
         cors_origins = None,
         authorize = None,
         media_loops = 0,
+        tcp_port = None,
+        candidates = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -197,6 +199,8 @@ impl Server {
         cors_origins: Option<Vec<String>>,
         authorize: Option<Py<PyAny>>,
         media_loops: usize,
+        tcp_port: Option<u16>,
+        candidates: Option<&str>,
     ) -> PyResult<Self> {
         let ip = |text: &str, what: &str| {
             text.parse::<IpAddr>().map_err(|_| {
@@ -219,8 +223,12 @@ impl Server {
                 .map(ice_server)
                 .collect::<PyResult<_>>()?,
             media_loops,
+            tcp_port,
             ..Default::default()
         };
+        if let Some(policy) = candidates {
+            config.candidates = policy.parse().map_err(to_py)?;
+        }
         config.tls = match (cert, key) {
             (Some(cert_pem), Some(key_pem)) => Some(rtcast::TlsConfig { cert_pem, key_pem }),
             (None, None) => None,
@@ -356,6 +364,12 @@ impl Server {
     #[getter]
     fn udp_port(&self, py: Python<'_>) -> u16 {
         self.with(py, |s| s.udp_addrs().first().map(|a| a.port()).unwrap_or(0))
+    }
+
+    /// The ICE-TCP port (the HTTP port when they share it; 0 when TCP candidates are off).
+    #[getter]
+    fn tcp_port(&self, py: Python<'_>) -> u16 {
+        self.with(py, |s| s.tcp_addrs().first().map(|a| a.port()).unwrap_or(0))
     }
 
     /// Counters of the whole server.

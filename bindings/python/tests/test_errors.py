@@ -96,6 +96,7 @@ def test_port_in_use_raises_bind_error_with_errno():
         ({"cert": "/nonexistent/cert.pem", "key": "/nonexistent/key.pem"}, rtcast.TlsError, "/nonexistent/cert.pem"),
         ({"ice_servers": [{"username": "u"}]}, rtcast.ConfigError, "urls"),
         ({"ice_servers": [42]}, TypeError, "ICE server"),
+        ({"candidates": "udp,quic"}, rtcast.ConfigError, "quic"),
         ({"authorize": "yes"}, TypeError, "callable"),
     ],
 )

@@ -43,6 +43,8 @@ def test_urls_stats_and_stream_listing():
         assert server.whep_url("a") == f"http://127.0.0.1:{port}/a/whep"
         assert server.ws_url("a") == f"ws://127.0.0.1:{port}/a/webrtc"
         assert server.udp_port > 0 and server.udp_port != port
+        # ICE-TCP, on a port of its own here (the loopback server picks free ports).
+        assert server.tcp_port > 0 and server.tcp_port != port
         status, _, body = http("GET", f"http://127.0.0.1:{port}/a/media_info.json")
         assert status == 200 and b"h264" in body
         a.push_frame(np.zeros((240, 320, 3), np.uint8))
@@ -77,3 +79,8 @@ def test_pushes_from_several_threads_at_once_all_succeed():
             t.join()
         assert errors == []
         assert [s.stats().video_frames for s in streams] == [100, 100]
+
+
+def test_candidate_policy_udp_only_turns_ice_tcp_off():
+    with loopback_server(candidates="udp") as server:
+        assert server.tcp_port == 0

@@ -13,14 +13,18 @@ use axum::Router;
 use serde::Deserialize;
 use tokio::sync::oneshot;
 
-use axum_server::tls_rustls::RustlsConfig;
+use tokio_rustls::TlsAcceptor;
 
 use crate::config::{ServerConfig, TlsConfig};
+use crate::net::tcp::TcpAcceptor;
 use crate::server::ServerShared;
 use crate::signal::{whep, ws};
 use crate::{Error, Result};
 
+pub(crate) mod listen;
 mod pages;
+
+pub(crate) use listen::Remote;
 
 /// Binds the HTTP port synchronously, so that "port in use" is an error of `Server::start`.
 pub(crate) fn bind(config: &ServerConfig) -> Result<std::net::TcpListener> {
@@ -35,7 +39,7 @@ pub(crate) fn bind(config: &ServerConfig) -> Result<std::net::TcpListener> {
 }
 
 /// Reads the certificate chain and key now, so that a bad file is an error of `Server::start`.
-pub(crate) fn tls_config(tls: &TlsConfig) -> Result<RustlsConfig> {
+pub(crate) fn tls_config(tls: &TlsConfig) -> Result<TlsAcceptor> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -74,7 +78,7 @@ pub(crate) fn tls_config(tls: &TlsConfig) -> Result<RustlsConfig> {
         })?;
     // HTTP/1.1 only: WebSocket upgrades (RFC 6455) need it, and pages gain nothing from h2 here.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(RustlsConfig::from_config(Arc::new(config)))
+    Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
 pub(crate) fn router(server: Arc<ServerShared>) -> Router {
@@ -96,35 +100,25 @@ pub(crate) fn router(server: Arc<ServerShared>) -> Router {
         .with_state(server)
 }
 
+/// Serves HTTP (over TLS with `tls`) until `stop`; ICE-TCP connections reaching this port are
+/// handed to `ice` when given (see `listen`).
 pub(crate) async fn serve(
     listener: std::net::TcpListener,
     app: Router,
-    tls: Option<RustlsConfig>,
+    tls: Option<TlsAcceptor>,
+    ice: Option<TcpAcceptor>,
     stop: oneshot::Receiver<()>,
 ) -> Result<()> {
-    let service = app.into_make_service_with_connect_info::<SocketAddr>();
-    match tls {
-        None => {
-            let listener = tokio::net::TcpListener::from_std(listener)?;
-            axum::serve(listener, service)
-                .with_graceful_shutdown(async {
-                    let _ = stop.await;
-                })
-                .await?;
-        }
-        Some(config) => {
-            let handle = axum_server::Handle::new();
-            let h = handle.clone();
-            tokio::spawn(async move {
-                let _ = stop.await;
-                h.shutdown();
-            });
-            axum_server::from_tcp_rustls(listener, config)
-                .handle(handle)
-                .serve(service)
-                .await?;
-        }
-    }
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let incoming = listen::Incoming::new(listener, tls, ice)?;
+    axum::serve(
+        incoming,
+        app.into_make_service_with_connect_info::<Remote>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = stop.await;
+    })
+    .await?;
     Ok(())
 }
 
@@ -137,7 +131,7 @@ async fn websocket(
     State(server): State<Arc<ServerShared>>,
     Path(stream): Path<String>,
     Query(q): Query<WsQuery>,
-    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    ConnectInfo(Remote(remote)): ConnectInfo<Remote>,
     upgrade: std::result::Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let Ok(upgrade) = upgrade else {

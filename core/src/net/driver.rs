@@ -15,9 +15,11 @@ use crate::event::{Event, LeaveReason, ViewerId};
 use crate::media::packetizer::MediaFrame;
 use crate::metrics::Metrics;
 use crate::net::frames::FrameReceiver;
+use crate::net::tcp::{Accepted, TcpConnection, TcpInput};
 use crate::net::udp::MediaPort;
 use crate::plane::{
-    loop_of_ufrag, MediaPlane, NewViewer, Notice, Output, StreamInfo, Transmit, ViewerOffer,
+    loop_of_ufrag, MediaPlane, NewViewer, Notice, Output, Path, Proto, StreamInfo, Transmit,
+    ViewerOffer,
 };
 use crate::session::peer::TrackSpec;
 use crate::stream::StreamShared;
@@ -126,6 +128,8 @@ pub(crate) enum Control {
         viewer: ViewerId,
         reason: LeaveReason,
     },
+    /// An ICE-TCP connection whose first check names a viewer of this loop.
+    TcpConnection(Accepted),
     /// Reply with the number of viewer sessions and streams held (for leak checks).
     Census(std::sync::mpsc::Sender<(usize, usize)>),
     /// Close every viewer and end the loop.
@@ -156,6 +160,12 @@ pub(crate) struct Driver {
     streams: HashMap<u64, Arc<StreamShared>>,
     notices: HashMap<ViewerId, mpsc::Sender<Notice>>,
     batch: Vec<Transmit>,
+    /// ICE-TCP connections of this loop's viewers, and the queue their readers feed.
+    tcp: HashMap<Path, TcpConnection>,
+    tcp_tx: mpsc::Sender<TcpInput>,
+    tcp_rx: mpsc::Receiver<TcpInput>,
+    /// A TCP connection silent for this long is closed.
+    tcp_idle: Duration,
 }
 
 impl Driver {
@@ -170,7 +180,9 @@ impl Driver {
         control_rx: mpsc::Receiver<Control>,
         host_rx: mpsc::Receiver<Control>,
         frames: FrameReceiver,
+        tcp_idle: Duration,
     ) -> Self {
+        let (tcp_tx, tcp_rx) = mpsc::channel(crate::net::tcp::INBOUND_QUEUE);
         Self {
             index,
             plane,
@@ -184,6 +196,10 @@ impl Driver {
             streams: HashMap::new(),
             notices: HashMap::new(),
             batch: Vec::with_capacity(SEND_BATCH),
+            tcp: HashMap::new(),
+            tcp_tx,
+            tcp_rx,
+            tcp_idle,
         }
     }
 
@@ -227,8 +243,18 @@ impl Driver {
                     }
                 },
                 routed = routed(&mut self.input) => match routed {
-                    Some(d) => self.plane.handle_datagram(Instant::now(), d.local, d.from, &d.data),
+                    Some(d) => self.plane.handle_datagram(Instant::now(), udp(d.local, d.from), &d.data),
                     None => self.input = Input::Done,
+                },
+                Some(input) = self.tcp_rx.recv() => match input {
+                    TcpInput::Frame(path, data) => {
+                        self.plane.handle_datagram(Instant::now(), path, &data);
+                    }
+                    TcpInput::Closed(path) => {
+                        if self.tcp.remove(&path).is_some() {
+                            self.plane.handle_path_closed(Instant::now(), path);
+                        }
+                    }
                 },
                 input = self.frames.recv() => {
                     if self.host_first() {
@@ -282,7 +308,7 @@ impl Driver {
                 return;
             }
         }
-        self.plane.handle_datagram(now, local, from, data);
+        self.plane.handle_datagram(now, udp(local, from), data);
     }
 
     fn on_control(&mut self, cmd: Control) {
@@ -339,6 +365,17 @@ impl Driver {
                 }
             }
             Control::CloseViewer { viewer, reason } => self.plane.close_viewer(now, viewer, reason),
+            Control::TcpConnection(Accepted {
+                stream,
+                path,
+                first,
+            }) => {
+                let conn = TcpConnection::start(stream, path, self.tcp_tx.clone(), self.tcp_idle);
+                // A second connection from the same address and port cannot exist; replacing
+                // drops (closes) a stale entry.
+                self.tcp.insert(path, conn);
+                self.plane.handle_datagram(now, path, &first);
+            }
             Control::Census(reply) => {
                 let _ = reply.send(self.plane.census());
             }
@@ -350,6 +387,10 @@ impl Driver {
     fn drain(&mut self) {
         let now = Instant::now();
         while let Some(t) = self.plane.poll_transmit(now) {
+            if t.proto == Proto::Tcp {
+                self.send_tcp(now, t);
+                continue;
+            }
             self.batch.push(t);
             if self.batch.len() == SEND_BATCH {
                 self.send_batch(now);
@@ -382,7 +423,26 @@ impl Driver {
                         s.set_viewers(self.index, connected);
                     }
                 }
+                Output::ClosePath(path) => {
+                    self.tcp.remove(&path);
+                }
             }
+        }
+    }
+
+    /// Queues a packet to its viewer's TCP connection; a full queue counts as a failed send.
+    fn send_tcp(&mut self, now: Instant, t: Transmit) {
+        let path = Path {
+            proto: Proto::Tcp,
+            local: t.from,
+            remote: t.to,
+        };
+        let len = t.data.len() as u64;
+        if self.tcp.get(&path).is_some_and(|c| c.send(t.data)) {
+            Metrics::add(&self.metrics.packets_sent, 1);
+            Metrics::add(&self.metrics.bytes_sent, len);
+        } else {
+            self.plane.handle_send_failed(now, t.viewer);
         }
     }
 
@@ -407,6 +467,14 @@ impl Driver {
             }
         }
         self.batch.clear();
+    }
+}
+
+fn udp(local: SocketAddr, remote: SocketAddr) -> Path {
+    Path {
+        proto: Proto::Udp,
+        local,
+        remote,
     }
 }
 

@@ -4,4 +4,5 @@
 pub(crate) mod driver;
 pub(crate) mod frames;
 pub(crate) mod stun;
+pub(crate) mod tcp;
 pub(crate) mod udp;

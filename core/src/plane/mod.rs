@@ -89,11 +89,41 @@ const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// Seconds from the NTP epoch (1900) to the Unix epoch (1970).
 const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
 
-/// A datagram to send.
+/// The transport a viewer's packets travel on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Proto {
+    /// Datagrams on the media UDP port.
+    Udp,
+    /// ICE-TCP (RFC 6544): a TCP connection the viewer opened to our passive candidate, each
+    /// packet framed with its 2-byte length (RFC 4571). The driver does the framing.
+    Tcp,
+}
+
+impl Proto {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Proto::Udp => "UDP",
+            Proto::Tcp => "TCP",
+        }
+    }
+}
+
+/// Where a viewer's packets go: the transport, our local address and the viewer's. Over TCP it
+/// names one connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Path {
+    pub proto: Proto,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+}
+
+/// A packet to send.
 #[derive(Debug)]
 pub(crate) struct Transmit {
     /// The viewer it belongs to (for accounting drops).
     pub viewer: ViewerId,
+    /// The transport it goes on.
+    pub proto: Proto,
     /// The local address it must leave from.
     pub from: SocketAddr,
     /// Its destination.
@@ -102,10 +132,13 @@ pub(crate) struct Transmit {
 }
 
 /// What the plane tells a viewer's signalling task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Notice {
     /// Media is connected.
     Connected,
+    /// Media did not connect in time; says what was tried and how far it got (sent just before
+    /// `Closed(Timeout)`).
+    NotConnected(String),
     /// The session is over; the signalling connection should close.
     Closed(LeaveReason),
 }
@@ -121,6 +154,8 @@ pub(crate) enum Output {
     KeyframeWanted(u64),
     /// The number of connected viewers of a stream changed.
     Viewers { stream: u64, connected: usize },
+    /// No viewer uses this path any more: its TCP connection is to be closed.
+    ClosePath(Path),
 }
 
 /// What the plane knows of a stream.
@@ -242,12 +277,16 @@ struct Viewer {
     remote_fingerprint: Option<String>,
     /// The description builder of the server-offer flow, until the answer is applied.
     sdp: Option<RTCPeerConnection>,
-    /// Local and remote address media goes on: the pair the viewer nominated (or its first
-    /// working check until it nominates).
-    pair: Option<(SocketAddr, SocketAddr)>,
+    /// The path media goes on: the pair the viewer nominated (or its first working check until
+    /// it nominates).
+    pair: Option<Path>,
     nominated: bool,
-    /// Remote addresses of its valid checks (for routing its other datagrams).
-    addrs: Vec<SocketAddr>,
+    /// The paths of its valid checks (for routing its other packets by transport and remote
+    /// address).
+    addrs: Vec<Path>,
+    /// Valid checks received, per transport (UDP, TCP): what the viewer tried, for the error
+    /// when it never connects.
+    checks: [u32; 2],
     last_consent: Instant,
     remote_candidates: usize,
     dtls: DtlsSession,
@@ -316,7 +355,7 @@ pub(crate) struct MediaPlane {
     streams: HashMap<u64, StreamState>,
     viewers: HashMap<ViewerId, Viewer>,
     by_ufrag: HashMap<String, ViewerId>,
-    by_addr: HashMap<SocketAddr, ViewerId>,
+    by_addr: HashMap<(Proto, SocketAddr), ViewerId>,
     timers: BTreeSet<(Instant, ViewerId)>,
     next_viewer: ViewerId,
     /// Viewer ids advance by the number of loops (ids are unique across loops).
@@ -457,6 +496,7 @@ impl MediaPlane {
             pair: None,
             nominated: false,
             addrs: Vec::new(),
+            checks: [0; 2],
             last_consent: now,
             remote_candidates: 0,
             dtls: DtlsSession::new(&self.dtls, role),
@@ -554,24 +594,19 @@ impl MediaPlane {
         Ok(())
     }
 
-    /// A datagram arrived at our `local` address from `from`.
-    pub fn handle_datagram(
-        &mut self,
-        now: Instant,
-        local: SocketAddr,
-        from: SocketAddr,
-        data: &[u8],
-    ) {
+    /// A packet arrived on `path` (over TCP: one RFC 4571 frame, without its length).
+    pub fn handle_datagram(&mut self, now: Instant, path: Path, data: &[u8]) {
+        let key = (path.proto, path.remote);
         match data.first() {
             // RFC 7983 demultiplexing.
-            Some(0..=3) => self.on_stun(now, local, from, data),
+            Some(0..=3) => self.on_stun(now, path, data),
             Some(20..=63) => {
-                if let Some(&id) = self.by_addr.get(&from) {
-                    self.on_dtls(now, id, from, data);
+                if let Some(&id) = self.by_addr.get(&key) {
+                    self.on_dtls(now, id, path.remote, data);
                 }
             }
             Some(128..=191) => {
-                if let Some(&id) = self.by_addr.get(&from) {
+                if let Some(&id) = self.by_addr.get(&key) {
                     self.on_rtcp(now, id, data);
                 }
             }
@@ -579,7 +614,30 @@ impl MediaPlane {
         }
     }
 
-    fn on_stun(&mut self, now: Instant, local: SocketAddr, from: SocketAddr, data: &[u8]) {
+    /// A path closed under a viewer (its ICE-TCP connection ended): a viewer whose media went
+    /// on it has lost it (it is closed now rather than at the consent deadline).
+    pub fn handle_path_closed(&mut self, now: Instant, path: Path) {
+        let key = (path.proto, path.remote);
+        let Some(id) = self.by_addr.remove(&key) else {
+            return;
+        };
+        let Some(v) = self.viewers.get_mut(&id) else {
+            return;
+        };
+        v.addrs.retain(|a| (a.proto, a.remote) != key);
+        if v.pair == Some(path) {
+            if v.phase == Phase::Connected {
+                tracing::debug!(viewer = id, remote = %path.remote, "its TCP connection closed");
+                self.close_viewer(now, id, LeaveReason::ConnectionLost);
+            } else {
+                v.pair = None;
+                v.nominated = false;
+            }
+        }
+    }
+
+    fn on_stun(&mut self, now: Instant, path: Path, data: &[u8]) {
+        let (local, from) = (path.local, path.remote);
         let Some(id) = crate::net::stun::local_ufrag(data).and_then(|u| self.by_ufrag.get(u))
         else {
             return; // not ours: a stray, or a viewer already gone
@@ -602,25 +660,26 @@ impl MediaPlane {
             }
         };
         v.last_consent = now;
-        if !v.addrs.contains(&from) && v.addrs.len() < MAX_ADDRS_PER_VIEWER {
-            v.addrs.push(from);
-            self.by_addr.insert(from, id);
+        v.checks[path.proto as usize] = v.checks[path.proto as usize].saturating_add(1);
+        if !v.addrs.contains(&path) && v.addrs.len() < MAX_ADDRS_PER_VIEWER {
+            v.addrs.push(path);
+            self.by_addr.insert((path.proto, from), id);
         }
-        if v.pair.is_none()
-            || (answered.nominated && (!v.nominated || v.pair != Some((local, from))))
-        {
+        if v.pair.is_none() || (answered.nominated && (!v.nominated || v.pair != Some(path))) {
             tracing::debug!(
                 viewer = id,
                 %from,
+                proto = path.proto.name(),
                 nominated = answered.nominated,
                 after_ms = now.duration_since(v.started).as_millis() as u64,
                 "ICE pair"
             );
-            v.pair = Some((local, from));
+            v.pair = Some(path);
             v.nominated |= answered.nominated;
         }
         self.transmits.push_back(Transmit {
             viewer: id,
+            proto: path.proto,
             from: local,
             to: from,
             data: BytesMut::from(&answered.response[..]),
@@ -637,10 +696,10 @@ impl MediaPlane {
         if v.dtls.role() != DtlsRole::Client || v.phase == Phase::Offered {
             return;
         }
-        let Some((_, remote)) = v.pair else {
+        let Some(path) = v.pair else {
             return;
         };
-        if let Err(e) = v.dtls.start(now, remote) {
+        if let Err(e) = v.dtls.start(now, path.remote) {
             tracing::debug!(viewer = id, "{e}");
         }
         self.flush_dtls(id);
@@ -872,7 +931,7 @@ impl MediaPlane {
         let Some((payload, timestamp, marker)) = packet else {
             return;
         };
-        let (Some((from, to)), Some(srtp)) = (v.pair, v.srtp.as_mut()) else {
+        let (Some(path), Some(srtp)) = (v.pair, v.srtp.as_mut()) else {
             return;
         };
         let header = rtp_header(&v.video, seq, timestamp, marker);
@@ -880,8 +939,9 @@ impl MediaPlane {
             Metrics::add(&self.metrics.retransmissions, 1);
             self.transmits.push_back(Transmit {
                 viewer: id,
-                from,
-                to,
+                proto: path.proto,
+                from: path.local,
+                to: path.remote,
                 data,
             });
         }
@@ -972,7 +1032,7 @@ impl MediaPlane {
         if v.phase != Phase::Connected {
             return;
         }
-        let (Some((from, to)), Some(srtp)) = (v.pair, v.srtp.as_mut()) else {
+        let (Some(path), Some(srtp)) = (v.pair, v.srtp.as_mut()) else {
             return;
         };
         let video = frame.kind == TrackKind::Video;
@@ -1023,8 +1083,9 @@ impl MediaPlane {
             track.last = Some((timestamp, now));
             self.transmits.push_back(Transmit {
                 viewer: id,
-                from,
-                to,
+                proto: path.proto,
+                from: path.local,
+                to: path.remote,
                 data,
             });
         }
@@ -1109,6 +1170,10 @@ impl MediaPlane {
             v.deadline = None;
             if v.phase != Phase::Connected {
                 if now >= v.started + self.limits.connect_timeout {
+                    let why = self.why_not_connected(id);
+                    tracing::info!(viewer = id, "{why}");
+                    self.outputs
+                        .push_back(Output::Notice(id, Notice::NotConnected(why)));
                     self.close_viewer(now, id, LeaveReason::Timeout);
                     continue;
                 }
@@ -1138,6 +1203,36 @@ impl MediaPlane {
         }
     }
 
+    /// Why a viewer is not connected at its connect deadline, naming what was tried.
+    fn why_not_connected(&self, id: ViewerId) -> String {
+        let Some(v) = self.viewers.get(&id) else {
+            return String::new();
+        };
+        let within = format!(
+            "media did not connect within {:?}",
+            self.limits.connect_timeout
+        );
+        if v.phase == Phase::Offered {
+            return format!("{within}: no SDP answer arrived");
+        }
+        let Some(path) = v.pair else {
+            return format!(
+                "{within}: no ICE connectivity check reached the server at any of its \
+                 candidates ({}); a viewer whose network blocks them needs a TURN server \
+                 (ice_servers or turn_secret of the server's configuration)",
+                self.template.candidate_summary()
+            );
+        };
+        format!(
+            "{within}: ICE connected over {} from {} ({} UDP and {} TCP checks), but the DTLS \
+             handshake did not finish",
+            path.proto.name(),
+            path.remote,
+            v.checks[Proto::Udp as usize],
+            v.checks[Proto::Tcp as usize],
+        )
+    }
+
     /// Sender reports of a connected viewer's tracks, when due.
     fn send_reports(&mut self, now: Instant, id: ViewerId) {
         let Some(v) = self.viewers.get_mut(&id) else {
@@ -1147,7 +1242,7 @@ impl MediaPlane {
             return;
         }
         v.next_report = now + REPORT_INTERVAL;
-        let (Some((from, to)), Some(srtp)) = (v.pair, v.srtp.as_mut()) else {
+        let (Some(path), Some(srtp)) = (v.pair, v.srtp.as_mut()) else {
             return;
         };
         let ntp = ntp_time(self.epoch, now);
@@ -1174,8 +1269,9 @@ impl MediaPlane {
         match srtp.protect_rtcp(&plain) {
             Ok(data) => self.transmits.push_back(Transmit {
                 viewer: id,
-                from,
-                to,
+                proto: path.proto,
+                from: path.local,
+                to: path.remote,
                 data,
             }),
             Err(e) => tracing::debug!(viewer = id, "{e}"),
@@ -1188,11 +1284,12 @@ impl MediaPlane {
         };
         while let Some(data) = v.dtls.poll_transmit() {
             // DTLS goes where the viewer's checks come from.
-            let Some((from, to)) = v.pair else { continue };
+            let Some(path) = v.pair else { continue };
             self.transmits.push_back(Transmit {
                 viewer: id,
-                from,
-                to,
+                proto: path.proto,
+                from: path.local,
+                to: path.remote,
                 data,
             });
         }
@@ -1242,8 +1339,13 @@ impl MediaPlane {
         }
         self.by_ufrag.remove(&v.ice.ufrag);
         for a in &v.addrs {
-            if self.by_addr.get(a) == Some(&id) {
-                self.by_addr.remove(a);
+            let key = (a.proto, a.remote);
+            if self.by_addr.get(&key) == Some(&id) {
+                self.by_addr.remove(&key);
+            }
+            // Its TCP connections close with it (after the close_notify queued above).
+            if a.proto == Proto::Tcp {
+                self.outputs.push_back(Output::ClosePath(*a));
             }
         }
         self.admission.release(v.stream);

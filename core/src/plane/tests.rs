@@ -44,6 +44,8 @@ fn server_addr() -> SocketAddr {
 struct Client {
     id: ViewerId,
     addr: SocketAddr,
+    /// The transport its datagrams are carried on (its own ICE agent thinks UDP either way).
+    proto: Proto,
     pc: RTCPeerConnection,
     connected: bool,
     /// Video RTP packets received: (sequence number, timestamp, payload).
@@ -173,7 +175,13 @@ impl Client {
 impl Harness {
     fn new(limits: Limits) -> Self {
         let now = Instant::now();
-        let template = PeerTemplate::new(&[server_addr()], &[]).unwrap();
+        let template = PeerTemplate::new(
+            &[server_addr()],
+            &[],
+            &[],
+            crate::config::CandidatePolicy::default(),
+        )
+        .unwrap();
         let metrics = Arc::new(Metrics::default());
         let mut plane = MediaPlane::new(PlaneConfig {
             index: 0,
@@ -212,6 +220,14 @@ impl Harness {
         i
     }
 
+    /// As `join`, with the viewer's datagrams carried as ICE-TCP frames.
+    fn join_tcp(&mut self) -> usize {
+        let i = self.signal();
+        self.clients[i].proto = Proto::Tcp;
+        self.connect(i);
+        i
+    }
+
     /// A viewer signals (our offer, its answer) but nothing is carried yet; returns its index.
     fn signal(&mut self) -> usize {
         let addr: SocketAddr = format!("127.0.0.1:{}", 6000 + self.clients.len())
@@ -245,6 +261,7 @@ impl Harness {
         self.clients.push(Client {
             id: offer.id,
             addr,
+            proto: Proto::Udp,
             pc,
             connected: false,
             video: Vec::new(),
@@ -287,8 +304,12 @@ impl Harness {
                         continue;
                     }
                     assert_eq!(out.transport.peer_addr, server_addr());
-                    self.plane
-                        .handle_datagram(self.now, server_addr(), c.addr, &out.message);
+                    let path = Path {
+                        proto: c.proto,
+                        local: server_addr(),
+                        remote: c.addr,
+                    };
+                    self.plane.handle_datagram(self.now, path, &out.message);
                     moved = true;
                 }
             }
@@ -299,7 +320,11 @@ impl Harness {
                     self.rtcp_types.push(t.data[1]);
                 }
                 assert_eq!(t.from, server_addr());
-                let Some(c) = self.clients.iter_mut().find(|c| c.addr == t.to) else {
+                let Some(c) = self
+                    .clients
+                    .iter_mut()
+                    .find(|c| c.addr == t.to && c.proto == t.proto)
+                else {
                     continue;
                 };
                 let is_video = t.data.len() > 1 && t.data[1] & 0x7f == 102;
@@ -425,24 +450,31 @@ fn datagrams_are_routed_by_ufrag_then_by_address_and_strays_are_ignored() {
     let a = h.join();
     let b = h.join();
     let (ida, idb) = (h.clients[a].id, h.clients[b].id);
-    assert_eq!(h.plane.by_addr.get(&h.clients[a].addr), Some(&ida));
-    assert_eq!(h.plane.by_addr.get(&h.clients[b].addr), Some(&idb));
+    let key = |c: &Client| (Proto::Udp, c.addr);
+    assert_eq!(h.plane.by_addr.get(&key(&h.clients[a])), Some(&ida));
+    assert_eq!(h.plane.by_addr.get(&key(&h.clients[b])), Some(&idb));
     assert_eq!(h.plane.by_ufrag.len(), 2);
     // A stray datagram from an unknown address, and a check for an unknown ufrag: no answer.
     h.destinations.clear();
     let stranger: SocketAddr = "127.0.0.9:9".parse().unwrap();
-    h.plane.handle_datagram(
-        h.now,
-        server_addr(),
-        stranger,
-        &[0x80, 200, 0, 1, 0, 0, 0, 0],
-    );
+    let path = udp(stranger);
     h.plane
-        .handle_datagram(h.now, server_addr(), stranger, &[22, 0xfe, 0xfd, 0, 0]);
+        .handle_datagram(h.now, path, &[0x80, 200, 0, 1, 0, 0, 0, 0]);
+    h.plane
+        .handle_datagram(h.now, path, &[22, 0xfe, 0xfd, 0, 0]);
     let provider = rtc::crypto::default_provider().unwrap();
     let check = ice::tests::check("nobody:x", "p", true, provider.crypto());
-    h.plane
-        .handle_datagram(h.now, server_addr(), stranger, &check);
+    h.plane.handle_datagram(h.now, path, &check);
+    // RTCP from a viewer's address but over TCP is not that viewer's.
+    let addr_a = h.clients[a].addr;
+    h.plane.handle_datagram(
+        h.now,
+        Path {
+            proto: Proto::Tcp,
+            ..udp(addr_a)
+        },
+        &[0x80, 200, 0, 1, 0, 0, 0, 0],
+    );
     h.pump();
     assert!(h.destinations.is_empty(), "{:?}", h.destinations);
     // Media still reaches both.
@@ -736,6 +768,35 @@ fn a_viewer_that_never_connects_times_out_and_closing_frees_everything() {
     assert!(h.outputs.iter().any(
         |o| matches!(o, Output::Notice(v, Notice::Closed(LeaveReason::Timeout)) if *v == offer.id)
     ));
+    // Its signalling learns what was tried.
+    let why = h
+        .outputs
+        .iter()
+        .find_map(|o| match o {
+            Output::Notice(v, Notice::NotConnected(why)) if *v == offer.id => Some(why.clone()),
+            _ => None,
+        })
+        .expect("a NotConnected notice");
+    assert!(why.contains("no SDP answer"), "{why}");
+    // One that answered but whose checks never arrive: the error names our candidates.
+    let silent = h.signal();
+    h.clients[silent].silent = true;
+    let silent_id = h.clients[silent].id;
+    h.advance(Duration::from_millis(2100));
+    let why = h
+        .outputs
+        .iter()
+        .find_map(|o| match o {
+            Output::Notice(v, Notice::NotConnected(why)) if *v == silent_id => Some(why.clone()),
+            _ => None,
+        })
+        .expect("a NotConnected notice");
+    assert!(
+        why.contains("no ICE connectivity check")
+            && why.contains(&format!("UDP {}", server_addr()))
+            && why.contains("TURN"),
+        "{why}"
+    );
     assert_eq!(h.plane.census(), (0, 1));
     assert!(h.plane.timers.is_empty() && h.plane.by_ufrag.is_empty());
 
@@ -797,7 +858,13 @@ fn ufrags_and_viewer_ids_tell_their_media_loop() {
     }
     assert_eq!(loop_of_ufrag(""), None);
     assert_eq!(loop_of_ufrag("+x"), None);
-    let template = PeerTemplate::new(&[server_addr()], &[]).unwrap();
+    let template = PeerTemplate::new(
+        &[server_addr()],
+        &[],
+        &[],
+        crate::config::CandidatePolicy::default(),
+    )
+    .unwrap();
     let mut plane = MediaPlane::new(PlaneConfig {
         index: 2,
         loops: 3,
@@ -838,4 +905,69 @@ fn ufrags_and_viewer_ids_tell_their_media_loop() {
     assert_eq!(ids, vec![3, 6, 9]);
     assert!(ids.iter().all(|&id| loop_of_viewer(id, 3) == 2));
     assert!(plane.by_ufrag.keys().all(|u| loop_of_ufrag(u) == Some(2)));
+}
+
+fn udp(remote: SocketAddr) -> Path {
+    Path {
+        proto: Proto::Udp,
+        local: server_addr(),
+        remote,
+    }
+}
+
+#[test]
+fn a_viewer_over_tcp_gets_its_media_on_its_connection_and_is_closed_with_it() {
+    let mut h = Harness::new(Limits::default());
+    let u = h.join();
+    let t = h.join_tcp();
+    let (idu, idt) = (h.clients[u].id, h.clients[t].id);
+    assert_eq!(
+        h.plane.viewers[&idt].pair.map(|p| p.proto),
+        Some(Proto::Tcp)
+    );
+    assert_eq!(
+        h.plane.by_addr.get(&(Proto::Tcp, h.clients[t].addr)),
+        Some(&idt)
+    );
+    h.frame(video_frame(1, true, 3, 1));
+    assert_eq!(h.clients[u].video.len(), 3);
+    assert_eq!(h.clients[t].video.len(), 3);
+    // The connection closes under the TCP viewer: it is gone at once, the UDP one plays on.
+    let path = Path {
+        proto: Proto::Tcp,
+        local: server_addr(),
+        remote: h.clients[t].addr,
+    };
+    h.plane.handle_path_closed(h.now, path);
+    h.pump();
+    assert_eq!(h.left(idt), Some(LeaveReason::ConnectionLost));
+    assert!(!h
+        .plane
+        .by_addr
+        .contains_key(&(Proto::Tcp, h.clients[t].addr)));
+    h.frame(video_frame(2, false, 1, 2));
+    assert_eq!(h.clients[u].video.len(), 4);
+    assert!(h.plane.viewers.contains_key(&idu));
+}
+
+#[test]
+fn closing_a_tcp_viewer_closes_its_connection() {
+    let mut h = Harness::new(Limits::default());
+    let t = h.join_tcp();
+    let id = h.clients[t].id;
+    h.plane.close_viewer(h.now, id, LeaveReason::Closed);
+    h.pump();
+    let closed: Vec<Path> = h
+        .outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::ClosePath(p) => Some(*p),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(closed.len(), 1);
+    assert_eq!(
+        (closed[0].proto, closed[0].remote),
+        (Proto::Tcp, h.clients[t].addr)
+    );
 }

@@ -4,10 +4,12 @@
 //! negotiates: once the descriptions are exchanged the media plane (`crate::plane`) runs ICE,
 //! DTLS and SRTP itself and the connection is dropped.
 
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use rand::distr::{Alphanumeric, SampleString};
 use rtc::crypto::{self, SignatureScheme};
+use rtc::ice::tcp_type::TcpType;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
 use rtc::peer_connection::configuration::media_engine::{
@@ -28,6 +30,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection};
 
+use crate::config::CandidatePolicy;
 use crate::media::VideoCodec;
 use crate::plane::dtls::DtlsConfig;
 use crate::plane::ice::IceCredentials;
@@ -76,10 +79,15 @@ pub(crate) struct PeerTemplate {
 }
 
 impl PeerTemplate {
-    /// Generates the server's DTLS certificate (once: ~55 µs per viewer saved) and its candidates.
+    /// Generates the server's DTLS certificate (once: ~55 µs per viewer saved) and the candidates
+    /// `policy` allows: UDP host candidates of `udp_addrs`, passive ICE-TCP host candidates of
+    /// `tcp_addrs`, and `public_ips` as server-reflexive candidates of each transport. UDP ones
+    /// have the higher priority (RFC 6544's TCP local preference is lower).
     pub fn new(
-        host_addrs: &[std::net::SocketAddr],
+        udp_addrs: &[SocketAddr],
+        tcp_addrs: &[SocketAddr],
         public_ips: &[std::net::IpAddr],
+        policy: CandidatePolicy,
     ) -> Result<Self> {
         let provider = crypto::default_provider().map_err(|e| Error::WebRtc(e.to_string()))?;
         let certificate = RTCCertificate::generate(
@@ -89,33 +97,56 @@ impl PeerTemplate {
                 .map_err(|e| Error::WebRtc(e.to_string()))?,
         )?;
         let mut candidates = Vec::new();
-        for addr in host_addrs {
-            let c = CandidateHostConfig {
-                base_config: CandidateConfig {
-                    network: "udp".to_owned(),
-                    address: addr.ip().to_string(),
-                    port: addr.port(),
-                    component: 1,
-                    ..Default::default()
-                },
+        let transports = [
+            (policy.udp, "udp", udp_addrs, TcpType::Unspecified),
+            (policy.tcp, "tcp", tcp_addrs, TcpType::Passive),
+        ];
+        for (_, network, addrs, tcp_type) in transports.iter().filter(|t| t.0) {
+            let config = |addr: &SocketAddr| CandidateConfig {
+                network: (*network).to_owned(),
+                address: addr.ip().to_string(),
+                port: addr.port(),
+                component: 1,
                 ..Default::default()
+            };
+            if policy.local {
+                for addr in addrs.iter() {
+                    let c = CandidateHostConfig {
+                        base_config: config(addr),
+                        tcp_type: *tcp_type,
+                    }
+                    .new_candidate_host()?;
+                    candidates.push(candidate_init(&RTCIceCandidate::from(&c))?);
+                }
             }
-            .new_candidate_host()?;
-            candidates.push(candidate_init(&RTCIceCandidate::from(&c))?);
-        }
-        // A public IP of a 1:1 NAT reaches the same socket as the first host address; announcing
-        // it as server-reflexive with that base lets ICE match datagrams to it (rtc's
-        // nat_1to1_ips is declared but unused).
-        if let Some(base) = host_addrs.first() {
+            // A public IP of a 1:1 NAT reaches the same socket as the first local address;
+            // announcing it as server-reflexive with that base lets ICE match packets to it
+            // (rtc's nat_1to1_ips is declared but unused).
+            let Some(base) = addrs.first().filter(|_| policy.public) else {
+                continue;
+            };
             for ip in public_ips {
-                let c = CandidateServerReflexiveConfig {
-                    base_config: CandidateConfig {
-                        network: "udp".to_owned(),
-                        address: ip.to_string(),
-                        port: base.port(),
-                        component: 1,
+                if *tcp_type == TcpType::Passive {
+                    // rtc's server-reflexive config has no TCP type: the line is written here,
+                    // with RFC 6544's priority (type 100, direction-pref 2 for passive).
+                    let priority = (100u32 << 24) | (((1u32 << 13) * 2 + 8191) << 8) | 255;
+                    candidates.push(RTCIceCandidateInit {
+                        candidate: format!(
+                            "candidate:{} 1 tcp {priority} {ip} {} typ srflx raddr {} rport {} \
+                             tcptype passive",
+                            srflx_tcp_foundation(ip),
+                            base.port(),
+                            base.ip(),
+                            base.port()
+                        ),
+                        sdp_mid: Some("0".to_owned()),
+                        sdp_mline_index: Some(0),
                         ..Default::default()
-                    },
+                    });
+                    continue;
+                }
+                let c = CandidateServerReflexiveConfig {
+                    base_config: config(&SocketAddr::new(*ip, base.port())),
                     rel_addr: base.ip().to_string(),
                     rel_port: base.port(),
                     url: None,
@@ -129,6 +160,29 @@ impl PeerTemplate {
             loop_tag: crate::plane::loop_tag(0),
             candidates,
         })
+    }
+
+    /// Our candidates in a few words ("UDP 127.0.0.1:5000, TCP 127.0.0.1:5000"), for errors.
+    pub fn candidate_summary(&self) -> String {
+        let words: Vec<String> = self
+            .candidates
+            .iter()
+            .filter_map(|c| {
+                let f: Vec<&str> = c.candidate.split_whitespace().collect();
+                let (proto, ip, port) = (f.get(2)?, f.get(4)?, f.get(5)?);
+                let ip = if ip.contains(':') {
+                    format!("[{ip}]")
+                } else {
+                    (*ip).to_owned()
+                };
+                Some(format!("{} {ip}:{port}", proto.to_ascii_uppercase()))
+            })
+            .collect();
+        if words.is_empty() {
+            "none".to_owned()
+        } else {
+            words.join(", ")
+        }
     }
 
     /// The template of media loop `index` (its ufrags carry the loop's tag).
@@ -451,6 +505,16 @@ fn with_candidates(sdp: &str, candidates: &[RTCIceCandidateInit]) -> String {
     out
 }
 
+/// A foundation for a TCP server-reflexive candidate: the same for the same address (RFC 8445
+/// §5.1.1.3), distinct from rtc's (which are CRC32 numbers).
+fn srflx_tcp_foundation(ip: &std::net::IpAddr) -> String {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in format!("srflx-tcp-{ip}").bytes() {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    format!("t{h}")
+}
+
 fn candidate_init(c: &RTCIceCandidate) -> Result<RTCIceCandidateInit> {
     let mut init = c.to_json()?;
     // One BUNDLE transport: every candidate belongs to the first m-line.
@@ -541,7 +605,13 @@ mod tests {
     use rtc::rtp_transceiver::RTCRtpTransceiverInit;
 
     fn template() -> PeerTemplate {
-        PeerTemplate::new(&["127.0.0.1:5000".parse().unwrap()], &[]).unwrap()
+        PeerTemplate::new(
+            &["127.0.0.1:5000".parse().unwrap()],
+            &[],
+            &[],
+            CandidatePolicy::default(),
+        )
+        .unwrap()
     }
 
     fn spec(audio: bool) -> TrackSpec {

@@ -11,6 +11,8 @@ use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, Query, Request, State};
+
+use crate::http::Remote;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -109,7 +111,7 @@ pub(crate) async fn endpoint(
     State(server): State<Arc<ServerShared>>,
     Path(stream): Path<String>,
     Query(q): Query<TokenQuery>,
-    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    ConnectInfo(Remote(remote)): ConnectInfo<Remote>,
     method: Method,
     headers: HeaderMap,
     body: Bytes,

@@ -169,6 +169,7 @@ pub(crate) async fn session(
 
     let limit = server.config.limits.max_ws_message_bytes;
     let mut candidates = 0;
+    let mut not_connected = None;
     loop {
         tokio::select! {
             msg = socket.recv() => {
@@ -210,12 +211,13 @@ pub(crate) async fn session(
             }
             notice = notices.recv() => match notice {
                 Some(Notice::Connected) => {}
+                Some(Notice::NotConnected(why)) => not_connected = Some(why),
                 Some(Notice::Closed(LeaveReason::Timeout)) => {
                     guard.reason = LeaveReason::Timeout;
-                    let text = format!(
+                    let text = not_connected.take().unwrap_or_else(|| format!(
                         "media did not connect within {:?}",
                         server.config.limits.connect_timeout
-                    );
+                    ));
                     return refuse(&mut socket, 408, close_code::TIMEOUT, &text).await;
                 }
                 Some(Notice::Closed(reason)) => {

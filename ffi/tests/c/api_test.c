@@ -122,6 +122,14 @@ static void test_config(void) {
     CHECK(server == sentinel);
     OK(rtcast_config_set_media_loops(cfg, 2));
 
+    /* ICE-TCP's port and the candidate policy; an unknown word is refused at once. */
+    EXPECT(rtcast_config_set_tcp_port(NULL, 0), RTCAST_ERR_NULL);
+    OK(rtcast_config_set_tcp_port(cfg, 0));
+    EXPECT(rtcast_config_set_candidates(cfg, NULL), RTCAST_ERR_NULL);
+    EXPECT(rtcast_config_set_candidates(cfg, "udp,quic"), RTCAST_ERR_INVALID_ARGUMENT);
+    MESSAGE_HAS("quic");
+    OK(rtcast_config_set_candidates(cfg, "udp,tcp"));
+
     /* TLS paths are taken as given. (The core reads the files after start returns, so a
      * missing file is not yet RTCAST_ERR_TLS from rtcast_server_start: not tested here.) */
     OK(rtcast_config_set_tls(cfg, "/nonexistent/cert.pem", "/nonexistent/key.pem"));
@@ -204,6 +212,12 @@ static void test_server_arguments(struct rtcast_server *server) {
     uint16_t port = 0;
     EXPECT(rtcast_server_port(NULL, &port), RTCAST_ERR_NULL);
     EXPECT(rtcast_server_port(server, NULL), RTCAST_ERR_NULL);
+    /* The loopback config picks free ports: ICE-TCP has one of its own. */
+    uint16_t http_port = 0, tcp_port = 0;
+    OK(rtcast_server_port(server, &http_port));
+    OK(rtcast_server_tcp_port(server, &tcp_port));
+    CHECK(tcp_port != 0 && tcp_port != http_port);
+    EXPECT(rtcast_server_tcp_port(NULL, &tcp_port), RTCAST_ERR_NULL);
 
     struct rtcast_server_stats stats;
     EXPECT(rtcast_server_stats(NULL, &stats), RTCAST_ERR_NULL);

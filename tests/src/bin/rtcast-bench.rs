@@ -29,7 +29,8 @@ use tokio::task::JoinHandle;
 
 const USAGE: &str = "usage: rtcast-bench [--viewers 1,50,200] [--seconds 15] [--batch 25] \
 [--connect-timeout SECS] [--settle SECS] [--warmup SECS] [--server-args \"--media-loops 2 ...\"] \
-[--h264 FILE [--h264-bitrate KBPS]] [--protocol ws|whep] [--whep URL [--server-pid PID]]
+[--h264 FILE [--h264-bitrate KBPS]] [--protocol ws|whep] [--transport udp|tcp] \
+[--whep URL [--server-pid PID]]
 
   --viewers LIST        viewer counts to measure, one server run each (default 1,50,200)
   --seconds S           measurement window once all viewers are connected (default 15)
@@ -44,6 +45,8 @@ const USAGE: &str = "usage: rtcast-bench [--viewers 1,50,200] [--seconds 15] [--
                         demo pattern with noise, 1280x720, 30 fps, an IDR every 2 s
   --h264-bitrate KBPS   bitrate of a FILE made by --h264 (default 2000)
   --protocol ws|whep    how the viewers reach rtcast (default ws: Flussonic's WebSocket)
+  --transport udp|tcp   what the media travels on (default udp; tcp: ICE-TCP, RFC 6544, to the
+                        server's passive TCP candidate)
   --whep URL            start no server: the viewers play this WHEP endpoint of any server
                         (http://IP:PORT/PATH); its CPU and memory are read from --server-pid
   --server-pid PID      the process serving --whep URL";
@@ -60,6 +63,7 @@ struct Options {
     h264: Option<PathBuf>,
     h264_bitrate: u32,
     whep_protocol: bool,
+    ice_tcp: bool,
     whep: Option<String>,
     server_pid: Option<u32>,
 }
@@ -76,6 +80,7 @@ fn parse_args() -> Result<Options, String> {
         h264: None,
         h264_bitrate: 2000,
         whep_protocol: false,
+        ice_tcp: false,
         whep: None,
         server_pid: None,
     };
@@ -133,6 +138,13 @@ fn parse_args() -> Result<Options, String> {
                     "ws" => false,
                     "whep" => true,
                     other => return Err(format!("--protocol: '{other}' is not ws or whep")),
+                }
+            }
+            "--transport" => {
+                o.ice_tcp = match value("--transport")?.as_str() {
+                    "udp" => false,
+                    "tcp" => true,
+                    other => return Err(format!("--transport: '{other}' is not udp or tcp")),
                 }
             }
             "--whep" => o.whep = Some(value("--whep")?),
@@ -510,6 +522,7 @@ async fn run_one(binary: &PathBuf, o: &Options, n: usize, ticks: f64) -> Result<
                  progress: &mut Vec<Arc<AtomicU64>>| {
         let left = viewers_end.saturating_duration_since(Instant::now());
         let mut opts = ViewerOptions::new(target.url.clone(), left);
+        opts.ice_tcp = o.ice_tcp;
         let frames = Arc::new(AtomicU64::new(0));
         opts.progress = Some(frames.clone());
         opts.packets = Some(delivered.clone());
@@ -829,17 +842,18 @@ async fn main() -> std::process::ExitCode {
         (None, None) => format!("{} demo", binary.display()),
     };
     println!(
-        "rtcast-bench: server {what} | viewers {:?} over {} | window {} s | batches of {}",
+        "rtcast-bench: server {what} | viewers {:?} over {}, media on {} | window {} s | batches of {}",
         o.viewers,
         if o.whep.is_some() || o.whep_protocol {
             "WHEP"
         } else {
             "WebSocket"
         },
+        if o.ice_tcp { "ICE-TCP" } else { "UDP" },
         o.seconds,
         o.batch
     );
-    println!("  (packets = every UDP datagram the server sent: RTP and RTCP, plus STUN/DTLS while connecting)");
+    println!("  (packets = every packet the server sent, UDP datagrams or ICE-TCP frames: RTP and RTCP, plus STUN/DTLS while connecting)");
     let mut rows = Vec::new();
     let mut failed = false;
     for &n in &o.viewers {

@@ -213,10 +213,14 @@ class Server:
         cors_origins: Optional[Sequence[str]] = None,
         authorize: Optional[Callable[[AuthRequest], bool]] = None,
         media_loops: int = 0,
+        tcp_port: Optional[int] = None,
+        candidates: Optional[str] = None,
     ) -> Server:
         """Starts a server. `port` 0 picks a free port; `udp_port` None uses the same number as
-        `port`; `media_loops` 0 runs one media loop per core. Raises BindError, TlsError,
-        ConfigError."""
+        `port`; `media_loops` 0 runs one media loop per core; `tcp_port` (ICE-TCP, for viewers
+        whose network blocks UDP) None uses the UDP port's number, on the HTTP listener when that
+        is `port`; `candidates` is which candidates viewers are offered, e.g. "udp,tcp,local,public"
+        (the default) or "udp". Raises BindError, TlsError, ConfigError."""
     def stream(
         self,
         name: str,
@@ -239,6 +243,8 @@ class Server:
     def port(self) -> int: ...
     @property
     def udp_port(self) -> int: ...
+    @property
+    def tcp_port(self) -> int: ...
     def stats(self) -> ServerStats: ...
     def stream_stats(self) -> list[StreamStats]: ...
     def on_event(self, callback: _F) -> _F:

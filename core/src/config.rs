@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::signal::turn::TurnSecret;
+
 /// How a server is started. `ServerConfig::default()` listens on every interface, HTTP port 8080
 /// and UDP port 8080.
 #[derive(Clone)]
@@ -25,6 +27,9 @@ pub struct ServerConfig {
     pub public_ips: Vec<IpAddr>,
     /// STUN/TURN servers handed to viewers (in the WebSocket `config` and WHEP `Link` headers).
     pub ice_servers: Vec<IceServer>,
+    /// A TURN server sharing a secret with rtcast (coturn's `use-auth-secret`): each viewer is
+    /// handed it after `ice_servers`, with credentials of its own that expire.
+    pub turn_secret: Option<TurnSecret>,
     /// Serve HTTPS/WSS with this certificate and key.
     pub tls: Option<TlsConfig>,
     /// Limits and timeouts.
@@ -47,6 +52,7 @@ impl Default for ServerConfig {
             udp_port: None,
             public_ips: Vec::new(),
             ice_servers: Vec::new(),
+            turn_secret: None,
             tls: None,
             limits: Limits::default(),
             authorize: None,
@@ -64,6 +70,7 @@ impl fmt::Debug for ServerConfig {
             .field("udp_port", &self.udp_port)
             .field("public_ips", &self.public_ips)
             .field("ice_servers", &self.ice_servers)
+            .field("turn_secret", &self.turn_secret)
             .field("tls", &self.tls)
             .field("limits", &self.limits)
             .field("authorize", &self.authorize.as_ref().map(|_| "<hook>"))
@@ -94,6 +101,20 @@ impl ServerConfig {
         }
     }
 
+    /// The ICE servers handed to the viewer `viewer` when it signals at `now`: `ice_servers`,
+    /// then the TURN server of `turn_secret` with fresh credentials.
+    pub(crate) fn ice_servers_for(
+        &self,
+        now: std::time::SystemTime,
+        viewer: crate::ViewerId,
+    ) -> Vec<IceServer> {
+        let mut servers = self.ice_servers.clone();
+        if let Some(turn) = &self.turn_secret {
+            servers.push(turn.ice_server(now, &viewer.to_string()));
+        }
+        servers
+    }
+
     pub(crate) fn validate(&self) -> crate::Result<()> {
         let l = &self.limits;
         let bad = |m: &str| Err(crate::Error::InvalidConfig(m.to_owned()));
@@ -103,6 +124,9 @@ impl ServerConfig {
                 self.media_loops,
                 crate::plane::MAX_LOOPS
             )));
+        }
+        if let Some(turn) = &self.turn_secret {
+            turn.validate().map_err(crate::Error::InvalidConfig)?;
         }
         if l.max_viewers == 0 || l.max_viewers_per_stream == 0 {
             return bad("viewer limits must be at least 1");

@@ -96,6 +96,10 @@ def test_port_in_use_raises_bind_error_with_errno():
         ({"cert": "/nonexistent/cert.pem", "key": "/nonexistent/key.pem"}, rtcast.TlsError, "/nonexistent/cert.pem"),
         ({"ice_servers": [{"username": "u"}]}, rtcast.ConfigError, "urls"),
         ({"ice_servers": [42]}, TypeError, "ICE server"),
+        ({"turn_secret": {"urls": ["stun:127.0.0.1:3478"], "secret": "s"}}, rtcast.ConfigError, "not a TURN URL"),
+        ({"turn_secret": {"urls": ["turn:127.0.0.1:3478"], "secret": ""}}, rtcast.ConfigError, "secret is empty"),
+        ({"turn_secret": {"urls": ["turn:127.0.0.1:3478"]}}, rtcast.ConfigError, "'secret'"),
+        ({"turn_secret": "s3cret"}, TypeError, "turn_secret"),
         ({"authorize": "yes"}, TypeError, "callable"),
     ],
 )

@@ -203,6 +203,7 @@ class Server:
         bind: str = "0.0.0.0",
         public_ips: Sequence[str] = ...,
         ice_servers: Sequence[Union[str, Mapping[str, Any]]] = ...,
+        turn_secret: Optional[Mapping[str, Any]] = None,
         cert: Union[str, os.PathLike[str], None] = None,
         key: Union[str, os.PathLike[str], None] = None,
         max_viewers: Optional[int] = None,
@@ -215,8 +216,10 @@ class Server:
         media_loops: int = 0,
     ) -> Server:
         """Starts a server. `port` 0 picks a free port; `udp_port` None uses the same number as
-        `port`; `media_loops` 0 runs one media loop per core. Raises BindError, TlsError,
-        ConfigError."""
+        `port`; `media_loops` 0 runs one media loop per core. `turn_secret={"urls":
+        ["turn:HOST:3478"], "secret": S, "ttl": 86400}` hands each viewer that TURN server with
+        short-lived credentials from the shared secret S (coturn's static-auth-secret; ttl in
+        seconds, default a day). Raises BindError, TlsError, ConfigError."""
     def stream(
         self,
         name: str,

@@ -171,6 +171,11 @@ export interface ServerOptions {
   publicIps?: Array<string>
   /** STUN/TURN servers handed to viewers. */
   iceServers?: Array<IceServer>
+  /**
+   * A TURN server sharing a secret with rtcast (coturn's `use-auth-secret`): each viewer is
+   * handed it with short-lived credentials of its own.
+   */
+  turnSecret?: TurnSecret
   /** Path of a PEM certificate chain: serve HTTPS/WSS (with `key`). */
   cert?: string
   /** Path of the PEM private key of `cert`. */
@@ -256,6 +261,19 @@ export interface StreamStats {
   framesEncoded: number
   /** Keyframes asked for (coalesced). */
   keyframeRequests: number
+}
+
+/**
+ * A TURN server whose viewers get credentials computed from a shared secret: user name
+ * `'<expiry>:<viewer id>'`, password base64(HMAC-SHA1(secret, user name)).
+ */
+export interface TurnSecret {
+  /** `turn:host:port?transport=udp` / `turns:host:port` URLs of the TURN server. */
+  urls: Array<string>
+  /** The secret shared with the TURN server (coturn's `static-auth-secret`). */
+  secret: string
+  /** How long a viewer's credentials stay valid, seconds (default 86400: a day). */
+  ttlSeconds?: number
 }
 
 /** The version of the rtcast core this module was built from. */

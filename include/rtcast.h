@@ -472,6 +472,30 @@ enum rtcast_result rtcast_config_add_ice_server(struct rtcast_config *config,
                                                 const char *credential);
 
 /**
+ * Hands viewers a TURN server that shares `secret` with rtcast (coturn's `use-auth-secret` +
+ * `static-auth-secret`): each viewer gets a user name `"<expiry>:<viewer id>"` and the
+ * password base64(HMAC-SHA1(secret, user name)), valid for `ttl_seconds` (0: 24 hours). Add
+ * the server's URLs with `rtcast_config_add_turn_url`; `rtcast_server_start` refuses a secret
+ * without URLs (and an empty secret) with `RTCAST_ERR_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `config` must be NULL or a live config; `secret` NULL or a NUL-terminated string.
+ */
+enum rtcast_result rtcast_config_set_turn_secret(struct rtcast_config *config,
+                                                 const char *secret,
+                                                 uint32_t ttl_seconds);
+
+/**
+ * Adds a URL of the TURN server set with `rtcast_config_set_turn_secret`:
+ * `turn:host:port?transport=udp`, `turn:host:port?transport=tcp` or `turns:host:port`.
+ * `rtcast_server_start` refuses other schemes with `RTCAST_ERR_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `config` must be NULL or a live config; `url` NULL or a NUL-terminated string.
+ */
+enum rtcast_result rtcast_config_add_turn_url(struct rtcast_config *config, const char *url);
+
+/**
  * Serves HTTPS/WSS with a PEM certificate chain and a PEM private key (PKCS#8, PKCS#1 or
  * SEC1). The files are read by `rtcast_server_start`, which fails with `RTCAST_ERR_TLS` if they
  * cannot be used.

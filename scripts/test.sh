@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Runs every test of rtcast, as CI does: formatting, lints, unit tests, end-to-end tests with a
-# native WebRTC client and with headless Chromium (installed here if missing).
+# native WebRTC client and with headless Chromium (installed here if missing, as is coturn for the
+# TURN test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/ensure-chromium.sh
+scripts/ensure-net-tools.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

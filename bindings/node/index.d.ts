@@ -58,6 +58,8 @@ export declare class Server {
   get port(): number
   /** The media UDP port (useful with `udpPort: 0`). */
   get udpPort(): number
+  /** The ICE-TCP port (the HTTP port when they share it; 0 when TCP candidates are off). */
+  get tcpPort(): number
   /** Whether `close()` was called. */
   get closed(): boolean
   /**
@@ -171,6 +173,11 @@ export interface ServerOptions {
   publicIps?: Array<string>
   /** STUN/TURN servers handed to viewers. */
   iceServers?: Array<IceServer>
+  /**
+   * A TURN server sharing a secret with rtcast (coturn's `use-auth-secret`): each viewer is
+   * handed it with short-lived credentials of its own.
+   */
+  turnSecret?: TurnSecret
   /** Path of a PEM certificate chain: serve HTTPS/WSS (with `key`). */
   cert?: string
   /** Path of the PEM private key of `cert`. */
@@ -192,6 +199,16 @@ export interface ServerOptions {
    * core, at most 62.
    */
   mediaLoops?: number
+  /**
+   * TCP port of ICE-TCP, for viewers whose network blocks UDP; default the same number as
+   * the UDP port (on the HTTP listener when that is `port`); 0 picks a free port.
+   */
+  tcpPort?: number
+  /**
+   * Which candidates viewers are offered: `udp`, `tcp`, `local`, `public` separated by
+   * commas; default `"udp,tcp,local,public"` (UDP first, TCP as the fallback).
+   */
+  candidates?: string
 }
 
 /** Counters of the whole server. */
@@ -256,6 +273,19 @@ export interface StreamStats {
   framesEncoded: number
   /** Keyframes asked for (coalesced). */
   keyframeRequests: number
+}
+
+/**
+ * A TURN server whose viewers get credentials computed from a shared secret: user name
+ * `'<expiry>:<viewer id>'`, password base64(HMAC-SHA1(secret, user name)).
+ */
+export interface TurnSecret {
+  /** `turn:host:port?transport=udp` / `turns:host:port` URLs of the TURN server. */
+  urls: Array<string>
+  /** The secret shared with the TURN server (coturn's `static-auth-secret`). */
+  secret: string
+  /** How long a viewer's credentials stay valid, seconds (default 86400: a day). */
+  ttlSeconds?: number
 }
 
 /** The version of the rtcast core this module was built from. */

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::signal::turn::TurnSecret;
+
 /// How a server is started. `ServerConfig::default()` listens on every interface, HTTP port 8080
 /// and UDP port 8080.
 #[derive(Clone)]
@@ -32,6 +34,9 @@ pub struct ServerConfig {
     pub public_ips: Vec<IpAddr>,
     /// STUN/TURN servers handed to viewers (in the WebSocket `config` and WHEP `Link` headers).
     pub ice_servers: Vec<IceServer>,
+    /// A TURN server sharing a secret with rtcast (coturn's `use-auth-secret`): each viewer is
+    /// handed it after `ice_servers`, with credentials of its own that expire.
+    pub turn_secret: Option<TurnSecret>,
     /// Serve HTTPS/WSS with this certificate and key.
     pub tls: Option<TlsConfig>,
     /// Limits and timeouts.
@@ -56,6 +61,7 @@ impl Default for ServerConfig {
             candidates: CandidatePolicy::default(),
             public_ips: Vec::new(),
             ice_servers: Vec::new(),
+            turn_secret: None,
             tls: None,
             limits: Limits::default(),
             authorize: None,
@@ -75,6 +81,7 @@ impl fmt::Debug for ServerConfig {
             .field("candidates", &self.candidates)
             .field("public_ips", &self.public_ips)
             .field("ice_servers", &self.ice_servers)
+            .field("turn_secret", &self.turn_secret)
             .field("tls", &self.tls)
             .field("limits", &self.limits)
             .field("authorize", &self.authorize.as_ref().map(|_| "<hook>"))
@@ -105,6 +112,20 @@ impl ServerConfig {
         }
     }
 
+    /// The ICE servers handed to the viewer `viewer` when it signals at `now`: `ice_servers`,
+    /// then the TURN server of `turn_secret` with fresh credentials.
+    pub(crate) fn ice_servers_for(
+        &self,
+        now: std::time::SystemTime,
+        viewer: crate::ViewerId,
+    ) -> Vec<IceServer> {
+        let mut servers = self.ice_servers.clone();
+        if let Some(turn) = &self.turn_secret {
+            servers.push(turn.ice_server(now, &viewer.to_string()));
+        }
+        servers
+    }
+
     pub(crate) fn validate(&self) -> crate::Result<()> {
         let l = &self.limits;
         let bad = |m: &str| Err(crate::Error::InvalidConfig(m.to_owned()));
@@ -118,6 +139,9 @@ impl ServerConfig {
         let c = &self.candidates;
         if !c.local && (self.public_ips.is_empty() || !c.public) {
             return bad("the candidate policy offers no address: without \"local\" it needs \"public\" and at least one public_ips entry");
+        }
+        if let Some(turn) = &self.turn_secret {
+            turn.validate().map_err(crate::Error::InvalidConfig)?;
         }
         if l.max_viewers == 0 || l.max_viewers_per_stream == 0 {
             return bad("viewer limits must be at least 1");
@@ -176,9 +200,11 @@ impl std::str::FromStr for CandidatePolicy {
                 "tcp" => p.tcp = true,
                 "local" => p.local = true,
                 "public" => p.public = true,
-                other => return Err(crate::Error::InvalidConfig(format!(
+                other => {
+                    return Err(crate::Error::InvalidConfig(format!(
                     "unknown candidate kind {other:?} in {s:?} (expected udp, tcp, local, public)"
-                ))),
+                )))
+                }
             }
         }
         if !p.udp && !p.tcp {

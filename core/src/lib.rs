@@ -38,6 +38,7 @@ pub use media::pixel::{PixelFormat, RawFrame};
 pub use media::VideoCodec;
 pub use metrics::ServerStats;
 pub use server::{Census, Server};
+pub use signal::turn::TurnSecret;
 pub use stream::{Stream, StreamOptions, StreamStats};
 
 /// The version of this library.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use rtcast::demo::{DemoOptions, DemoSource};
-use rtcast::{Server, ServerConfig, TlsConfig};
+use rtcast::{Server, ServerConfig, TlsConfig, TurnSecret};
 
 /// Serve live video to browsers over WebRTC (Flussonic WebSocket protocol, one UDP port).
 #[derive(Parser)]
@@ -67,6 +67,17 @@ struct ServerArgs {
     /// Public IP to announce to viewers (1:1 NAT, e.g. a cloud VM). Repeat for several.
     #[arg(long = "public-ip", value_name = "IP")]
     public_ips: Vec<IpAddr>,
+    /// TURN server handed to viewers with short-lived credentials from --turn-secret, e.g.
+    /// turn:turn.example.com:3478?transport=udp. Repeat for several URLs of that server.
+    #[arg(long = "turn-url", value_name = "URL", requires = "turn_secret")]
+    turn_urls: Vec<String>,
+    /// Secret shared with the TURN server (coturn: use-auth-secret, static-auth-secret=SECRET);
+    /// needs --turn-url. Each viewer gets a user name "<expiry>:<viewer id>" and its HMAC.
+    #[arg(long, value_name = "SECRET", requires = "turn_urls")]
+    turn_secret: Option<String>,
+    /// Lifetime of a viewer's TURN credentials, seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 86_400)]
+    turn_ttl: u64,
     /// TLS certificate chain (PEM) to serve HTTPS/WSS; needs --key.
     #[arg(long, requires = "key")]
     cert: Option<PathBuf>,
@@ -134,6 +145,13 @@ fn config(args: &ServerArgs) -> ServerConfig {
         config.tls = Some(TlsConfig {
             cert_pem: cert.clone(),
             key_pem: key.clone(),
+        });
+    }
+    if let Some(secret) = &args.turn_secret {
+        config.turn_secret = Some(TurnSecret {
+            urls: args.turn_urls.clone(),
+            secret: secret.clone(),
+            ttl: Duration::from_secs(args.turn_ttl),
         });
     }
     config.limits.max_viewers_per_stream = args.max_viewers;

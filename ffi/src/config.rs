@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use rtcast_core::{CandidatePolicy, IceServer, ServerConfig, TlsConfig};
+use rtcast_core::{CandidatePolicy, IceServer, ServerConfig, TlsConfig, TurnSecret};
 
 use crate::error::{guard, guard_void, rtcast_result, str_arg, Failure, FfiResult};
 use crate::handle::{self, borrow, out, Handle};
@@ -255,6 +255,62 @@ pub unsafe extern "C" fn rtcast_config_add_ice_server(
         };
         with_config(config, |c| {
             c.ice_servers.push(server);
+            Ok(())
+        })
+    })
+}
+
+/// Hands viewers a TURN server that shares `secret` with rtcast (coturn's `use-auth-secret` +
+/// `static-auth-secret`): each viewer gets a user name `"<expiry>:<viewer id>"` and the
+/// password base64(HMAC-SHA1(secret, user name)), valid for `ttl_seconds` (0: 24 hours). Add
+/// the server's URLs with `rtcast_config_add_turn_url`; `rtcast_server_start` refuses a secret
+/// without URLs (and an empty secret) with `RTCAST_ERR_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `config` must be NULL or a live config; `secret` NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn rtcast_config_set_turn_secret(
+    config: *mut rtcast_config,
+    secret: *const c_char,
+    ttl_seconds: u32,
+) -> rtcast_result {
+    guard("rtcast_config_set_turn_secret", || {
+        borrow(config.cast_const())?;
+        let secret = str_arg(secret, "secret")?.to_owned();
+        let ttl = match ttl_seconds {
+            0 => TurnSecret::DEFAULT_TTL,
+            s => Duration::from_secs(u64::from(s)),
+        };
+        with_config(config, |c| {
+            let turn = c
+                .turn_secret
+                .get_or_insert_with(|| TurnSecret::new(Vec::new(), ""));
+            turn.secret = secret;
+            turn.ttl = ttl;
+            Ok(())
+        })
+    })
+}
+
+/// Adds a URL of the TURN server set with `rtcast_config_set_turn_secret`:
+/// `turn:host:port?transport=udp`, `turn:host:port?transport=tcp` or `turns:host:port`.
+/// `rtcast_server_start` refuses other schemes with `RTCAST_ERR_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `config` must be NULL or a live config; `url` NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn rtcast_config_add_turn_url(
+    config: *mut rtcast_config,
+    url: *const c_char,
+) -> rtcast_result {
+    guard("rtcast_config_add_turn_url", || {
+        borrow(config.cast_const())?;
+        let url = str_arg(url, "url")?.to_owned();
+        with_config(config, |c| {
+            c.turn_secret
+                .get_or_insert_with(|| TurnSecret::new(Vec::new(), ""))
+                .urls
+                .push(url);
             Ok(())
         })
     })

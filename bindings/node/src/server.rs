@@ -10,7 +10,10 @@ use napi::bindgen_prelude::{AsyncTask, Function};
 use napi::threadsafe_function::ThreadsafeFunction;
 use napi::{Env, Task};
 use napi_derive::napi;
-use rtcast_core::{IceServer as CoreIceServer, ServerConfig, StreamOptions as CoreStreamOptions};
+use rtcast_core::{
+    IceServer as CoreIceServer, ServerConfig, StreamOptions as CoreStreamOptions,
+    TurnSecret as CoreTurnSecret,
+};
 
 use crate::error::{BResult, Failure, OrThrow};
 use crate::events::{self, Kind, Listener, Listeners};
@@ -32,6 +35,9 @@ pub struct ServerOptions {
     pub public_ips: Option<Vec<String>>,
     /// STUN/TURN servers handed to viewers.
     pub ice_servers: Option<Vec<IceServer>>,
+    /// A TURN server sharing a secret with rtcast (coturn's `use-auth-secret`): each viewer is
+    /// handed it with short-lived credentials of its own.
+    pub turn_secret: Option<TurnSecret>,
     /// Path of a PEM certificate chain: serve HTTPS/WSS (with `key`).
     pub cert: Option<String>,
     /// Path of the PEM private key of `cert`.
@@ -68,6 +74,18 @@ pub struct IceServer {
     pub username: Option<String>,
     /// TURN password.
     pub credential: Option<String>,
+}
+
+/// A TURN server whose viewers get credentials computed from a shared secret: user name
+/// `'<expiry>:<viewer id>'`, password base64(HMAC-SHA1(secret, user name)).
+#[napi(object)]
+pub struct TurnSecret {
+    /// `turn:host:port?transport=udp` / `turns:host:port` URLs of the TURN server.
+    pub urls: Vec<String>,
+    /// The secret shared with the TURN server (coturn's `static-auth-secret`).
+    pub secret: String,
+    /// How long a viewer's credentials stay valid, seconds (default 86400: a day).
+    pub ttl_seconds: Option<u32>,
 }
 
 /// Counters of the whole server.
@@ -132,6 +150,13 @@ fn config(options: ServerOptions) -> BResult<ServerConfig> {
             username: s.username,
             credential: s.credential,
         });
+    }
+    if let Some(t) = options.turn_secret {
+        let mut turn = CoreTurnSecret::new(t.urls, t.secret);
+        if let Some(s) = t.ttl_seconds {
+            turn.ttl = Duration::from_secs(s.into());
+        }
+        c.turn_secret = Some(turn);
     }
     c.tls = match (options.cert, options.key) {
         (Some(cert), Some(key)) => Some(rtcast_core::TlsConfig {

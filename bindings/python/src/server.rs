@@ -106,6 +106,28 @@ fn ice_server(item: &Bound<'_, PyAny>) -> PyResult<rtcast::IceServer> {
     })
 }
 
+fn turn_secret(item: &Bound<'_, PyAny>) -> PyResult<rtcast::TurnSecret> {
+    let dict = item.cast::<PyDict>().map_err(|_| {
+        PyTypeError::new_err(
+            "turn_secret is a dict {'urls': [...], 'secret': ..., 'ttl': seconds (optional)}",
+        )
+    })?;
+    let urls = match dict.get_item("urls")? {
+        Some(u) if u.is_instance_of::<PyString>() => vec![u.extract::<String>()?],
+        Some(u) => u.extract::<Vec<String>>()?,
+        None => return Err(raise(Kind::Config, "turn_secret needs 'urls'")),
+    };
+    let Some(secret) = dict.get_item("secret")? else {
+        return Err(raise(Kind::Config, "turn_secret needs 'secret'"));
+    };
+    let mut turn = rtcast::TurnSecret::new(urls, secret.extract::<String>()?);
+    let ttl = dict.get_item("ttl")?.map(|t| t.extract()).transpose()?;
+    if let Some(ttl) = seconds(ttl, "turn_secret's ttl")? {
+        turn.ttl = ttl;
+    }
+    Ok(turn)
+}
+
 fn seconds(value: Option<f64>, what: &str) -> PyResult<Option<Duration>> {
     value
         .map(|s| {
@@ -168,6 +190,7 @@ impl Server {
         bind = "0.0.0.0",
         public_ips = Vec::new(),
         ice_servers = Vec::new(),
+        turn_secret = None,
         cert = None,
         key = None,
         max_viewers = None,
@@ -189,6 +212,7 @@ impl Server {
         bind: &str,
         public_ips: Vec<String>,
         ice_servers: Vec<Bound<'_, PyAny>>,
+        turn_secret: Option<Bound<'_, PyAny>>,
         cert: Option<PathBuf>,
         key: Option<PathBuf>,
         max_viewers: Option<usize>,
@@ -222,6 +246,7 @@ impl Server {
                 .iter()
                 .map(ice_server)
                 .collect::<PyResult<_>>()?,
+            turn_secret: turn_secret.as_ref().map(self::turn_secret).transpose()?,
             media_loops,
             tcp_port,
             ..Default::default()

@@ -97,6 +97,10 @@ def test_port_in_use_raises_bind_error_with_errno():
         ({"ice_servers": [{"username": "u"}]}, rtcast.ConfigError, "urls"),
         ({"ice_servers": [42]}, TypeError, "ICE server"),
         ({"candidates": "udp,quic"}, rtcast.ConfigError, "quic"),
+        ({"turn_secret": {"urls": ["stun:127.0.0.1:3478"], "secret": "s"}}, rtcast.ConfigError, "not a TURN URL"),
+        ({"turn_secret": {"urls": ["turn:127.0.0.1:3478"], "secret": ""}}, rtcast.ConfigError, "secret is empty"),
+        ({"turn_secret": {"urls": ["turn:127.0.0.1:3478"]}}, rtcast.ConfigError, "'secret'"),
+        ({"turn_secret": "s3cret"}, TypeError, "turn_secret"),
         ({"authorize": "yes"}, TypeError, "callable"),
     ],
 )

@@ -1,16 +1,23 @@
-"""Server options that need no viewer: TLS from cert/key files, URLs, stats, pushes from several
-threads at once."""
+"""Server options that need no viewer: TLS from cert/key files, URLs, stats, TURN credentials,
+pushes from several threads at once."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import hashlib
+import hmac
+import re
 import shutil
 import ssl
 import subprocess
 import threading
+import time
 import urllib.request
 
 import numpy as np
 import pytest
+from aiortc import RTCPeerConnection
 from conftest import http, loopback_server
 
 
@@ -84,3 +91,39 @@ def test_pushes_from_several_threads_at_once_all_succeed():
 def test_candidate_policy_udp_only_turns_ice_tcp_off():
     with loopback_server(candidates="udp") as server:
         assert server.tcp_port == 0
+
+
+def test_turn_secret_gives_each_whep_viewer_rest_credentials_of_the_shared_secret():
+    secret = "north-shore"
+    turn = {"urls": ["turn:127.0.0.1:3478?transport=udp"], "secret": secret, "ttl": 600}
+
+    async def offer() -> str:
+        pc = RTCPeerConnection()
+        pc.addTransceiver("video", direction="recvonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        sdp = pc.localDescription.sdp
+        await pc.close()
+        return sdp
+
+    sdp = asyncio.run(offer())
+    with loopback_server(turn_secret=turn) as server:
+        server.stream("cam")
+        req = urllib.request.Request(
+            server.whep_url("cam"),
+            data=sdp.encode(),
+            method="POST",
+            headers={"Content-Type": "application/sdp"},
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            assert resp.status == 201
+            links = resp.headers.get_all("Link")
+    assert len(links) == 1, links
+    link = links[0]
+    assert link.startswith('<turn:127.0.0.1:3478?transport=udp>; rel="ice-server"'), link
+    username = re.search(r'username="([^"]+)"', link).group(1)
+    credential = re.search(r'credential="([^"]+)"', link).group(1)
+    expiry, _name = username.split(":")
+    assert abs(int(expiry) - (time.time() + 600)) < 60, username
+    # What coturn computes from its static-auth-secret to check the password.
+    want = base64.b64encode(hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest())
+    assert credential == want.decode()

@@ -270,7 +270,10 @@ async fn post(
     put("etag", etag);
     put("accept-patch", SDPFRAG.to_owned());
     put("x-sid", id);
-    for s in &server.config.ice_servers {
+    let ice_servers = server
+        .config
+        .ice_servers_for(std::time::SystemTime::now(), answer.id);
+    for s in &ice_servers {
         for url in &s.urls {
             let mut link = format!("<{url}>; rel=\"ice-server\"");
             if let Some(u) = &s.username {

@@ -147,10 +147,12 @@ pub(crate) async fn session(
         control: server.control_sender(offer.id),
         reason: LeaveReason::Closed,
     };
-    let ice_servers = &server.config.ice_servers;
+    let ice_servers = server
+        .config
+        .ice_servers_for(std::time::SystemTime::now(), offer.id);
     if socket
         .send(Message::Text(
-            message::offer(&offer.sdp, ice_servers).into(),
+            message::offer(&offer.sdp, &ice_servers).into(),
         ))
         .await
         .is_err()

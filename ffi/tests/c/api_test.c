@@ -129,6 +129,18 @@ static void test_config(void) {
     EXPECT(rtcast_config_set_candidates(cfg, "udp,quic"), RTCAST_ERR_INVALID_ARGUMENT);
     MESSAGE_HAS("quic");
     OK(rtcast_config_set_candidates(cfg, "udp,tcp"));
+    EXPECT(rtcast_config_set_turn_secret(NULL, "s3cret", 0), RTCAST_ERR_NULL);
+    EXPECT(rtcast_config_set_turn_secret(cfg, NULL, 0), RTCAST_ERR_NULL);
+    EXPECT(rtcast_config_add_turn_url(NULL, "turn:127.0.0.1:3478"), RTCAST_ERR_NULL);
+    EXPECT(rtcast_config_add_turn_url(cfg, NULL), RTCAST_ERR_NULL);
+    OK(rtcast_config_set_turn_secret(cfg, "s3cret", 600));
+    EXPECT(rtcast_server_start(cfg, &server), RTCAST_ERR_INVALID_ARGUMENT);
+    MESSAGE_HAS("turn_secret has no URL");
+    CHECK(server == sentinel);
+    OK(rtcast_config_add_turn_url(cfg, "stun:127.0.0.1:3478"));
+    EXPECT(rtcast_server_start(cfg, &server), RTCAST_ERR_INVALID_ARGUMENT);
+    MESSAGE_HAS("not a TURN URL");
+    CHECK(server == sentinel);
 
     /* TLS paths are taken as given. (The core reads the files after start returns, so a
      * missing file is not yet RTCAST_ERR_TLS from rtcast_server_start: not tested here.) */
@@ -149,6 +161,8 @@ static struct rtcast_config *loopback_config(void) {
     OK(rtcast_config_set_udp_port(cfg, 0));
     OK(rtcast_config_add_public_ip(cfg, "203.0.113.7"));
     OK(rtcast_config_add_ice_server(cfg, "stun:stun.example.org:3478", NULL, NULL));
+    OK(rtcast_config_add_turn_url(cfg, "turn:127.0.0.1:3478?transport=udp"));
+    OK(rtcast_config_set_turn_secret(cfg, "s3cret", 0));
     OK(rtcast_config_set_max_viewers_per_stream(cfg, 4));
     OK(rtcast_config_set_connect_timeout_ms(cfg, 5000));
     return cfg;

@@ -203,6 +203,7 @@ class Server:
         bind: str = "0.0.0.0",
         public_ips: Sequence[str] = ...,
         ice_servers: Sequence[Union[str, Mapping[str, Any]]] = ...,
+        turn_secret: Optional[Mapping[str, Any]] = None,
         cert: Union[str, os.PathLike[str], None] = None,
         key: Union[str, os.PathLike[str], None] = None,
         max_viewers: Optional[int] = None,
@@ -220,7 +221,10 @@ class Server:
         `port`; `media_loops` 0 runs one media loop per core; `tcp_port` (ICE-TCP, for viewers
         whose network blocks UDP) None uses the UDP port's number, on the HTTP listener when that
         is `port`; `candidates` is which candidates viewers are offered, e.g. "udp,tcp,local,public"
-        (the default) or "udp". Raises BindError, TlsError, ConfigError."""
+        (the default) or "udp". `turn_secret={"urls": ["turn:HOST:3478"], "secret": S, "ttl":
+        86400}` hands each viewer that TURN server with short-lived credentials from the shared
+        secret S (coturn's static-auth-secret; ttl in seconds, default a day). Raises BindError,
+        TlsError, ConfigError."""
     def stream(
         self,
         name: str,

@@ -67,6 +67,9 @@ pub struct ViewerOptions {
     /// candidate as if it were UDP, and its datagrams to that address are framed onto the
     /// connection (what the server sees is real ICE-TCP).
     pub ice_tcp: bool,
+    /// With `ice_tcp`: stop reading the TCP connection after this many frames, keeping it open
+    /// and still sending (consent checks go on): a paused or overwhelmed viewer.
+    pub stall_after_frames: Option<u64>,
 }
 
 impl ViewerOptions {
@@ -84,6 +87,7 @@ impl ViewerOptions {
             drop_every: None,
             extra_candidates: Vec::new(),
             ice_tcp: false,
+            stall_after_frames: None,
         }
     }
 }
@@ -92,22 +96,38 @@ impl ViewerOptions {
 /// `rx` (a read cannot be cancelled halfway through a frame in a `select!`).
 struct TcpCarrier {
     server: SocketAddr,
+    /// Set: the reader stops reading (the connection stays open).
+    stalled: Arc<std::sync::atomic::AtomicBool>,
     write: tokio::net::tcp::OwnedWriteHalf,
     rx: tokio::sync::mpsc::Receiver<Vec<u8>>,
     reader: tokio::task::JoinHandle<()>,
 }
 
 impl TcpCarrier {
-    async fn connect(server: SocketAddr) -> Result<Self, String> {
+    /// `small_window`: a receive buffer of a few KB, so that a viewer that stops reading holds
+    /// little in the kernel and the server's own bound is what fills.
+    async fn connect(server: SocketAddr, small_window: bool) -> Result<Self, String> {
         use tokio::io::AsyncReadExt;
-        let stream = tokio::net::TcpStream::connect(server)
+        let socket = tokio::net::TcpSocket::new_v4().map_err(|e| e.to_string())?;
+        if small_window {
+            socket
+                .set_recv_buffer_size(4096)
+                .map_err(|e| e.to_string())?;
+        }
+        let stream = socket
+            .connect(server)
             .await
             .map_err(|e| format!("ICE-TCP connect to {server}: {e}"))?;
         let _ = stream.set_nodelay(true);
         let (mut read, write) = stream.into_split();
         let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        let stalled = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = stalled.clone();
         let reader = tokio::spawn(async move {
             loop {
+                if stop.load(Ordering::Relaxed) {
+                    std::future::pending::<()>().await;
+                }
                 let mut len = [0u8; 2];
                 if read.read_exact(&mut len).await.is_err() {
                     return;
@@ -120,6 +140,7 @@ impl TcpCarrier {
         });
         Ok(Self {
             server,
+            stalled,
             write,
             rx,
             reader,
@@ -315,7 +336,7 @@ pub async fn run_viewer(opts: ViewerOptions) -> Result<ViewerReport, String> {
     let (mut ws, mut frames, audio_pt, whep_session) = if whep {
         let (p, session, tcp_server) = whep_connect(&opts.url, local, opts.ice_tcp).await?;
         if let Some(server) = tcp_server {
-            tcp = Some(TcpCarrier::connect(server).await?);
+            tcp = Some(TcpCarrier::connect(server, opts.stall_after_frames.is_some()).await?);
         }
         pc = Some(p);
         (
@@ -388,6 +409,11 @@ pub async fn run_viewer(opts: ViewerOptions) -> Result<ViewerReport, String> {
                             report.time_to_first_frame = Some(started.elapsed());
                         }
                         report.video_frames += 1;
+                        if opts.stall_after_frames.is_some_and(|n| report.video_frames >= n) {
+                            if let Some(t) = &tcp {
+                                t.stalled.store(true, Ordering::Relaxed);
+                            }
+                        }
                         if let Some(p) = &opts.progress {
                             p.fetch_add(1, Ordering::Relaxed);
                         }
@@ -450,7 +476,7 @@ pub async fn run_viewer(opts: ViewerOptions) -> Result<ViewerReport, String> {
                                     let cand = if opts.ice_tcp {
                                         let Some((line, server)) = tcp_as_udp(cand) else { continue };
                                         if tcp.is_none() {
-                                            tcp = Some(TcpCarrier::connect(server).await?);
+                                            tcp = Some(TcpCarrier::connect(server, opts.stall_after_frames.is_some()).await?);
                                         }
                                         line
                                     } else if cand.contains("tcptype") {

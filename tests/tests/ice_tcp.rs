@@ -196,3 +196,51 @@ async fn the_candidate_policy_decides_what_is_offered_udp_first() {
         r.body
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tcp_viewer_that_stops_reading_loses_only_its_own_packets() {
+    let server = start(ServerConfig::loopback());
+    let stream = server.stream("demo").unwrap();
+    // ~2 Mbit/s: enough to fill a stalled connection's socket buffers and its queue in seconds.
+    let _source = rtcast::demo::DemoSource::start(
+        stream,
+        rtcast::demo::DemoOptions {
+            width: 640,
+            height: 360,
+            noise: true,
+            ..Default::default()
+        },
+    );
+    let mut stalled = ViewerOptions::new(server.ws_url("demo"), Duration::from_secs(16));
+    stalled.ice_tcp = true;
+    stalled.stall_after_frames = Some(10);
+    let stalled = tokio::spawn(run_viewer(stalled));
+    // Its queue (512 packets) and kernel buffers (~0.5 MB) fill in a few seconds at 2 Mbit/s.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    // A viewer of the same stream, over TCP too, while the stalled one's queue is full.
+    let seconds = 6;
+    let mut witness = ViewerOptions::new(server.ws_url("demo"), Duration::from_secs(seconds));
+    witness.ice_tcp = true;
+    let started = std::time::Instant::now();
+    let witness = run_viewer(witness).await.unwrap();
+    let played =
+        started.elapsed().as_secs_f64() - witness.time_to_first_frame.unwrap().as_secs_f64();
+    let fps = witness.video_frames as f64 / played;
+    let stats = server.stats();
+    println!(
+        "witness {fps:.1} fps, {} packets lost; server send drops {}, keyframe requests {}",
+        witness.video_packets_lost, stats.send_drops, stats.keyframe_requests
+    );
+    assert!(fps >= 27.0, "the witness played {fps:.1} fps: {witness:?}");
+    assert!(
+        stats.send_drops > 0,
+        "the stalled viewer's queue never filled: {stats:?}"
+    );
+    // Its drops ask for a keyframe at most every 3 s (two viewers joining ask for one each).
+    assert!(stats.keyframe_requests <= 2 + 12 / 3 + 1, "{stats:?}");
+    let stalled = stalled.await.unwrap().unwrap();
+    assert!(
+        stalled.connected && stalled.video_frames < 100,
+        "{stalled:?}"
+    );
+}

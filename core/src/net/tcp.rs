@@ -36,6 +36,10 @@ pub(crate) const MAX_PENDING: usize = 256;
 pub(crate) const SEND_QUEUE: usize = 512;
 /// Frames from every connection of a loop waiting for the loop (readers wait for room).
 pub(crate) const INBOUND_QUEUE: usize = 1024;
+/// The kernel send buffer of a connection (`SO_SNDBUF`; Linux doubles it for its bookkeeping):
+/// room for ~1 s of an 8 Mbit/s stream beyond the queue, and a bound on what a viewer that
+/// stops reading holds in the kernel (autotuning would let it reach `tcp_wmem`'s 4 MB).
+pub(crate) const SEND_BUFFER: usize = 256 * 1024;
 /// Packets written per `write_all` (framed into one buffer).
 const WRITE_BATCH: usize = 64;
 
@@ -163,6 +167,9 @@ impl TcpConnection {
         inbound: mpsc::Sender<TcpInput>,
         idle: Duration,
     ) -> Self {
+        if let Err(e) = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER) {
+            tracing::debug!(remote = %path.remote, "ICE-TCP: SO_SNDBUF not set: {e}");
+        }
         let (read, write) = stream.into_split();
         let (tx, rx) = mpsc::channel(SEND_QUEUE);
         tokio::spawn(write_loop(write, rx));

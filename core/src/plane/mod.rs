@@ -84,6 +84,9 @@ const MAX_REPLAYED_FRAMES: usize = 300;
 /// Pacing of a viewer's backlog (catch-up replay): bytes per tick, and the tick.
 const BACKLOG_BYTES_PER_TICK: usize = 64 * 1024;
 const BACKLOG_TICK: Duration = Duration::from_millis(10);
+/// Least time between two keyframe requests caused by one viewer's failed sends; meanwhile it
+/// waits for the stream's next keyframe like everyone else.
+const DROP_KEYFRAME_INTERVAL: Duration = Duration::from_secs(3);
 /// Interval of RTCP sender reports.
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// Seconds from the NTP epoch (1900) to the Unix epoch (1970).
@@ -305,6 +308,9 @@ struct Viewer {
     backlog_next: Option<Instant>,
     /// Until a keyframe reaches it, sending a viewer delta frames is wasted: it cannot decode them.
     waiting_keyframe: bool,
+    /// When its failed sends last asked for a keyframe (a viewer whose TCP connection stays full
+    /// must not make the stream's source send keyframes to everyone at the rate it drops).
+    drop_keyframe_at: Option<Instant>,
     first_video_sent: bool,
     next_report: Instant,
     estimate_bps: Option<u64>,
@@ -512,6 +518,7 @@ impl MediaPlane {
             backlog: VecDeque::new(),
             backlog_next: None,
             waiting_keyframe: true,
+            drop_keyframe_at: None,
             first_video_sent: false,
             next_report: now,
             estimate_bps: None,
@@ -1110,8 +1117,14 @@ impl MediaPlane {
         Metrics::add(&self.metrics.send_drops, 1);
         if !v.waiting_keyframe {
             v.waiting_keyframe = true;
-            let stream = v.stream;
-            self.want_keyframe(now, stream);
+            let due = v
+                .drop_keyframe_at
+                .is_none_or(|t| now.saturating_duration_since(t) >= DROP_KEYFRAME_INTERVAL);
+            if due {
+                v.drop_keyframe_at = Some(now);
+                let stream = v.stream;
+                self.want_keyframe(now, stream);
+            }
         }
     }
 

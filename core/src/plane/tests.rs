@@ -971,3 +971,30 @@ fn closing_a_tcp_viewer_closes_its_connection() {
         (Proto::Tcp, h.clients[t].addr)
     );
 }
+
+#[test]
+fn a_viewer_whose_sends_keep_failing_asks_for_a_keyframe_at_most_every_three_seconds() {
+    let mut h = Harness::new(Limits::default());
+    let c = h.join();
+    let id = h.clients[c].id;
+    h.frame(video_frame(1, true, 1, 1));
+    h.advance(Duration::from_secs(1));
+    let before = h.keyframe_requests();
+    // Its queue is full: it waits for a keyframe, and asks for one.
+    h.plane.handle_send_failed(h.now, id);
+    h.pump();
+    assert_eq!(h.keyframe_requests(), before + 1);
+    // A keyframe reaches it; its sends fail again a second later: it waits, without asking.
+    h.frame(video_frame(2, true, 1, 2));
+    h.advance(Duration::from_secs(1));
+    h.plane.handle_send_failed(h.now, id);
+    h.pump();
+    assert_eq!(h.keyframe_requests(), before + 1);
+    assert!(h.plane.viewers[&id].waiting_keyframe);
+    // Three seconds after its last request, it may ask again.
+    h.frame(video_frame(3, true, 1, 3));
+    h.advance(Duration::from_secs(2));
+    h.plane.handle_send_failed(h.now, id);
+    h.pump();
+    assert_eq!(h.keyframe_requests(), before + 2);
+}

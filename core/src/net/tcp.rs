@@ -40,8 +40,9 @@ pub(crate) const INBOUND_QUEUE: usize = 1024;
 /// room for ~1 s of an 8 Mbit/s stream beyond the queue, and a bound on what a viewer that
 /// stops reading holds in the kernel (autotuning would let it reach `tcp_wmem`'s 4 MB).
 pub(crate) const SEND_BUFFER: usize = 256 * 1024;
-/// Packets written per `write_all` (framed into one buffer).
-const WRITE_BATCH: usize = 64;
+/// Packets written per `write_all`, framed into one buffer of at most ~16 KB (media packets are
+/// at most ~1.2 KB): the buffer is per connection, so its size is per-viewer memory.
+const WRITE_BATCH: usize = 12;
 
 /// A connection on its way to its media loop, with the first frame it sent.
 pub(crate) struct Accepted {

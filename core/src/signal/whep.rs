@@ -11,8 +11,6 @@ use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, Query, Request, State};
-
-use crate::http::Remote;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -22,6 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::{AuthRequest, Protocol};
 use crate::event::{LeaveReason, ViewerId};
+use crate::http::Remote;
 use crate::net::driver::{Control, NOTICE_QUEUE};
 use crate::plane::Notice;
 use crate::server::ServerShared;

@@ -22,11 +22,24 @@ FRAME = np.zeros((240, 320, 3), np.uint8)
 
 
 def wait_for_threads(expected: int, timeout: float = 5) -> int:
-    """The OS thread count once it is `expected`, or the last count after `timeout`. Threads of
-    other libraries (asyncio's executor) may take a moment to exit after their join."""
+    """The OS thread count once it is at most `expected`, or the last count after `timeout`.
+    Threads of other libraries (asyncio's executor) may take a moment to exit after their join;
+    fewer than before is no leak (a thread of an earlier test may end meanwhile)."""
     deadline = time.monotonic() + timeout
-    while (n := os_threads()) != expected and time.monotonic() < deadline:
+    while (n := os_threads()) > expected and time.monotonic() < deadline:
         time.sleep(0.02)
+    return n
+
+
+def settled_threads(timeout: float = 5) -> int:
+    """The OS thread count once it stopped changing for 200 ms (threads of an earlier test may
+    still be ending), or after `timeout`."""
+    deadline = time.monotonic() + timeout
+    n, since = os_threads(), time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - since < 0.2:
+        time.sleep(0.02)
+        if (m := os_threads()) != n:
+            n, since = m, time.monotonic()
     return n
 
 
@@ -40,7 +53,7 @@ def port_is_free(port: int) -> bool:
 
 
 def test_leaving_with_stops_the_server_and_its_threads_after_a_viewer_played():
-    before = os_threads()
+    before = settled_threads()
 
     async def main():
         with loopback_server() as server:
@@ -65,11 +78,11 @@ def test_leaving_with_stops_the_server_and_its_threads_after_a_viewer_played():
         await viewer.pc.close()
 
     asyncio.run(main())
-    assert wait_for_threads(before) == before
+    assert wait_for_threads(before) <= before
 
 
 def test_garbage_collection_stops_an_unreferenced_server():
-    before = os_threads()
+    before = settled_threads()
 
     def start() -> int:
         server = loopback_server()
@@ -80,7 +93,7 @@ def test_garbage_collection_stops_an_unreferenced_server():
 
     port = start()
     gc.collect()
-    assert wait_for_threads(before) == before
+    assert wait_for_threads(before) <= before
     assert port_is_free(port)
 
 
@@ -99,7 +112,7 @@ def test_a_stream_outliving_its_server_raises_stream_closed():
 
 
 def test_close_from_an_event_callback_does_not_deadlock():
-    before = os_threads()
+    before = settled_threads()
     closed = threading.Event()
     server = loopback_server()
     server.stream("enc", audio=False)
@@ -120,7 +133,7 @@ def test_close_from_an_event_callback_does_not_deadlock():
     assert closed.is_set() and server.closed
     del server, close_on_join
     gc.collect()
-    assert wait_for_threads(before) == before
+    assert wait_for_threads(before) <= before
 
 
 CHILD = textwrap.dedent(

@@ -341,6 +341,11 @@ struct rtcast_server_stats {
    * (histogram estimate; 0 without data).
    */
   double ttff_p50_ms;
+  /**
+   * Events a subscriber lost because it read too slowly (for C: the event callback took so
+   * long that more than 1024 events queued up behind it).
+   */
+  uint64_t events_dropped;
 };
 
 /**
@@ -525,6 +530,17 @@ enum rtcast_result rtcast_config_set_max_viewers_per_stream(struct rtcast_config
  * `config` must be NULL or a live config.
  */
 enum rtcast_result rtcast_config_set_max_viewers(struct rtcast_config *config, size_t max);
+
+/**
+ * Sets the most viewers signalling from one IP address whose media has not connected yet
+ * (default 64). Checked by `rtcast_server_start`: 0 is refused there with
+ * `RTCAST_ERR_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `config` must be NULL or a live config.
+ */
+enum rtcast_result rtcast_config_set_max_connecting_per_address(struct rtcast_config *config,
+                                                                size_t max);
 
 /**
  * Sets the number of media loops: threads that share the viewers, all on the one UDP port

@@ -20,5 +20,9 @@ cargo build --release --workspace
 
 echo "== cargo test (release: the media path and the encoder need optimized code)"
 cargo test --release --workspace
+
+echo "== fuzz corpora and crash regressions (each input through its fuzz target once; scripts/fuzz.sh fuzzes)"
+cargo clippy --release -p rtcast --features fuzzing --all-targets -- -D warnings
+cargo test --release -p rtcast --features fuzzing --test fuzz_corpus
 bindings/python/test.sh
 bindings/node/test.sh

@@ -184,6 +184,11 @@ export interface ServerOptions {
   key?: string
   /** Most viewers of one stream (default 1000). */
   maxViewersPerStream?: number
+  /**
+   * Most viewers signalling from one IP address whose media has not connected yet
+   * (default 64).
+   */
+  maxConnectingPerAddress?: number
   /** Most viewers of the whole server (default 5000). */
   maxViewers?: number
   /** Largest WebSocket message or WHEP body accepted from a viewer, bytes (default 65536). */
@@ -225,6 +230,8 @@ export interface ServerStats {
   bytesSent: number
   /** Datagrams dropped because the socket buffer was full. */
   sendDrops: number
+  /** Events dropped because a listener's queue (1024) was full: the JS thread was too busy. */
+  eventsDropped: number
   /** NACK feedback packets received. */
   nacks: number
   /** PLI/FIR received. */

@@ -143,8 +143,9 @@ impl ServerConfig {
         if let Some(turn) = &self.turn_secret {
             turn.validate().map_err(crate::Error::InvalidConfig)?;
         }
-        if l.max_viewers == 0 || l.max_viewers_per_stream == 0 {
-            return bad("viewer limits must be at least 1");
+        if l.max_viewers == 0 || l.max_viewers_per_stream == 0 || l.max_connecting_per_address == 0
+        {
+            return bad("viewer limits (max_viewers, max_viewers_per_stream, max_connecting_per_address) must be at least 1");
         }
         if l.max_ws_message_bytes < 1024 {
             return bad("max_ws_message_bytes must be at least 1024 (an SDP answer is ~1-4 KB)");
@@ -266,6 +267,10 @@ pub struct Limits {
     pub max_viewers_per_stream: usize,
     /// Most viewers of the whole server (default 5000).
     pub max_viewers: usize,
+    /// Viewers signalling from one IP address whose media has not connected yet (default 64):
+    /// one address cannot hold a stream's places with sessions that never connect. A whole
+    /// office behind one NAT starting at once still gets in (each connects within a second).
+    pub max_connecting_per_address: usize,
     /// Largest WebSocket message, or WHEP request body, accepted from a viewer (default 64 KiB).
     pub max_ws_message_bytes: usize,
     /// Time from the socket opening to connected media before the viewer is dropped (default 15 s).
@@ -279,6 +284,7 @@ impl Default for Limits {
         Self {
             max_viewers_per_stream: 1000,
             max_viewers: 5000,
+            max_connecting_per_address: 64,
             max_ws_message_bytes: 64 * 1024,
             connect_timeout: Duration::from_secs(15),
             consent_timeout: Duration::from_secs(10),

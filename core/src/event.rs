@@ -92,6 +92,8 @@ pub struct Events {
     /// its closing cannot tell.
     stopped: tokio::sync::watch::Receiver<bool>,
     lost: u64,
+    /// The server's counters: what this subscriber loses is counted there too.
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 /// Result of waiting for an event.
@@ -109,12 +111,26 @@ impl Events {
     pub(crate) fn new(
         rx: broadcast::Receiver<Event>,
         stopped: tokio::sync::watch::Receiver<bool>,
+        metrics: std::sync::Arc<crate::metrics::Metrics>,
     ) -> Self {
         Self {
             rx,
             stopped,
             lost: 0,
+            metrics,
         }
+    }
+
+    fn lagged(&mut self, n: u64) {
+        self.lost += n;
+        crate::metrics::Metrics::add(&self.metrics.events_dropped, n);
+    }
+
+    /// Counts `n` events that a consumer of this subscription dropped after reading them (a
+    /// binding's own bounded queue to its language was full): they show in [`Events::lost`] and
+    /// in the server's `events_dropped`.
+    pub fn dropped(&mut self, n: u64) {
+        self.lagged(n);
     }
 
     /// Waits for the next event (async). `None` once the server stopped and every event sent
@@ -130,7 +146,7 @@ impl Events {
             tokio::select! {
                 r = self.rx.recv() => match r {
                     Ok(e) => return Some(e),
-                    Err(broadcast::error::RecvError::Lagged(n)) => self.lost += n,
+                    Err(broadcast::error::RecvError::Lagged(n)) => self.lagged(n),
                     Err(broadcast::error::RecvError::Closed) => return None,
                 },
                 r = self.stopped.changed() => {
@@ -150,7 +166,7 @@ impl Events {
         loop {
             match self.rx.try_recv() {
                 Ok(e) => return Recv::Event(e),
-                Err(broadcast::error::TryRecvError::Lagged(n)) => self.lost += n,
+                Err(broadcast::error::TryRecvError::Lagged(n)) => self.lagged(n),
                 Err(broadcast::error::TryRecvError::Closed) => return Recv::Closed,
                 Err(broadcast::error::TryRecvError::Empty) => {
                     if *self.stopped.borrow() {
@@ -172,13 +188,14 @@ impl Events {
         loop {
             match self.rx.try_recv() {
                 Ok(e) => return Some(e),
-                Err(broadcast::error::TryRecvError::Lagged(n)) => self.lost += n,
+                Err(broadcast::error::TryRecvError::Lagged(n)) => self.lagged(n),
                 Err(_) => return None,
             }
         }
     }
 
-    /// How many events this subscriber lost because it read too slowly.
+    /// How many events this subscriber lost because it read too slowly (or its consumer
+    /// dropped, see [`Events::dropped`]).
     pub fn lost(&self) -> u64 {
         self.lost
     }

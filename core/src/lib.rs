@@ -17,6 +17,9 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod event;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod http;
 pub mod media;
 pub mod metrics;

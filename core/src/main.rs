@@ -87,6 +87,9 @@ struct ServerArgs {
     /// Most viewers per stream.
     #[arg(long, default_value_t = 1000)]
     max_viewers: usize,
+    /// Most viewers signalling from one IP address whose media has not connected yet.
+    #[arg(long, default_value_t = 64)]
+    max_connecting_per_address: usize,
     /// Media loops (threads sharing the viewers, all on the one UDP port); 0: one per core.
     #[arg(long, default_value_t = 0)]
     media_loops: usize,
@@ -155,6 +158,7 @@ fn config(args: &ServerArgs) -> ServerConfig {
         });
     }
     config.limits.max_viewers_per_stream = args.max_viewers;
+    config.limits.max_connecting_per_address = args.max_connecting_per_address;
     if let Some(token) = args.token.clone() {
         config.authorize = Some(std::sync::Arc::new(move |req: &rtcast::AuthRequest| {
             req.token.as_deref() == Some(token.as_str())

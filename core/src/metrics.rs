@@ -22,6 +22,7 @@ pub struct Metrics {
     pub(crate) plis: AtomicU64,
     pub(crate) keyframe_requests: AtomicU64,
     pub(crate) frames_dropped: AtomicU64,
+    pub(crate) events_dropped: AtomicU64,
     ttff_buckets: [AtomicU64; TTFF_BUCKETS.len()],
     ttff_count: AtomicU64,
     ttff_sum_us: AtomicU64,
@@ -50,6 +51,9 @@ pub struct ServerStats {
     pub keyframe_requests: u64,
     /// Frames dropped before reaching the viewers (media queue full).
     pub frames_dropped: u64,
+    /// Events a subscriber lost because it read too slowly: an [`crate::Events`] reader more
+    /// than 1024 events behind, or a binding's own event queue full (each says which it drops).
+    pub events_dropped: u64,
     /// Median time from a viewer's signalling start to its first video packet, ms (histogram
     /// estimate; 0 without data).
     pub ttff_p50_ms: f64,
@@ -95,6 +99,7 @@ impl Metrics {
             plis: self.plis.load(Relaxed),
             keyframe_requests: self.keyframe_requests.load(Relaxed),
             frames_dropped: self.frames_dropped.load(Relaxed),
+            events_dropped: self.events_dropped.load(Relaxed),
             ttff_p50_ms: p50,
         }
     }
@@ -154,6 +159,12 @@ impl Metrics {
             "counter",
             "Frames dropped before the viewers.",
             s.frames_dropped,
+        );
+        metric(
+            "events_dropped_total",
+            "counter",
+            "Events a subscriber lost because it read too slowly.",
+            s.events_dropped,
         );
         let _ = writeln!(
             out,

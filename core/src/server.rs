@@ -453,11 +453,19 @@ impl Server {
         format!("{scheme}{secure}://{host}:{}", self.http_addr.port())
     }
 
+    /// Counts `n` events a consumer of a subscription dropped after taking them (a bounded
+    /// queue of its own was full, as the Python and Node bindings' are): they show in
+    /// `stats().events_dropped`.
+    pub fn note_events_dropped(&self, n: u64) {
+        crate::metrics::Metrics::add(&self.shared.metrics.events_dropped, n);
+    }
+
     /// Subscribes to server events. Each subscriber has its own bounded queue.
     pub fn subscribe(&self) -> Events {
         Events::new(
             self.shared.events.subscribe(),
             self.shared.stopped.subscribe(),
+            self.shared.metrics.clone(),
         )
     }
 

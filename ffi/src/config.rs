@@ -377,6 +377,25 @@ pub unsafe extern "C" fn rtcast_config_set_max_viewers(
     })
 }
 
+/// Sets the most viewers signalling from one IP address whose media has not connected yet
+/// (default 64). Checked by `rtcast_server_start`: 0 is refused there with
+/// `RTCAST_ERR_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `config` must be NULL or a live config.
+#[no_mangle]
+pub unsafe extern "C" fn rtcast_config_set_max_connecting_per_address(
+    config: *mut rtcast_config,
+    max: usize,
+) -> rtcast_result {
+    guard("rtcast_config_set_max_connecting_per_address", || {
+        with_config(config, |c| {
+            c.limits.max_connecting_per_address = max;
+            Ok(())
+        })
+    })
+}
+
 /// Sets the number of media loops: threads that share the viewers, all on the one UDP port
 /// (default 0: one per core). Checked by `rtcast_server_start`: more than 62 is refused there
 /// with `RTCAST_ERR_INVALID_ARGUMENT`.

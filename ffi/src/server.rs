@@ -102,6 +102,9 @@ pub struct rtcast_server_stats {
     /// Median time from a viewer's signalling start to its first video packet, in ms
     /// (histogram estimate; 0 without data).
     pub ttff_p50_ms: f64,
+    /// Events a subscriber lost because it read too slowly (for C: the event callback took so
+    /// long that more than 1024 events queued up behind it).
+    pub events_dropped: u64,
 }
 
 impl From<ServerStats> for rtcast_server_stats {
@@ -118,6 +121,7 @@ impl From<ServerStats> for rtcast_server_stats {
             keyframe_requests: s.keyframe_requests,
             frames_dropped: s.frames_dropped,
             ttff_p50_ms: s.ttff_p50_ms,
+            events_dropped: s.events_dropped,
         }
     }
 }

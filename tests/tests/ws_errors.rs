@@ -179,3 +179,46 @@ async fn a_flood_of_candidates_is_refused_with_4400() {
     assert_refused(&r, 400, 4400, "more than 64 candidates");
     finish(s, "a flood of candidates").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_hold_more_than_its_share_of_connecting_sessions() {
+    use futures_util::StreamExt;
+    let mut config = ServerConfig::loopback();
+    config.limits.max_connecting_per_address = 2;
+    let s = setup(config).await;
+    let url = s.server.ws_url("live");
+    // Two sessions that get their offer and never answer: both still connecting.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+        let first = ws.next().await.unwrap().unwrap();
+        assert!(first.to_text().unwrap().contains("\"offer\""), "{first:?}");
+        held.push(ws);
+    }
+    let r = misbehave(&url, None, WAIT).await;
+    assert_refused(
+        &r,
+        503,
+        4503,
+        "2 viewers from 127.0.0.1 are already connecting",
+    );
+    // Once they are gone, the address may connect again.
+    drop(held);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if s.server.census().unwrap().sessions == 1 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            s.server.census()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let first = ws.next().await.unwrap().unwrap();
+    assert!(first.to_text().unwrap().contains("\"offer\""), "{first:?}");
+    drop(ws);
+    finish(s, "too many connecting sessions from one address").await;
+}

@@ -78,8 +78,13 @@ pub struct ServerEvents {
 
 pub type JsEvent = Either4<ViewerEvent, ViewerLeftEvent, KeyframeRequestEvent, BitrateEvent>;
 
-/// A listener: called with one event object; weak (does not keep the process alive).
-pub type Listener = ThreadsafeFunction<JsEvent, (), JsEvent, Status, false, true>;
+/// Events waiting for one listener on the JS thread. When the JS thread is too busy to take
+/// them, newer events are dropped and counted in `stats().eventsDropped`.
+pub const LISTENER_QUEUE: usize = 1024;
+
+/// A listener: called with one event object; weak (does not keep the process alive); at most
+/// [`LISTENER_QUEUE`] events wait for it.
+pub type Listener = ThreadsafeFunction<JsEvent, (), JsEvent, Status, false, true, LISTENER_QUEUE>;
 
 /// Which event a listener wants.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -173,8 +178,12 @@ pub fn spawn(mut events: Events, listeners: Listeners) -> std::io::Result<JoinHa
                         .map(|(_, l)| l.clone())
                         .collect();
                     for listener in targets {
-                        // NonBlocking: the queue is unbounded, this never waits for JS.
-                        listener.call(js.clone(), ThreadsafeFunctionCallMode::NonBlocking);
+                        // NonBlocking: never waits for JS; a full queue drops this event.
+                        let status =
+                            listener.call(js.clone(), ThreadsafeFunctionCallMode::NonBlocking);
+                        if status == Status::QueueFull {
+                            events.dropped(1);
+                        }
                     }
                 }
                 Recv::Timeout => {}

@@ -44,6 +44,9 @@ pub struct ServerOptions {
     pub key: Option<String>,
     /// Most viewers of one stream (default 1000).
     pub max_viewers_per_stream: Option<u32>,
+    /// Most viewers signalling from one IP address whose media has not connected yet
+    /// (default 64).
+    pub max_connecting_per_address: Option<u32>,
     /// Most viewers of the whole server (default 5000).
     pub max_viewers: Option<u32>,
     /// Largest WebSocket message or WHEP body accepted from a viewer, bytes (default 65536).
@@ -103,6 +106,8 @@ pub struct ServerStats {
     pub bytes_sent: i64,
     /// Datagrams dropped because the socket buffer was full.
     pub send_drops: i64,
+    /// Events dropped because a listener's queue (1024) was full: the JS thread was too busy.
+    pub events_dropped: i64,
     /// NACK feedback packets received.
     pub nacks: i64,
     /// PLI/FIR received.
@@ -173,6 +178,9 @@ fn config(options: ServerOptions) -> BResult<ServerConfig> {
     let l = &mut c.limits;
     if let Some(n) = options.max_viewers_per_stream {
         l.max_viewers_per_stream = n as usize;
+    }
+    if let Some(n) = options.max_connecting_per_address {
+        l.max_connecting_per_address = n as usize;
     }
     if let Some(n) = options.max_viewers {
         l.max_viewers = n as usize;
@@ -403,6 +411,7 @@ impl Server {
             .build_threadsafe_function()
             .callee_handled::<false>()
             .weak::<true>()
+            .max_queue_size::<{ events::LISTENER_QUEUE }>()
             .build()?;
         self.shared
             .listeners
@@ -443,6 +452,7 @@ impl Server {
             packets_sent: n(s.packets_sent),
             bytes_sent: n(s.bytes_sent),
             send_drops: n(s.send_drops),
+            events_dropped: n(s.events_dropped),
             nacks: n(s.nacks),
             plis: n(s.plis),
             keyframe_requests: n(s.keyframe_requests),

@@ -21,6 +21,11 @@ test('Server.start rejects bad options and a port in use with the documented cod
   await rejects(() => rtcast.Server.start({ port: 70000 }), 'ERR_RTCAST_INVALID_ARGUMENT', /port 70000 is not a port/)
   await rejects(() => rtcast.Server.start({ bind: '1.2.3' }), 'ERR_RTCAST_INVALID_ARGUMENT', /bind '1.2.3' is not an IP address/)
   await rejects(() => rtcast.Server.start({ candidates: 'udp,quic' }), 'ERR_RTCAST_INVALID_ARGUMENT', /"quic"/)
+  await rejects(
+    () => rtcast.Server.start({ bind: '127.0.0.1', port: 0, udpPort: 0, maxConnectingPerAddress: 0 }),
+    'ERR_RTCAST_INVALID_ARGUMENT',
+    /max_connecting_per_address/,
+  )
   await rejects(() => rtcast.Server.start({ cert: '/nonexistent.pem' }), 'ERR_RTCAST_INVALID_ARGUMENT', /cert and key go together/)
   await rejects(
     () => rtcast.Server.start({ bind: '127.0.0.1', port: 0, cert: '/nonexistent/cert.pem', key: '/nonexistent/key.pem' }),

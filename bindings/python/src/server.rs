@@ -195,6 +195,7 @@ impl Server {
         key = None,
         max_viewers = None,
         max_viewers_per_stream = None,
+        max_connecting_per_address = None,
         max_message_bytes = None,
         connect_timeout = None,
         consent_timeout = None,
@@ -217,6 +218,7 @@ impl Server {
         key: Option<PathBuf>,
         max_viewers: Option<usize>,
         max_viewers_per_stream: Option<usize>,
+        max_connecting_per_address: Option<usize>,
         max_message_bytes: Option<usize>,
         connect_timeout: Option<f64>,
         consent_timeout: Option<f64>,
@@ -270,6 +272,9 @@ impl Server {
         }
         if let Some(n) = max_viewers_per_stream {
             limits.max_viewers_per_stream = n;
+        }
+        if let Some(n) = max_connecting_per_address {
+            limits.max_connecting_per_address = n;
         }
         if let Some(n) = max_message_bytes {
             limits.max_ws_message_bytes = n;
@@ -432,12 +437,19 @@ impl Server {
     }
 
     /// An async iterator over the server's events, ending when the server stops. Call it in a
-    /// coroutine: events are handed to that event loop with `call_soon_threadsafe`.
-    fn events<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+    /// coroutine: events are handed to that event loop with `call_soon_threadsafe`; at most
+    /// `max_queue` wait (then the oldest is dropped and counted).
+    #[pyo3(signature = (max_queue = 1024))]
+    fn events<'py>(slf: &Bound<'py, Self>, max_queue: usize) -> PyResult<Bound<'py, PyAny>> {
         slf.py()
             .import("rtcast._aio")?
             .getattr("EventStream")?
-            .call1((slf,))
+            .call1((slf, max_queue))
+    }
+
+    /// Counts events an `events()` iterator dropped (its queue was full).
+    fn _note_events_dropped(&self, py: Python<'_>, n: u64) {
+        self.with(py, |s| s.note_events_dropped(n));
     }
 
     /// Stops the server: viewers are disconnected, ports released, streams closed, the event

@@ -26,6 +26,9 @@ pub struct ServerStats {
     pub keyframe_requests: u64,
     /// Frames dropped before reaching the viewers (media queue full).
     pub frames_dropped: u64,
+    /// Events a subscriber lost because it read too slowly (an `events()` iterator's queue full,
+    /// or a callback so slow that 1024 events queued behind it).
+    pub events_dropped: u64,
     /// Median time from a viewer's signalling start to its first video packet, ms (0: no data).
     pub ttff_p50_ms: f64,
 }
@@ -43,6 +46,7 @@ impl From<rtcast::ServerStats> for ServerStats {
             plis: s.plis,
             keyframe_requests: s.keyframe_requests,
             frames_dropped: s.frames_dropped,
+            events_dropped: s.events_dropped,
             ttff_p50_ms: s.ttff_p50_ms,
         }
     }
@@ -54,7 +58,7 @@ impl ServerStats {
         format!(
             "ServerStats(viewers={}, viewers_total={}, streams={}, packets_sent={}, \
              bytes_sent={}, send_drops={}, nacks={}, plis={}, keyframe_requests={}, \
-             frames_dropped={}, ttff_p50_ms={})",
+             frames_dropped={}, events_dropped={}, ttff_p50_ms={})",
             self.viewers,
             self.viewers_total,
             self.streams,
@@ -65,6 +69,7 @@ impl ServerStats {
             self.plis,
             self.keyframe_requests,
             self.frames_dropped,
+            self.events_dropped,
             self.ttff_p50_ms
         )
     }

@@ -177,3 +177,36 @@ def test_a_viewers_bandwidth_estimate_arrives_as_a_bitrate_hint():
             await viewer.close()
 
     asyncio.run(main())
+
+
+def test_an_unread_event_stream_is_bounded_and_counts_what_it_dropped():
+    async def main():
+        async with loopback_server() as server:
+            server.stream("enc", audio=False)
+            events = server.events(max_queue=1)
+            with pytest.raises(ValueError):
+                server.events(max_queue=0)
+            # Two viewers come and go while nobody reads: at least four events (joined and
+            # left each), one place in the queue.
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 30
+
+            async def until(done):
+                while not done():
+                    assert loop.time() < deadline, (events.dropped, server.stats())
+                    await asyncio.sleep(0.05)
+
+            for n in (1, 2):
+                viewer = Viewer()
+                await viewer.connect(server.whep_url("enc"))
+                await until(lambda: server.stats().viewers_total == n)
+                await viewer.close()
+                await until(lambda: server.stats().viewers == 0)
+            await until(lambda: events.dropped >= 3)
+            await asyncio.sleep(0.2)
+            assert server.stats().events_dropped == events.dropped
+            # What is left is the newest: the second viewer leaving.
+            last = await asyncio.wait_for(events.__anext__(), 5)
+            assert last.kind == "viewer_left", last
+
+    asyncio.run(main())

@@ -151,6 +151,21 @@ async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R) -> std::io::Result<Optio
     Ok(Some(frame))
 }
 
+/// Reads every RFC 4571 frame of `data` as a connection's reader would (for the fuzz targets:
+/// reading a slice never waits).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn read_all_frames(mut data: &[u8]) {
+    use std::future::Future;
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        let frame = std::pin::pin!(read_frame(&mut data)).poll(&mut cx);
+        match frame {
+            std::task::Poll::Ready(Ok(Some(f))) => assert!(!f.is_empty() && f.len() <= MAX_FRAME),
+            _ => return,
+        }
+    }
+}
+
 /// One ICE-TCP connection owned by a media loop: the queue to its writer, and its reader (aborted
 /// when the connection is dropped).
 pub(crate) struct TcpConnection {

@@ -83,6 +83,32 @@ pub(crate) fn answer_check(
     })
 }
 
+/// A binding request as a browser sends it (USE-CANDIDATE, PRIORITY, MESSAGE-INTEGRITY with
+/// `pwd`, FINGERPRINT), for the fuzz targets.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn build_check(username: &str, pwd: &str) -> Vec<u8> {
+    let Ok(provider) = rtc::crypto::default_provider() else {
+        return Vec::new();
+    };
+    let mut m = Message::new();
+    let setters: Vec<Box<dyn Setter + '_>> = vec![
+        Box::new(BINDING_REQUEST),
+        Box::new(rtc::stun::message::TransactionId::new()),
+        Box::new(TextAttribute::new(ATTR_USERNAME, username.to_owned())),
+        Box::new(rtc::ice::attributes::use_candidate::UseCandidateAttr::new()),
+        Box::new(rtc::ice::attributes::priority::PriorityAttr(1234)),
+        Box::new(MessageIntegrity::new_short_term_integrity_with_provider(
+            pwd.to_owned(),
+            provider.crypto(),
+        )),
+        Box::new(FINGERPRINT),
+    ];
+    if m.build(&setters).is_err() {
+        return Vec::new();
+    }
+    m.raw
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

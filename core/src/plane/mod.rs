@@ -397,6 +397,14 @@ impl MediaPlane {
         }
     }
 
+    /// A viewer's local ICE credentials (ufrag, password), for the fuzz targets' valid checks.
+    #[cfg(feature = "fuzzing")]
+    pub fn fuzz_credentials(&self, id: ViewerId) -> Option<(String, String)> {
+        self.viewers
+            .get(&id)
+            .map(|v| (v.ice.ufrag.clone(), v.ice.pwd.clone()))
+    }
+
     /// Viewer sessions (any state) and streams held.
     pub fn census(&self) -> (usize, usize) {
         (self.viewers.len(), self.streams.len())
@@ -446,7 +454,8 @@ impl MediaPlane {
             .get(&req.stream)
             .ok_or_else(|| Error::StreamClosed(format!("#{}", req.stream)))?;
         let spec = st.info.spec.clone();
-        self.admission.admit(req.stream, &spec.stream)?;
+        self.admission
+            .admit(req.stream, &spec.stream, req.remote.ip())?;
         let answering = req.offer_sdp.is_some();
         let built = match req.offer_sdp {
             None => self
@@ -463,7 +472,7 @@ impl MediaPlane {
         let (peer, remote) = match built {
             Ok(b) => b,
             Err(e) => {
-                self.admission.release(req.stream);
+                self.admission.release(req.stream, req.remote.ip(), true);
                 return Err(e);
             }
         };
@@ -764,6 +773,7 @@ impl MediaPlane {
         v.phase = Phase::Connected;
         v.last_consent = now;
         v.next_report = now + REPORT_INTERVAL;
+        self.admission.connected(v.remote.ip());
         let (stream, protocol, remote) = (v.stream, v.protocol, v.remote);
         self.outputs
             .push_back(Output::Notice(id, Notice::Connected));
@@ -864,40 +874,23 @@ impl MediaPlane {
                 return;
             }
         };
-        let packets = match rtc::rtcp::packet::unmarshal(&mut &plain[..]) {
-            Ok(p) => p,
+        let (stream, video_ssrc) = (v.stream, v.video.ssrc);
+        let feedback = match read_feedback(&plain, video_ssrc) {
+            Ok(f) => f,
             Err(e) => {
                 tracing::trace!(viewer = id, "bad RTCP: {e}");
                 return;
             }
         };
-        let (stream, video_ssrc) = (v.stream, v.video.ssrc);
-        let mut nacked = Vec::new();
-        let mut wants_keyframe = false;
-        let mut estimate = None;
-        for p in &packets {
-            let any = p.as_any();
-            if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
-                Metrics::add(&self.metrics.nacks, 1);
-                if nack.media_ssrc == video_ssrc {
-                    for pair in &nack.nacks {
-                        nacked.extend(pair.packet_list());
-                    }
-                }
-            } else if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
-                Metrics::add(&self.metrics.plis, 1);
-                wants_keyframe = true;
-            } else if let Some(remb) = any.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
-                estimate = Some(remb.bitrate.max(0.0) as u64);
-            }
-        }
-        for seq in nacked {
+        Metrics::add(&self.metrics.nacks, feedback.nacks);
+        Metrics::add(&self.metrics.plis, feedback.plis);
+        for seq in feedback.nacked {
             self.retransmit(id, seq);
         }
-        if wants_keyframe {
+        if feedback.plis > 0 {
             self.want_keyframe(now, stream);
         }
-        if let Some(bps) = estimate {
+        if let Some(bps) = feedback.estimate {
             if let Some(v) = self.viewers.get_mut(&id) {
                 v.estimate_bps = Some(bps);
             }
@@ -1361,7 +1354,8 @@ impl MediaPlane {
                 self.outputs.push_back(Output::ClosePath(*a));
             }
         }
-        self.admission.release(v.stream);
+        self.admission
+            .release(v.stream, v.remote.ip(), v.phase != Phase::Connected);
         if let Some(st) = self.streams.get_mut(&v.stream) {
             st.viewers.retain(|x| *x != id);
             if v.phase == Phase::Connected {
@@ -1384,6 +1378,54 @@ impl MediaPlane {
             .push_back(Output::Notice(id, Notice::Closed(reason)));
         tracing::debug!(viewer = id, reason = reason.name(), "viewer closed");
     }
+}
+
+/// Most video packets one RTCP packet may ask again for: the stream's history holds no more, and
+/// without a bound one 1.5 KB datagram naming the same packets thousands of times would make
+/// the server send megabytes (an amplification).
+const MAX_NACKED: usize = history::HISTORY_PACKETS;
+
+/// What a viewer's RTCP says.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Feedback {
+    /// Video sequence numbers to send again: distinct, in the order first asked, at most
+    /// [`MAX_NACKED`].
+    pub nacked: Vec<u16>,
+    /// NACK messages (any SSRC).
+    pub nacks: u64,
+    /// PLI and FIR messages.
+    pub plis: u64,
+    /// The last REMB estimate, bits per second.
+    pub estimate: Option<u64>,
+}
+
+/// Reads a viewer's decrypted RTCP compound packet; `video_ssrc` is the SSRC its NACKs must name.
+pub(crate) fn read_feedback(
+    plain: &[u8],
+    video_ssrc: u32,
+) -> std::result::Result<Feedback, String> {
+    let packets = rtc::rtcp::packet::unmarshal(&mut &plain[..]).map_err(|e| e.to_string())?;
+    let mut f = Feedback::default();
+    let mut seen = std::collections::HashSet::new();
+    for p in &packets {
+        let any = p.as_any();
+        if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
+            f.nacks += 1;
+            if nack.media_ssrc != video_ssrc {
+                continue;
+            }
+            for seq in nack.nacks.iter().flat_map(|pair| pair.packet_list()) {
+                if f.nacked.len() < MAX_NACKED && seen.insert(seq) {
+                    f.nacked.push(seq);
+                }
+            }
+        } else if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
+            f.plis += 1;
+        } else if let Some(remb) = any.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
+            f.estimate = Some(remb.bitrate.max(0.0) as u64);
+        }
+    }
+    Ok(f)
 }
 
 fn rtp_header(track: &TrackOut, seq: u16, timestamp: u32, marker: bool) -> rtp::Header {

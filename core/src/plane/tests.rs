@@ -66,6 +66,8 @@ struct Harness {
     outputs: Vec<Output>,
     /// Every destination the plane sent a datagram to.
     destinations: Vec<SocketAddr>,
+    /// Every datagram a client sent (the fuzz targets' seeds).
+    carried: Vec<Vec<u8>>,
     /// The RTCP packet type of every (SRTCP) datagram the plane sent; its first bytes are clear.
     rtcp_types: Vec<u8>,
     metrics: Arc<Metrics>,
@@ -208,6 +210,7 @@ impl Harness {
             clients: Vec::new(),
             outputs: Vec::new(),
             destinations: Vec::new(),
+            carried: Vec::new(),
             rtcp_types: Vec::new(),
             metrics,
         }
@@ -304,6 +307,7 @@ impl Harness {
                         continue;
                     }
                     assert_eq!(out.transport.peer_addr, server_addr());
+                    self.carried.push(out.message.to_vec());
                     let path = Path {
                         proto: c.proto,
                         local: server_addr(),
@@ -997,4 +1001,152 @@ fn a_viewer_whose_sends_keep_failing_asks_for_a_keyframe_at_most_every_three_sec
     h.plane.handle_send_failed(h.now, id);
     h.pump();
     assert_eq!(h.keyframe_requests(), before + 2);
+}
+
+#[test]
+fn nacks_are_read_distinct_and_bounded_so_one_datagram_cannot_ask_for_megabytes() {
+    use rtc::rtcp::transport_feedbacks::transport_layer_nack::NackPair;
+    // 250 pairs each naming packet 7 and the 16 after it: 17 distinct packets, asked 250 times.
+    let same = TransportLayerNack {
+        sender_ssrc: 1,
+        media_ssrc: VIDEO_SSRC,
+        nacks: vec![
+            NackPair {
+                packet_id: 7,
+                lost_packets: 0xffff,
+            };
+            250
+        ],
+    };
+    let plain = rtc::rtcp::packet::marshal(&[Box::new(same) as Box<dyn rtc::rtcp::packet::Packet>])
+        .unwrap();
+    let f = super::read_feedback(&plain, VIDEO_SSRC).unwrap();
+    assert_eq!(f.nacks, 1);
+    assert_eq!(f.nacked, (7..24).collect::<Vec<u16>>());
+    // 40 pairs of 17 distinct packets each (680): cut at the history's size.
+    let many = TransportLayerNack {
+        sender_ssrc: 1,
+        media_ssrc: VIDEO_SSRC,
+        nacks: (0..40u16)
+            .map(|i| NackPair {
+                packet_id: i * 17,
+                lost_packets: 0xffff,
+            })
+            .collect(),
+    };
+    let plain = rtc::rtcp::packet::marshal(&[Box::new(many) as Box<dyn rtc::rtcp::packet::Packet>])
+        .unwrap();
+    let f = super::read_feedback(&plain, VIDEO_SSRC).unwrap();
+    assert_eq!(f.nacked.len(), super::history::HISTORY_PACKETS);
+    // Another SSRC's NACK is counted, not answered; garbage is an error.
+    let f = super::read_feedback(&plain, VIDEO_SSRC + 1).unwrap();
+    assert!(f.nacked.is_empty() && f.nacks == 1);
+    assert!(super::read_feedback(&[0x80, 205, 0xff, 0xff], VIDEO_SSRC).is_err());
+}
+
+/// Writes the seed corpora of the fuzz targets (`fuzz/corpus/*`) from real traffic: a webrtc-rs
+/// viewer's datagrams while it connects and plays (STUN, DTLS flights, SRTCP), its SDP, RTCP
+/// feedback, Flussonic messages, the encoder's H.264. Run when the targets change:
+/// `cargo test -p rtcast --lib write_fuzz_seeds -- --ignored`.
+#[test]
+#[ignore]
+fn write_fuzz_seeds() {
+    use std::io::Write;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
+    let write = |target: &str, name: &str, data: &[u8]| {
+        let dir = root.join(target);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::File::create(dir.join(name))
+            .unwrap()
+            .write_all(data)
+            .unwrap();
+    };
+    // The viewer's datagrams, with the target's path byte (1: the answered viewer's address).
+    let mut h = Harness::new(Limits::default());
+    let i = h.join();
+    h.frame(video_frame(1, true, 3, 1));
+    h.advance(Duration::from_millis(1100));
+    let sent = h.carried.clone();
+    assert!(sent.len() > 4, "{}", sent.len());
+    for (n, d) in sent.iter().take(16).enumerate() {
+        let mut seed = vec![1u8];
+        seed.extend_from_slice(d);
+        write("datagram", &format!("viewer-{n:02}"), &seed);
+        let mut framed = (d.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(d);
+        write("tcp_frames", &format!("viewer-{n:02}"), &framed);
+    }
+    // SDP: a WHEP-like offer, and a WebSocket answer.
+    write(
+        "sdp",
+        "offer",
+        crate::session::peer::fuzz_offer().as_bytes(),
+    );
+    let answer = h.clients[i].pc.local_description().unwrap().sdp;
+    write("sdp", "answer", answer.as_bytes());
+    // Flussonic messages.
+    let msg = serde_json::json!({"type": "answer", "sdp": answer}).to_string();
+    write("ws_message", "answer", msg.as_bytes());
+    write("ws_message", "candidate", br#"{"type":"candidate","stream_id":"local1","label":0,"id":"0","candidate":{"candidate":"candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host","sdpMid":"0","sdpMLineIndex":0}}"#);
+    write(
+        "ws_message",
+        "end",
+        br#"{"type":"candidate","candidate":null}"#,
+    );
+    // RTCP feedback.
+    use rtc::rtcp::transport_feedbacks::transport_layer_nack::NackPair;
+    let packets: Vec<Box<dyn rtc::rtcp::packet::Packet>> = vec![
+        Box::new(TransportLayerNack {
+            sender_ssrc: 1,
+            media_ssrc: 0x1234_5678,
+            nacks: vec![NackPair {
+                packet_id: 100,
+                lost_packets: 5,
+            }],
+        }),
+        Box::new(PictureLossIndication {
+            sender_ssrc: 1,
+            media_ssrc: 0x1234_5678,
+        }),
+        Box::new(ReceiverEstimatedMaximumBitrate {
+            sender_ssrc: 1,
+            bitrate: 1_500_000.0,
+            ssrcs: vec![0x1234_5678],
+        }),
+    ];
+    write(
+        "rtcp",
+        "nack-pli-remb",
+        &rtc::rtcp::packet::marshal(&packets).unwrap(),
+    );
+    // H.264 from the encoder: an IDR with SPS/PPS, and a P frame.
+    let mut enc = crate::media::encoder::H264Encoder::new(Default::default());
+    let mut pattern = crate::media::pattern::TestPattern::new(64, 48);
+    for n in 0..2u64 {
+        let frame = pattern
+            .render(n, Duration::from_millis(33 * n))
+            .as_raw_frame();
+        if let Some(out) = enc.encode(&frame, false).unwrap() {
+            write("h264", &format!("frame-{n}"), &out.data);
+        }
+    }
+    // VP8 (first byte even) and Opus (odd).
+    let ivf = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/halves-320x240.ivf"),
+    )
+    .unwrap();
+    let len = u32::from_le_bytes(ivf[32..36].try_into().unwrap()) as usize;
+    let mut vp8 = vec![0u8];
+    vp8.extend_from_slice(&ivf[44..44 + len]);
+    write("vp8_opus", "vp8-keyframe", &vp8);
+    write("vp8_opus", "opus", &[1, 0xf8, 0xff, 0xfe]);
+    // Raw frames: a packed 16x16 RGBA, and I420 planes with strides.
+    let mut rgba = vec![4u8, 16, 16];
+    rgba.extend_from_slice(&[0; 13]);
+    rgba.extend(std::iter::repeat_n(200u8, 16 * 16 * 4));
+    write("raw_frame", "rgba-16x16", &rgba);
+    let mut i420 = vec![0u8, 16, 16, 16, 0, 8, 0, 8, 0, 171, 213, 0, 1, 0, 0, 0];
+    i420.extend(std::iter::repeat_n(90u8, 16 * 16 * 3 / 2));
+    write("raw_frame", "i420-planes", &i420);
 }

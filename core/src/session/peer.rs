@@ -505,6 +505,33 @@ fn with_candidates(sdp: &str, candidates: &[RTCIceCandidateInit]) -> String {
     out
 }
 
+/// A recvonly H.264 + Opus offer as a WHEP viewer makes it, for the fuzz targets and their seeds.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn fuzz_offer() -> String {
+    use rtc::rtp_transceiver::RTCRtpTransceiverInit;
+    let built = (|| -> Result<String> {
+        let mut media = MediaEngine::default();
+        media.register_codec(h264_codec(), RtpCodecKind::Video)?;
+        media.register_codec(opus_codec(), RtpCodecKind::Audio)?;
+        let mut pc = RTCPeerConnectionBuilder::new()
+            .with_media_engine(media)
+            .build(Instant::now())?;
+        for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
+            pc.add_transceiver_from_kind(
+                kind,
+                Some(RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Recvonly,
+                    ..Default::default()
+                }),
+            )?;
+        }
+        let offer = pc.create_offer(None)?;
+        pc.set_local_description(Instant::now(), offer)?;
+        Ok(pc.local_description().map(|d| d.sdp).unwrap_or_default())
+    })();
+    built.unwrap_or_default()
+}
+
 /// A foundation for a TCP server-reflexive candidate: the same for the same address (RFC 8445
 /// §5.1.1.3), distinct from rtc's (which are CRC32 numbers).
 fn srflx_tcp_foundation(ip: &std::net::IpAddr) -> String {

@@ -31,22 +31,37 @@ if TYPE_CHECKING:
 class EventStream:
     """Async iterator over a server's events; ends when the server stops.
 
-    Create it with ``Server.events()`` inside a coroutine. Events that arrive while nobody
-    awaits are queued (unbounded: read them, or ``aclose()`` the iterator).
+    Create it with ``Server.events(max_queue=1024)`` inside a coroutine. Events that arrive while
+    nobody awaits wait in a queue of at most ``max_queue``; when it is full the oldest waiting
+    event is dropped and counted (``dropped`` here, ``events_dropped`` in ``Server.stats()``).
     """
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: Server, max_queue: int = 1024) -> None:
+        if max_queue < 1:
+            raise ValueError(f"max_queue must be at least 1, got {max_queue}")
         self._loop = asyncio.get_running_loop()
         self._queue: asyncio.Queue[Optional[Event]] = asyncio.Queue()
+        self._max_queue = max_queue
+        #: Events dropped because the queue was full.
+        self.dropped = 0
         self._server: Optional[Server] = server
         self._done = not server._subscribe(self._deliver)
 
     def _deliver(self, event: Optional[Event]) -> None:
         # On the rtcast event thread.
         try:
-            self._loop.call_soon_threadsafe(self._queue.put_nowait, event)
+            self._loop.call_soon_threadsafe(self._put, event)
         except RuntimeError:
             pass  # the loop is closed: nobody is listening any more
+
+    def _put(self, event: Optional[Event]) -> None:
+        # On the loop. The end marker (None) always gets in.
+        if event is not None and self._queue.qsize() >= self._max_queue:
+            self._queue.get_nowait()
+            self.dropped += 1
+            if self._server is not None:
+                self._server._note_events_dropped(1)
+        self._queue.put_nowait(event)
 
     def __aiter__(self) -> EventStream:
         return self

@@ -131,6 +131,8 @@ class ServerStats:
     @property
     def frames_dropped(self) -> int: ...
     @property
+    def events_dropped(self) -> int: ...
+    @property
     def ttff_p50_ms(self) -> float: ...
 
 @final
@@ -208,6 +210,7 @@ class Server:
         key: Union[str, os.PathLike[str], None] = None,
         max_viewers: Optional[int] = None,
         max_viewers_per_stream: Optional[int] = None,
+        max_connecting_per_address: Optional[int] = None,
         max_message_bytes: Optional[int] = None,
         connect_timeout: Optional[float] = None,
         consent_timeout: Optional[float] = None,
@@ -255,8 +258,11 @@ class Server:
         """Calls `callback(event)` on an rtcast thread for every event; usable as a decorator."""
     def off_event(self, callback: Callable[[Event], Any]) -> bool: ...
     def _subscribe(self, callback: Callable[[Optional[Event]], Any]) -> bool: ...
-    def events(self) -> EventStream:
-        """Async iterator of events, ending when the server stops; call it inside a coroutine."""
+    def _note_events_dropped(self, n: int) -> None: ...
+    def events(self, max_queue: int = 1024) -> EventStream:
+        """Async iterator of events, ending when the server stops; call it inside a coroutine.
+        At most `max_queue` events wait; when full, the oldest is dropped and counted
+        (`EventStream.dropped`, `ServerStats.events_dropped`)."""
     def close(self) -> None:
         """Stops the server and joins its threads. Idempotent."""
     def close_async(self) -> Coroutine[Any, Any, None]:

@@ -1,0 +1,17 @@
+//! H.264 Annex B pushed by a host: the parser, the access-unit splitter, and `push_h264` with
+//! everything it validates and packetizes.
+#![no_main]
+use std::sync::OnceLock;
+
+static STREAM: OnceLock<(rtcast::Server, rtcast::Stream)> = OnceLock::new();
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = rtcast::media::h264::split_annex_b(data);
+    let _ = rtcast::media::h264::access_units(data);
+    let (_, stream) = STREAM.get_or_init(|| {
+        let server = rtcast::Server::start(rtcast::ServerConfig::loopback()).expect("a server");
+        let stream = server.stream("fuzz").expect("a stream");
+        (server, stream)
+    });
+    let _ = stream.push_h264(data, None);
+});

@@ -14,6 +14,8 @@ const TTFF_BUCKETS: [f64; 10] = [0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 
 pub struct Metrics {
     pub(crate) viewers: AtomicU64,
     pub(crate) viewers_total: AtomicU64,
+    /// Viewer sessions held by the media loops, connecting or connected (`/metrics` only).
+    pub(crate) sessions: AtomicU64,
     pub(crate) packets_sent: AtomicU64,
     pub(crate) bytes_sent: AtomicU64,
     pub(crate) send_drops: AtomicU64,
@@ -104,8 +106,8 @@ impl Metrics {
         }
     }
 
-    /// Prometheus text exposition format.
-    pub fn render_prometheus(&self, streams: u64) -> String {
+    /// Prometheus text exposition format; `tasks`: the server's tokio tasks alive now.
+    pub fn render_prometheus(&self, streams: u64, tasks: u64) -> String {
         let s = self.snapshot(streams);
         let mut out = String::with_capacity(2048);
         let mut metric = |name: &str, kind: &str, help: &str, v: u64| {
@@ -116,6 +118,18 @@ impl Metrics {
         };
         metric("viewers", "gauge", "Viewers connected now.", s.viewers);
         metric("streams", "gauge", "Streams that exist now.", s.streams);
+        metric(
+            "sessions",
+            "gauge",
+            "Viewer sessions held, connecting or connected.",
+            self.sessions.load(Relaxed),
+        );
+        metric(
+            "tasks",
+            "gauge",
+            "The server's async tasks alive now.",
+            tasks,
+        );
         metric(
             "viewers_total",
             "counter",

@@ -8,6 +8,7 @@ pub mod chromium;
 mod depacketize;
 pub mod ivf;
 pub mod netns;
+pub mod serverproc;
 pub mod viewer;
 pub mod whep;
 pub mod witness;

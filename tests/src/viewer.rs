@@ -70,6 +70,9 @@ pub struct ViewerOptions {
     /// With `ice_tcp`: stop reading the TCP connection after this many frames, keeping it open
     /// and still sending (consent checks go on): a paused or overwhelmed viewer.
     pub stall_after_frames: Option<u64>,
+    /// Vanish (as `Leave::Vanish`) at the moment the DTLS handshake would start: ICE done,
+    /// DTLS never finished.
+    pub vanish_before_dtls: bool,
 }
 
 impl ViewerOptions {
@@ -88,6 +91,7 @@ impl ViewerOptions {
             extra_candidates: Vec::new(),
             ice_tcp: false,
             stall_after_frames: None,
+            vanish_before_dtls: false,
         }
     }
 }
@@ -361,6 +365,10 @@ pub async fn run_viewer(opts: ViewerOptions) -> Result<ViewerReport, String> {
         loop {
             if let Some(pc) = pc.as_mut() {
                 while let Some(out) = pc.poll_write() {
+                    // RFC 7983: 20..=63 is DTLS.
+                    if opts.vanish_before_dtls && matches!(out.message.first(), Some(20..=63)) {
+                        return Ok(());
+                    }
                     match tcp.as_mut() {
                         Some(t) if out.transport.peer_addr == t.server => t.send(&out.message).await,
                         _ => {

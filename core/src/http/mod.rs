@@ -159,7 +159,12 @@ async fn metrics(State(server): State<Arc<ServerShared>>) -> Response {
     let streams = server.stream_names().len() as u64;
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        server.metrics.render_prometheus(streams),
+        server.metrics.render_prometheus(
+            streams,
+            tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks() as u64,
+        ),
     )
         .into_response()
 }

@@ -534,6 +534,7 @@ impl MediaPlane {
             deadline: None,
         };
         self.viewers.insert(id, viewer);
+        Metrics::add(&self.metrics.sessions, 1);
         if let Some(st) = self.streams.get_mut(&req.stream) {
             st.viewers.push(id);
             // Ask for the keyframe now rather than once connected: it is ready (in the GOP cache)
@@ -1340,6 +1341,9 @@ impl MediaPlane {
         let Some(v) = self.viewers.remove(&id) else {
             return;
         };
+        self.metrics
+            .sessions
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         if let Some(t) = v.deadline {
             self.timers.remove(&(t, id));
         }

@@ -233,7 +233,11 @@ async fn run(o: Options) -> Result<bool, String> {
         "rtcast-churn: {} cycles, {} at once, leaving by {} in turn; server {} (pid {})",
         o.cycles,
         o.parallel,
-        o.modes.iter().map(|m| MODES[*m]).collect::<Vec<_>>().join(", "),
+        o.modes
+            .iter()
+            .map(|m| MODES[*m])
+            .collect::<Vec<_>>()
+            .join(", "),
         binary.display(),
         server.pid()
     );

@@ -543,6 +543,15 @@ enum rtcast_result rtcast_config_set_max_connecting_per_address(struct rtcast_co
                                                                 size_t max);
 
 /**
+ * Sets the most viewers of the whole server whose media has not connected yet (default 1000).
+ * Checked by `rtcast_server_start`: 0 is refused there with `RTCAST_ERR_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `config` must be NULL or a live config.
+ */
+enum rtcast_result rtcast_config_set_max_connecting(struct rtcast_config *config, size_t max);
+
+/**
  * Sets the number of media loops: threads that share the viewers, all on the one UDP port
  * (default 0: one per core). Checked by `rtcast_server_start`: more than 62 is refused there
  * with `RTCAST_ERR_INVALID_ARGUMENT`.

@@ -189,6 +189,8 @@ export interface ServerOptions {
    * (default 64).
    */
   maxConnectingPerAddress?: number
+  /** Most viewers of the whole server whose media has not connected yet (default 1000). */
+  maxConnecting?: number
   /** Most viewers of the whole server (default 5000). */
   maxViewers?: number
   /** Largest WebSocket message or WHEP body accepted from a viewer, bytes (default 65536). */

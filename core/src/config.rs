@@ -143,9 +143,12 @@ impl ServerConfig {
         if let Some(turn) = &self.turn_secret {
             turn.validate().map_err(crate::Error::InvalidConfig)?;
         }
-        if l.max_viewers == 0 || l.max_viewers_per_stream == 0 || l.max_connecting_per_address == 0
+        if l.max_viewers == 0
+            || l.max_viewers_per_stream == 0
+            || l.max_connecting_per_address == 0
+            || l.max_connecting == 0
         {
-            return bad("viewer limits (max_viewers, max_viewers_per_stream, max_connecting_per_address) must be at least 1");
+            return bad("viewer limits (max_viewers, max_viewers_per_stream, max_connecting_per_address, max_connecting) must be at least 1");
         }
         if l.max_ws_message_bytes < 1024 {
             return bad("max_ws_message_bytes must be at least 1024 (an SDP answer is ~1-4 KB)");
@@ -271,6 +274,10 @@ pub struct Limits {
     /// one address cannot hold a stream's places with sessions that never connect. A whole
     /// office behind one NAT starting at once still gets in (each connects within a second).
     pub max_connecting_per_address: usize,
+    /// Viewers of the whole server whose media has not connected yet (default 1000): sessions
+    /// that signal and never connect (each held until `connect_timeout`) cannot fill the server,
+    /// whatever the number of addresses they come from.
+    pub max_connecting: usize,
     /// Largest WebSocket message, or WHEP request body, accepted from a viewer (default 64 KiB).
     pub max_ws_message_bytes: usize,
     /// Time from the socket opening to connected media before the viewer is dropped (default 15 s).
@@ -285,6 +292,7 @@ impl Default for Limits {
             max_viewers_per_stream: 1000,
             max_viewers: 5000,
             max_connecting_per_address: 64,
+            max_connecting: 1000,
             max_ws_message_bytes: 64 * 1024,
             connect_timeout: Duration::from_secs(15),
             consent_timeout: Duration::from_secs(10),

@@ -90,6 +90,9 @@ struct ServerArgs {
     /// Most viewers signalling from one IP address whose media has not connected yet.
     #[arg(long, default_value_t = 64)]
     max_connecting_per_address: usize,
+    /// Most viewers of the whole server whose media has not connected yet.
+    #[arg(long, default_value_t = 1000)]
+    max_connecting: usize,
     /// Media loops (threads sharing the viewers, all on the one UDP port); 0: one per core.
     #[arg(long, default_value_t = 0)]
     media_loops: usize,
@@ -159,6 +162,7 @@ fn config(args: &ServerArgs) -> ServerConfig {
     }
     config.limits.max_viewers_per_stream = args.max_viewers;
     config.limits.max_connecting_per_address = args.max_connecting_per_address;
+    config.limits.max_connecting = args.max_connecting;
     if let Some(token) = args.token.clone() {
         config.authorize = Some(std::sync::Arc::new(move |req: &rtcast::AuthRequest| {
             req.token.as_deref() == Some(token.as_str())

@@ -396,6 +396,24 @@ pub unsafe extern "C" fn rtcast_config_set_max_connecting_per_address(
     })
 }
 
+/// Sets the most viewers of the whole server whose media has not connected yet (default 1000).
+/// Checked by `rtcast_server_start`: 0 is refused there with `RTCAST_ERR_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `config` must be NULL or a live config.
+#[no_mangle]
+pub unsafe extern "C" fn rtcast_config_set_max_connecting(
+    config: *mut rtcast_config,
+    max: usize,
+) -> rtcast_result {
+    guard("rtcast_config_set_max_connecting", || {
+        with_config(config, |c| {
+            c.limits.max_connecting = max;
+            Ok(())
+        })
+    })
+}
+
 /// Sets the number of media loops: threads that share the viewers, all on the one UDP port
 /// (default 0: one per core). Checked by `rtcast_server_start`: more than 62 is refused there
 /// with `RTCAST_ERR_INVALID_ARGUMENT`.

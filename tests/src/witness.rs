@@ -19,15 +19,25 @@ pub struct Witness {
 }
 
 impl Witness {
-    /// Starts watching `ws_url` and waits until frames arrive.
+    /// Starts watching `ws_url` for at most a minute and waits until frames arrive.
     pub async fn start(ws_url: String) -> Witness {
+        Self::start_for(ws_url, Duration::from_secs(60)).await
+    }
+
+    /// Starts watching `ws_url` for at most `max` and waits until frames arrive.
+    pub async fn start_for(ws_url: String, max: Duration) -> Witness {
         let frames = Arc::new(AtomicU64::new(0));
-        let mut opts = ViewerOptions::new(ws_url, Duration::from_secs(60));
+        let mut opts = ViewerOptions::new(ws_url, max);
         opts.progress = Some(frames.clone());
         let task = tokio::spawn(run_viewer(opts));
         let w = Witness { frames, task };
         w.assert_receiving("before the test").await;
         w
+    }
+
+    /// Complete video frames received so far.
+    pub fn frames(&self) -> u64 {
+        self.frames.load(Ordering::Relaxed)
     }
 
     /// Fails unless at least 10 more frames arrive within 5 s.

@@ -47,6 +47,8 @@ pub struct ServerOptions {
     /// Most viewers signalling from one IP address whose media has not connected yet
     /// (default 64).
     pub max_connecting_per_address: Option<u32>,
+    /// Most viewers of the whole server whose media has not connected yet (default 1000).
+    pub max_connecting: Option<u32>,
     /// Most viewers of the whole server (default 5000).
     pub max_viewers: Option<u32>,
     /// Largest WebSocket message or WHEP body accepted from a viewer, bytes (default 65536).
@@ -181,6 +183,9 @@ fn config(options: ServerOptions) -> BResult<ServerConfig> {
     }
     if let Some(n) = options.max_connecting_per_address {
         l.max_connecting_per_address = n as usize;
+    }
+    if let Some(n) = options.max_connecting {
+        l.max_connecting = n as usize;
     }
     if let Some(n) = options.max_viewers {
         l.max_viewers = n as usize;

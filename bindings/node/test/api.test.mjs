@@ -26,6 +26,11 @@ test('Server.start rejects bad options and a port in use with the documented cod
     'ERR_RTCAST_INVALID_ARGUMENT',
     /max_connecting_per_address/,
   )
+  await rejects(
+    () => rtcast.Server.start({ bind: '127.0.0.1', port: 0, udpPort: 0, maxConnecting: 0 }),
+    'ERR_RTCAST_INVALID_ARGUMENT',
+    /max_connecting\)/,
+  )
   await rejects(() => rtcast.Server.start({ cert: '/nonexistent.pem' }), 'ERR_RTCAST_INVALID_ARGUMENT', /cert and key go together/)
   await rejects(
     () => rtcast.Server.start({ bind: '127.0.0.1', port: 0, cert: '/nonexistent/cert.pem', key: '/nonexistent/key.pem' }),

@@ -196,6 +196,7 @@ impl Server {
         max_viewers = None,
         max_viewers_per_stream = None,
         max_connecting_per_address = None,
+        max_connecting = None,
         max_message_bytes = None,
         connect_timeout = None,
         consent_timeout = None,
@@ -219,6 +220,7 @@ impl Server {
         max_viewers: Option<usize>,
         max_viewers_per_stream: Option<usize>,
         max_connecting_per_address: Option<usize>,
+        max_connecting: Option<usize>,
         max_message_bytes: Option<usize>,
         connect_timeout: Option<f64>,
         consent_timeout: Option<f64>,
@@ -275,6 +277,9 @@ impl Server {
         }
         if let Some(n) = max_connecting_per_address {
             limits.max_connecting_per_address = n;
+        }
+        if let Some(n) = max_connecting {
+            limits.max_connecting = n;
         }
         if let Some(n) = max_message_bytes {
             limits.max_ws_message_bytes = n;

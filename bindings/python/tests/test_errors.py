@@ -91,6 +91,7 @@ def test_port_in_use_raises_bind_error_with_errno():
         ({"public_ips": ["1.2.3"]}, rtcast.ConfigError, "public_ips"),
         ({"max_viewers": 0}, rtcast.ConfigError, "at least 1"),
         ({"max_connecting_per_address": 0}, rtcast.ConfigError, "max_connecting_per_address"),
+        ({"max_connecting": 0}, rtcast.ConfigError, "max_connecting)"),
         ({"max_message_bytes": 10}, rtcast.ConfigError, "max_ws_message_bytes"),
         ({"connect_timeout": 0}, rtcast.ConfigError, "timeouts"),
         ({"cert": "/nonexistent/cert.pem"}, rtcast.ConfigError, "cert and key"),

@@ -11,7 +11,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{any, get, put};
 use axum::Router;
 use serde::Deserialize;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use tokio_rustls::TlsAcceptor;
 
@@ -101,7 +101,8 @@ pub(crate) fn router(server: Arc<ServerShared>) -> Router {
 }
 
 /// Serves HTTP (over TLS with `tls`) until `stop`; ICE-TCP connections reaching this port are
-/// handed to `ice` when given (see `listen`).
+/// handed to `ice` when given (see `listen`). On `stop` the port is closed and every connection
+/// is asked to finish its request in flight and close.
 pub(crate) async fn serve(
     listener: std::net::TcpListener,
     app: Router,
@@ -110,15 +111,12 @@ pub(crate) async fn serve(
     stop: oneshot::Receiver<()>,
 ) -> Result<()> {
     let listener = tokio::net::TcpListener::from_std(listener)?;
-    let incoming = listen::Incoming::new(listener, tls, ice)?;
-    axum::serve(
-        incoming,
-        app.into_make_service_with_connect_info::<Remote>(),
-    )
-    .with_graceful_shutdown(async {
-        let _ = stop.await;
-    })
-    .await?;
+    let (closing_tx, closing) = watch::channel(false);
+    tokio::select! {
+        _ = listen::accept_loop(listener, tls, ice, app, closing) => {}
+        _ = stop => {}
+    }
+    closing_tx.send_replace(true);
     Ok(())
 }
 

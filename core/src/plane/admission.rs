@@ -1,6 +1,6 @@
 //! The viewer limits of a server, shared by its media loops: each loop admits viewers against the
-//! same counts, so `max_viewers`, `max_viewers_per_stream` and `max_connecting_per_address` hold
-//! whatever the number of loops.
+//! same counts, so `max_viewers`, `max_viewers_per_stream`, `max_connecting` and
+//! `max_connecting_per_address` hold whatever the number of loops.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -16,6 +16,7 @@ pub(crate) struct Admission {
     max_viewers: usize,
     max_per_stream: usize,
     max_connecting_per_address: usize,
+    max_connecting: usize,
     counts: Mutex<Counts>,
 }
 
@@ -25,6 +26,8 @@ struct Counts {
     per_stream: HashMap<u64, usize>,
     /// Sessions signalled from an address whose media has not connected yet.
     connecting: HashMap<IpAddr, usize>,
+    /// The sum of `connecting`.
+    connecting_total: usize,
 }
 
 impl Admission {
@@ -33,6 +36,7 @@ impl Admission {
             max_viewers: limits.max_viewers,
             max_per_stream: limits.max_viewers_per_stream,
             max_connecting_per_address: limits.max_connecting_per_address,
+            max_connecting: limits.max_connecting,
             counts: Mutex::new(Counts::default()),
         }
     }
@@ -53,6 +57,13 @@ impl Admission {
                 self.max_per_stream
             )));
         }
+        if c.connecting_total >= self.max_connecting {
+            return Err(Error::LimitReached(format!(
+                "{} viewers are already connecting to the server (max_connecting); \
+                 try again in a few seconds",
+                self.max_connecting
+            )));
+        }
         if c.connecting.get(&from).copied().unwrap_or(0) >= self.max_connecting_per_address {
             return Err(Error::LimitReached(format!(
                 "{} viewers from {from} are already connecting (max_connecting_per_address); \
@@ -62,6 +73,7 @@ impl Admission {
         }
         *c.per_stream.entry(stream).or_default() += 1;
         *c.connecting.entry(from).or_default() += 1;
+        c.connecting_total += 1;
         c.total += 1;
         Ok(())
     }
@@ -91,6 +103,7 @@ impl Admission {
     fn done_connecting(c: &mut Counts, from: IpAddr) {
         if let Some(n) = c.connecting.get_mut(&from) {
             *n -= 1;
+            c.connecting_total -= 1;
             if *n == 0 {
                 c.connecting.remove(&from);
             }
@@ -119,6 +132,27 @@ mod tests {
             max_connecting_per_address: per_address,
             ..Limits::default()
         }
+    }
+
+    #[test]
+    fn the_server_may_have_only_so_many_viewers_connecting_at_once() {
+        let a = Admission::new(&Limits {
+            max_connecting: 2,
+            ..limits(100, 100, 100)
+        });
+        a.admit(1, "s", A).unwrap();
+        a.admit(1, "s", B).unwrap();
+        let e = a.admit(2, "t", B).unwrap_err().to_string();
+        assert!(
+            e.contains("2 viewers are already connecting to the server"),
+            "{e}"
+        );
+        // A connected viewer no longer counts; nor does one that gave up.
+        a.connected(A);
+        a.admit(2, "t", B).unwrap();
+        a.release(2, B, true);
+        a.admit(2, "t", A).unwrap();
+        assert!(a.admit(2, "t", A).is_err());
     }
 
     const A: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));

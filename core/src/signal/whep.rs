@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::extract::{ConnectInfo, FromRequest, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -86,18 +86,39 @@ fn unknown_stream(server: &ServerShared, stream: &str) -> Response {
     text(StatusCode::NOT_FOUND, server.stream_not_found(stream))
 }
 
-/// Bodies over the signalling message limit (`Limits::max_ws_message_bytes`) are refused.
-fn too_big(server: &ServerShared, body: &Bytes) -> Option<Response> {
-    let limit = server.config.limits.max_ws_message_bytes;
-    (body.len() > limit).then(|| {
-        text(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "body of {} bytes is over the limit of {limit} bytes",
-                body.len()
-            ),
-        )
-    })
+/// A request body, read up to the signalling message limit (`Limits::max_ws_message_bytes`): a
+/// larger one is refused with 413 as soon as the limit is passed, never buffered whole.
+pub(crate) struct LimitedBody(Bytes);
+
+impl FromRequest<Arc<ServerShared>> for LimitedBody {
+    type Rejection = Response;
+
+    async fn from_request(
+        req: Request,
+        server: &Arc<ServerShared>,
+    ) -> std::result::Result<Self, Response> {
+        let limit = server.config.limits.max_ws_message_bytes;
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let over = |size: String| {
+            text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body of {size} is over the limit of {limit} bytes"),
+            )
+        };
+        if let Some(n) = declared.filter(|&n| n > limit as u64) {
+            return Err(over(format!("{n} bytes")));
+        }
+        match axum::body::to_bytes(req.into_body(), limit).await {
+            Ok(body) => Ok(LimitedBody(body)),
+            // Either past the limit (chunked) or the client went away mid-body; the status
+            // only matters in the first case.
+            Err(e) => Err(over(format!("more than {limit} bytes ({e})"))),
+        }
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -113,7 +134,7 @@ pub(crate) async fn endpoint(
     ConnectInfo(Remote(remote)): ConnectInfo<Remote>,
     method: Method,
     headers: HeaderMap,
-    body: Bytes,
+    LimitedBody(body): LimitedBody,
 ) -> Response {
     if method == Method::POST {
         post(server, stream, remote, headers, q.token, body).await
@@ -128,7 +149,7 @@ pub(crate) async fn resource(
     Path((stream, id)): Path<(String, String)>,
     method: Method,
     headers: HeaderMap,
-    body: Bytes,
+    LimitedBody(body): LimitedBody,
 ) -> Response {
     if method == Method::PATCH {
         patch(server, stream, id, headers, body).await
@@ -192,9 +213,6 @@ async fn post(
                 format!("access to stream '{stream_name}' refused"),
             ),
         };
-    }
-    if let Some(r) = too_big(&server, &body) {
-        return r;
     }
     let offer_sdp = match std::str::from_utf8(&body) {
         Ok(s) if s.trim_start().starts_with("v=") => s.to_owned(),
@@ -343,9 +361,6 @@ async fn patch(
                 ),
             );
         }
-    }
-    if let Some(r) = too_big(&server, &body) {
-        return r;
     }
     let Ok(frag) = std::str::from_utf8(&body) else {
         return text(StatusCode::BAD_REQUEST, "the body is not an SDP fragment");

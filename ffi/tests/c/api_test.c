@@ -100,6 +100,7 @@ static void test_config(void) {
     EXPECT(rtcast_config_set_max_viewers(NULL, 1), RTCAST_ERR_NULL);
     EXPECT(rtcast_config_set_max_viewers_per_stream(NULL, 1), RTCAST_ERR_NULL);
     EXPECT(rtcast_config_set_max_connecting_per_address(NULL, 1), RTCAST_ERR_NULL);
+    EXPECT(rtcast_config_set_max_connecting(NULL, 1), RTCAST_ERR_NULL);
     EXPECT(rtcast_config_set_connect_timeout_ms(NULL, 1000), RTCAST_ERR_NULL);
 
     /* Limits are checked when the server starts; a failed start leaves *out untouched. */
@@ -118,6 +119,11 @@ static void test_config(void) {
     MESSAGE_HAS("max_connecting_per_address");
     CHECK(server == sentinel);
     OK(rtcast_config_set_max_connecting_per_address(cfg, 8));
+    OK(rtcast_config_set_max_connecting(cfg, 0));
+    EXPECT(rtcast_server_start(cfg, &server), RTCAST_ERR_INVALID_ARGUMENT);
+    MESSAGE_HAS("max_connecting)");
+    CHECK(server == sentinel);
+    OK(rtcast_config_set_max_connecting(cfg, 100));
     OK(rtcast_config_set_connect_timeout_ms(cfg, 0));
     EXPECT(rtcast_server_start(cfg, &server), RTCAST_ERR_INVALID_ARGUMENT);
     OK(rtcast_config_set_connect_timeout_ms(cfg, 5000));

@@ -211,6 +211,7 @@ class Server:
         max_viewers: Optional[int] = None,
         max_viewers_per_stream: Optional[int] = None,
         max_connecting_per_address: Optional[int] = None,
+        max_connecting: Optional[int] = None,
         max_message_bytes: Optional[int] = None,
         connect_timeout: Optional[float] = None,
         consent_timeout: Optional[float] = None,

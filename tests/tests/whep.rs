@@ -12,6 +12,7 @@ use rtcast_e2e::viewer::{run_viewer, ViewerOptions};
 use rtcast_e2e::whep::{
     client_offer, http, run_whep_viewer, HttpResponse, WhepLeave, CLIENT_H264_PT, CLIENT_OPUS_PT,
 };
+use rtcast_e2e::witness::Witness;
 use rtcast_e2e::{page_url, Chromium};
 
 const SDP: (&str, &str) = ("Content-Type", "application/sdp");
@@ -31,9 +32,20 @@ async fn post(server: &Server, path: &str, headers: &[(&str, &str)], body: &str)
         .unwrap()
 }
 
+/// A viewer of stream `watched` (its own demo source) that must keep playing while another
+/// client is refused: refusals touch nobody else.
+async fn witness(server: &Server) -> (DemoSource, Witness) {
+    let source = small_demo(server.stream("watched").unwrap());
+    (source, Witness::start(server.ws_url("watched")).await)
+}
+
 async fn census_sessions_reach_zero(server: &Server) {
+    census_sessions_reach(server, 0).await
+}
+
+async fn census_sessions_reach(server: &Server, n: usize) {
     for _ in 0..100 {
-        if server.census().unwrap().sessions == 0 {
+        if server.census().unwrap().sessions == n {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -57,6 +69,7 @@ async fn post_answers_201_with_candidates_and_every_header_then_patch_and_delete
     ];
     let server = start(config);
     server.stream("demo").unwrap();
+    let (_source, watched) = witness(&server).await;
     let udp_port = server.udp_addrs()[0].port();
     let offer = client_offer().unwrap();
     let r = post(
@@ -109,7 +122,11 @@ async fn post_answers_201_with_candidates_and_every_header_then_patch_and_delete
     for h in ["Location", "ETag", "Link", "X-Sid", "Accept-Patch"] {
         assert!(expose.contains(h), "{expose}");
     }
-    assert_eq!(server.census().unwrap().sessions, 1);
+    assert_eq!(
+        server.census().unwrap().sessions,
+        2,
+        "the witness and this one"
+    );
 
     let addr = server.http_addr();
     let frag =
@@ -160,7 +177,7 @@ async fn post_answers_201_with_candidates_and_every_header_then_patch_and_delete
 
     let r = http(addr, "DELETE", &location, &[], "").await.unwrap();
     assert_eq!(r.status, 200, "{r:?}");
-    census_sessions_reach_zero(&server).await;
+    census_sessions_reach(&server, 1).await; // the witness
     let r = http(addr, "DELETE", &location, &[], "").await.unwrap();
     assert_eq!(r.status, 404, "{r:?}");
     let r = http(addr, "PATCH", &location, &[FRAG], &good)
@@ -171,6 +188,7 @@ async fn post_answers_201_with_candidates_and_every_header_then_patch_and_delete
         .await
         .unwrap();
     assert_eq!(r.status, 404, "{r:?}");
+    watched.assert_receiving("after the WHEP refusals").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -178,12 +196,15 @@ async fn refusals_have_their_status_codes_and_say_why() {
     let mut config = ServerConfig::loopback();
     config.limits.max_viewers_per_stream = 1;
     config.authorize = Some(Arc::new(|req: &rtcast::AuthRequest| {
-        assert_eq!(req.protocol, rtcast::Protocol::Whep);
+        if req.stream != "watched" {
+            assert_eq!(req.protocol, rtcast::Protocol::Whep);
+        }
         req.stream != "locked" || req.token.as_deref() == Some("good")
     }));
     let server = start(config);
     server.stream("demo").unwrap();
     server.stream("locked").unwrap();
+    let (_source, watched) = witness(&server).await;
     let offer = client_offer().unwrap();
 
     let r = post(&server, "/nope/whep", &[SDP], &offer).await;
@@ -243,7 +264,7 @@ async fn refusals_have_their_status_codes_and_say_why() {
         .await
         .unwrap();
     assert_eq!(r.status, 200, "{r:?}");
-    census_sessions_reach_zero(&server).await;
+    census_sessions_reach(&server, 1).await; // the witness
     let r = post(&server, "/locked/whep?token=bad", &[SDP], &offer).await;
     assert_eq!(r.status, 403, "{r:?}");
     let r = post(&server, "/locked/whep?token=good", &[SDP], &offer).await;
@@ -257,6 +278,7 @@ async fn refusals_have_their_status_codes_and_say_why() {
     assert!(r.body.contains("maximum"), "{r:?}");
     // Errors carry CORS headers too, so a page can read them.
     assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    watched.assert_receiving("after the WHEP refusals").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::media::pattern::{TestPattern, OPUS_SILENCE_20MS};
-use crate::media::pixel::I420Buffer;
+use crate::media::pixel::{I420Buffer, PixelFormat};
 use crate::Stream;
 
 /// What the demo source pushes.
@@ -50,11 +50,9 @@ impl DemoSource {
         let thread = std::thread::Builder::new()
             .name("rtcast-demo".into())
             .spawn(move || run(stream, options, &flag))
-            .expect("spawning the demo thread");
-        Self {
-            stop,
-            thread: Some(thread),
-        }
+            .inspect_err(|e| tracing::error!("cannot start the demo source's thread: {e}"))
+            .ok();
+        Self { stop, thread }
     }
 
     /// Stops the source and waits for its thread.
@@ -77,6 +75,11 @@ impl Drop for DemoSource {
 }
 
 fn run(stream: Stream, options: DemoOptions, stop: &AtomicBool) {
+    // Refused before the pattern's buffers are allocated (4 GB for a 65536x65536 picture).
+    if let Err(e) = check_size(&options) {
+        tracing::error!("demo source not started: {e}");
+        return;
+    }
     let mut pattern = TestPattern::new(options.width, options.height);
     let mut noisy = I420Buffer::new(options.width, options.height);
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
@@ -113,6 +116,11 @@ fn run(stream: Stream, options: DemoOptions, stop: &AtomicBool) {
     }
 }
 
+/// The sizes a raw frame may have (non-zero, even, within H.264 level 5.1).
+fn check_size(options: &DemoOptions) -> crate::Result<()> {
+    crate::media::pixel::check_dimensions(PixelFormat::I420, options.width, options.height)
+}
+
 /// Overwrites the band between 60% and 63% of the height (the top of the strip under the bars) with fresh
 /// pseudo-random luma every frame: incompressible, so the encoder uses its whole bitrate.
 fn add_noise(frame: &mut I420Buffer, seed: &mut u64) {
@@ -120,7 +128,10 @@ fn add_noise(frame: &mut I420Buffer, seed: &mut u64) {
     let h = frame.height as usize;
     let rows = (h * 60 / 100)..(h * 63 / 100);
     for row in rows {
-        for px in frame.y[row * w..(row + 1) * w].chunks_mut(8) {
+        let Some(line) = frame.y.get_mut(row * w..(row + 1) * w) else {
+            break;
+        };
+        for px in line.chunks_mut(8) {
             // xorshift64: cheap and plenty random for an encoder.
             *seed ^= *seed << 13;
             *seed ^= *seed >> 7;
@@ -130,5 +141,24 @@ fn add_noise(frame: &mut I420Buffer, seed: &mut u64) {
                 *p = 16 + b % 220;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_demo_size_no_raw_frame_may_have_is_refused_before_allocating() {
+        let size = |width, height| DemoOptions {
+            width,
+            height,
+            ..DemoOptions::default()
+        };
+        // 65536x65536 would be ~18 GB of pattern buffers; odd and empty sizes never push.
+        for (w, h) in [(65_536, 65_536), (u32::MAX, 2), (641, 360), (0, 0)] {
+            assert!(check_size(&size(w, h)).is_err(), "{w}x{h}");
+        }
+        assert!(check_size(&DemoOptions::default()).is_ok());
     }
 }

@@ -162,7 +162,8 @@ impl Events {
     /// Waits at most `timeout` for the next event, blocking the calling thread. Must not be called
     /// from inside an async runtime.
     pub fn recv_blocking(&mut self, timeout: std::time::Duration) -> Recv {
-        let deadline = std::time::Instant::now() + timeout;
+        // None: a timeout past the range of Instant (Duration::MAX) waits for ever.
+        let deadline = std::time::Instant::now().checked_add(timeout);
         loop {
             match self.rx.try_recv() {
                 Ok(e) => return Recv::Event(e),
@@ -172,7 +173,7 @@ impl Events {
                     if *self.stopped.borrow() {
                         return Recv::Closed;
                     }
-                    if std::time::Instant::now() >= deadline {
+                    if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
                         return Recv::Timeout;
                     }
                     // A blocking receiver with a timeout does not exist on broadcast; 5 ms polling
@@ -198,5 +199,25 @@ impl Events {
     /// dropped, see [`Events::dropped`]).
     pub fn lost(&self) -> u64 {
         self.lost
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waiting_without_a_time_limit_is_allowed() {
+        // Was `Instant::now() + timeout`: "overflow when adding duration to instant".
+        let (tx, rx) = broadcast::channel(1);
+        let (_stop_tx, stopped) = tokio::sync::watch::channel(false);
+        let mut events = Events {
+            rx,
+            stopped,
+            lost: 0,
+            metrics: Default::default(),
+        };
+        drop(tx);
+        assert_eq!(events.recv_blocking(std::time::Duration::MAX), Recv::Closed);
     }
 }

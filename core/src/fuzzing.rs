@@ -45,6 +45,8 @@ pub struct PlaneTarget {
 const SERVER: &str = "127.0.0.1:5000";
 
 impl PlaneTarget {
+    // Setup from constants: a failure here is a broken harness, not an input to survive.
+    #[allow(clippy::expect_used)]
     pub fn new() -> Self {
         let server: SocketAddr = SERVER.parse().expect("an address");
         let template = PeerTemplate::new(&[server], &[server], &[], CandidatePolicy::default())
@@ -81,9 +83,10 @@ impl PlaneTarget {
             path(Proto::Tcp, 6002),
         ];
         let mut target = Self { plane, now, paths };
-        for (i, offer) in [None, Some(crate::session::peer::fuzz_offer()), None]
-            .into_iter()
-            .enumerate()
+        for (path, offer) in
+            paths
+                .into_iter()
+                .zip([None, Some(crate::session::peer::fuzz_offer()), None])
         {
             let created = target.plane.new_viewer(
                 now,
@@ -94,7 +97,7 @@ impl PlaneTarget {
                     } else {
                         Protocol::WebSocket
                     },
-                    remote: paths[i].remote,
+                    remote: path.remote,
                     started: now,
                     offer_sdp: offer,
                 },
@@ -104,7 +107,7 @@ impl PlaneTarget {
             // session.
             if let Some((ufrag, pwd)) = target.plane.fuzz_credentials(created.id) {
                 let check = crate::plane::ice::build_check(&format!("{ufrag}:remote"), &pwd);
-                target.plane.handle_datagram(now, paths[i], &check);
+                target.plane.handle_datagram(now, path, &check);
             }
         }
         target.drain();
@@ -116,7 +119,9 @@ impl PlaneTarget {
         let Some((&which, packet)) = data.split_first() else {
             return;
         };
-        let path = self.paths[usize::from(which) % self.paths.len()];
+        let Some(&path) = self.paths.get(usize::from(which) % self.paths.len()) else {
+            return;
+        };
         self.now += Duration::from_millis(1);
         self.plane.handle_datagram(self.now, path, packet);
         if which & 0x80 != 0 {

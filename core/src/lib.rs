@@ -12,6 +12,22 @@
 //! ```
 
 #![warn(missing_docs)]
+// No panic that network or host input can reach (docs/RELIABILITY.md): outside tests, every
+// unwrap, expect, panic and index is checked, or allowed where it stands with the reason it
+// cannot fail. Tests (`#[cfg(test)]`, `plane/tests.rs`, `core/tests/`) may unwrap.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented,
+        clippy::indexing_slicing,
+        clippy::string_slice
+    )
+)]
 
 pub mod config;
 pub mod demo;

@@ -68,9 +68,9 @@ impl Metrics {
 
     pub(crate) fn observe_ttff(&self, d: Duration) {
         let s = d.as_secs_f64();
-        for (i, bound) in TTFF_BUCKETS.iter().enumerate() {
+        for (bound, count) in TTFF_BUCKETS.iter().zip(&self.ttff_buckets) {
             if s <= *bound {
-                self.ttff_buckets[i].fetch_add(1, Relaxed);
+                count.fetch_add(1, Relaxed);
             }
         }
         self.ttff_count.fetch_add(1, Relaxed);
@@ -80,6 +80,7 @@ impl Metrics {
     /// A snapshot.
     pub fn snapshot(&self, streams: u64) -> ServerStats {
         let count = self.ttff_count.load(Relaxed);
+        let [.., slowest] = TTFF_BUCKETS;
         let p50 = if count == 0 {
             0.0
         } else {
@@ -87,7 +88,7 @@ impl Metrics {
                 .iter()
                 .zip(&self.ttff_buckets)
                 .find(|(_, c)| c.load(Relaxed) * 2 >= count)
-                .map_or(TTFF_BUCKETS[TTFF_BUCKETS.len() - 1], |(b, _)| *b)
+                .map_or(slowest, |(b, _)| *b)
                 * 1000.0
         };
         ServerStats {

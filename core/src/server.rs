@@ -89,16 +89,16 @@ impl ServerShared {
             Control::Answer { viewer, .. }
             | Control::RemoteCandidate { viewer, .. }
             | Control::CloseViewer { viewer, .. } => loop_of_viewer(*viewer, loops),
-            _ => self.next_loop.fetch_add(1, Relaxed) % loops,
+            _ => self.next_loop.fetch_add(1, Relaxed) % loops.max(1),
         };
-        self.control_tx[i]
-            .send(cmd)
-            .await
-            .map_err(|_| Error::ServerStopped)
+        let tx = self.control_tx.get(i).ok_or(Error::ServerStopped)?;
+        tx.send(cmd).await.map_err(|_| Error::ServerStopped)
     }
 
     /// The command queue of the loop `viewer` lives on.
     pub(crate) fn control_sender(&self, viewer: ViewerId) -> mpsc::Sender<Control> {
+        // One sender per loop, at least one loop (ServerConfig::loops); `%` keeps it in range.
+        #[allow(clippy::indexing_slicing)]
         self.control_tx[loop_of_viewer(viewer, self.control_tx.len())].clone()
     }
 
@@ -182,7 +182,10 @@ impl Server {
         let udp_port = config.udp_port.unwrap_or(config.port);
         let loops = config.loops();
         let ports = MediaPort::bind_loops(config.bind, udp_port, loops)?;
-        let udp_addrs = ports[0].local_addrs();
+        let udp_addrs = ports
+            .first()
+            .ok_or_else(|| Error::InvalidConfig("no media loop to run".into()))?
+            .local_addrs();
         let ice_tcp = IceTcp::bind(&config, udp_port == 0, &udp_addrs, http_addr)?;
         let tcp_addrs = ice_tcp.addrs(&udp_addrs, http_addr);
         let metrics = Arc::new(Metrics::default());
@@ -223,7 +226,10 @@ impl Server {
                 None => Input::Port(routed_tx.take().filter(|_| loops > 1).map(|tx| {
                     Router::new(
                         tx,
-                        config.limits.connect_timeout + config.limits.consent_timeout,
+                        config
+                            .limits
+                            .connect_timeout
+                            .saturating_add(config.limits.consent_timeout),
                     )
                 })),
             };

@@ -134,10 +134,8 @@ fn raw_frame() {
             )
         };
         if let Ok(frame) = frame {
-            if frame.validate().is_ok() {
-                let mut out = I420Buffer::new(frame.width, frame.height);
-                to_i420(&frame, &mut out);
-            }
+            let mut out = I420Buffer::new(frame.width, frame.height);
+            assert_eq!(to_i420(&frame, &mut out).is_ok(), frame.validate().is_ok());
         }
     });
 }

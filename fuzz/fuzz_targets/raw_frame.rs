@@ -1,5 +1,5 @@
 //! Raw frame geometry from a host: format, width, height, strides and plane lengths that need
-//! not agree; what validates is converted to I420 as the encoder thread would.
+//! not agree; what validates is converted to I420 as the encoder thread would, the rest refused.
 #![no_main]
 use rtcast::media::pixel::{to_i420, I420Buffer, PixelFormat, RawFrame};
 
@@ -25,9 +25,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         RawFrame::with_planes(format, width, height, [a, b, c], [stride(0), stride(1), stride(2)])
     };
     if let Ok(frame) = frame {
-        if frame.validate().is_ok() {
-            let mut out = I420Buffer::new(frame.width, frame.height);
-            to_i420(&frame, &mut out);
-        }
+        let mut out = I420Buffer::new(frame.width, frame.height);
+        assert_eq!(to_i420(&frame, &mut out).is_ok(), frame.validate().is_ok());
     }
 });

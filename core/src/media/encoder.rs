@@ -140,20 +140,24 @@ impl H264Encoder {
         let (width, height) = (frame.width, frame.height);
         check_encoder_size(width, height)?;
 
-        let fresh = match &self.current {
-            Some(c) if (c.width, c.height) == (width, height) => false,
-            _ => {
+        let (current, fresh) = match self.current.take() {
+            Some(c) if (c.width, c.height) == (width, height) => (c, false),
+            old => {
                 // A new openh264 instance (rather than its in-place reconfiguration) keeps the
                 // state simple; its first frame is always an IDR with SPS and PPS.
-                self.current = None;
-                self.current = Some(SizedEncoder {
-                    encoder: self.new_openh264()?,
-                    width,
-                    height,
-                });
-                true
+                drop(old);
+                let encoder = self.new_openh264()?;
+                (
+                    SizedEncoder {
+                        encoder,
+                        width,
+                        height,
+                    },
+                    true,
+                )
             }
         };
+        let current = self.current.insert(current);
         let periodic_due = match self.last_keyframe_at {
             Some(at) => {
                 !self.config.keyframe_interval.is_zero()
@@ -165,7 +169,6 @@ impl H264Encoder {
         let timestamp =
             Timestamp::from_millis(now.saturating_duration_since(started_at).as_millis() as u64);
 
-        let current = self.current.as_mut().expect("encoder created above");
         if (force_keyframe || periodic_due) && !fresh {
             current.encoder.force_intra_frame();
         }
@@ -175,7 +178,7 @@ impl H264Encoder {
         let source = if direct {
             PlanesSource::from_frame(frame)
         } else {
-            to_i420(frame, &mut self.i420);
+            to_i420(frame, &mut self.i420)?;
             PlanesSource::from_frame(&self.i420.as_raw_frame())
         };
         let bitstream = current.encoder.encode_at(&source, timestamp).map_err(|e| {

@@ -26,17 +26,17 @@ pub mod nal_type {
 /// Fails when the data does not begin with a start code (`00 00 01` or `00 00 00 01`): that is the
 /// mistake hosts make most (pushing AVCC length-prefixed data from an MP4 demuxer).
 pub fn split_annex_b(data: &[u8]) -> Result<Vec<&[u8]>> {
-    let first = find_start_code(data, 0).ok_or_else(|| not_annex_b(data))?;
-    if first.0 != 0 && data[..first.0].iter().any(|&b| b != 0) {
+    let (lead, mut start) = find_start_code(data, 0).ok_or_else(|| not_annex_b(data))?;
+    if data.iter().take(lead).any(|&b| b != 0) {
         return Err(not_annex_b(data));
     }
     let mut nals = Vec::new();
-    let mut start = first.1;
+    // find_start_code returns positions at or after `start`, inside `data`.
     while let Some((sc_pos, next_start)) = find_start_code(data, start) {
-        push_nal(&mut nals, &data[start..sc_pos]);
+        push_nal(&mut nals, data.get(start..sc_pos).unwrap_or_default());
         start = next_start;
     }
-    push_nal(&mut nals, &data[start..]);
+    push_nal(&mut nals, data.get(start..).unwrap_or_default());
     if nals.is_empty() {
         return Err(Error::InvalidData(
             "H.264 access unit holds start codes but no NAL unit".into(),
@@ -47,9 +47,8 @@ pub fn split_annex_b(data: &[u8]) -> Result<Vec<&[u8]>> {
 
 fn push_nal<'a>(nals: &mut Vec<&'a [u8]>, nal: &'a [u8]) {
     // Trailing zero bytes belong to the next start code (zero_byte) or are padding.
-    let end = nal.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
-    if end > 0 {
-        nals.push(&nal[..end]);
+    if let Some(last) = nal.iter().rposition(|&b| b != 0) {
+        nals.extend(nal.get(..=last));
     }
 }
 
@@ -67,17 +66,17 @@ fn not_annex_b(data: &[u8]) -> Error {
 /// just after it).
 fn find_start_code(data: &[u8], from: usize) -> Option<(usize, usize)> {
     let mut i = from;
-    while i + 3 <= data.len() {
-        if data[i] == 0 && data[i + 1] == 0 {
-            if data[i + 2] == 1 {
-                let begin = if i > from && data[i - 1] == 0 {
+    while let Some(&[b0, b1, b2]) = data.get(i..i + 3) {
+        if b0 == 0 && b1 == 0 {
+            if b2 == 1 {
+                let begin = if i > from && data.get(i - 1) == Some(&0) {
                     i - 1
                 } else {
                     i
                 };
                 return Some((begin, i + 3));
             }
-            if data[i + 2] == 0 {
+            if b2 == 0 {
                 i += 1;
                 continue;
             }
@@ -151,11 +150,10 @@ impl ParameterSets {
         let (mut has_sps, mut has_pps) = (false, false);
         let mut nals = Vec::with_capacity(raw.len() + 2);
         for nal in raw {
-            if nal[0] & 0x80 != 0 {
+            if let Some(header) = nal.first().filter(|&&h| h & 0x80 != 0) {
                 return Err(Error::InvalidData(format!(
-                    "H.264 NAL unit header 0x{:02x} has its forbidden_zero_bit set: \
-                     the data is not H.264 (or it is corrupt)",
-                    nal[0]
+                    "H.264 NAL unit header 0x{header:02x} has its forbidden_zero_bit set: \
+                     the data is not H.264 (or it is corrupt)"
                 )));
             }
             match nal_unit_type(nal) {

@@ -174,7 +174,7 @@ impl TestPattern {
             [0, 0, 0],
             [191, 191, 191],
         ];
-        for i in 0..bars.len() {
+        for (i, (&[r, g, b], &[sr, sg, sb])) in bars.iter().zip(&strip).enumerate() {
             // Even edges so each bar covers whole chroma samples.
             let x0 = (i * w / bars.len()) & !1;
             let x1 = if i + 1 == bars.len() {
@@ -182,9 +182,7 @@ impl TestPattern {
             } else {
                 ((i + 1) * w / bars.len()) & !1
             };
-            let [r, g, b] = bars[i];
             fill_rect(bg, x0, 0, x1 - x0, self.bars_height, rgb_to_yuv(r, g, b));
-            let [r, g, b] = strip[i];
             let strip_height = strip_end - self.bars_height;
             fill_rect(
                 bg,
@@ -192,7 +190,7 @@ impl TestPattern {
                 self.bars_height,
                 x1 - x0,
                 strip_height,
-                rgb_to_yuv(r, g, b),
+                rgb_to_yuv(sr, sg, sb),
             );
         }
         fill_rect(bg, 0, strip_end, w, h - strip_end, rgb_to_yuv(0, 0, 0));
@@ -217,7 +215,9 @@ impl TestPattern {
                     }
                     let run = s.min(w - px);
                     for row in py..(py + s).min(h) {
-                        self.frame.y[row * w + px..][..run].fill(WHITE_Y);
+                        if let Some(span) = self.frame.y.get_mut(row * w + px..row * w + px + run) {
+                            span.fill(WHITE_Y);
+                        }
                     }
                 }
             }
@@ -233,14 +233,22 @@ fn fill_rect(buf: &mut I420Buffer, x: usize, y: usize, width: usize, height: usi
     if x >= x1 || y >= y1 {
         return;
     }
+    let [luma, cb, cr] = yuv;
+    // Clipped above, so every span is inside its plane.
     for row in y..y1 {
-        buf.y[row * w + x..row * w + x1].fill(yuv[0]);
+        if let Some(span) = buf.y.get_mut(row * w + x..row * w + x1) {
+            span.fill(luma);
+        }
     }
     let cw = buf.chroma_width();
     let (cx0, cx1) = (x / 2, x1.div_ceil(2));
     for row in y / 2..y1.div_ceil(2) {
-        buf.u[row * cw + cx0..row * cw + cx1].fill(yuv[1]);
-        buf.v[row * cw + cx0..row * cw + cx1].fill(yuv[2]);
+        if let Some(span) = buf.u.get_mut(row * cw + cx0..row * cw + cx1) {
+            span.fill(cb);
+        }
+        if let Some(span) = buf.v.get_mut(row * cw + cx0..row * cw + cx1) {
+            span.fill(cr);
+        }
     }
 }
 

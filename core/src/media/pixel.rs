@@ -154,10 +154,14 @@ impl<'a> RawFrame<'a> {
         let mut planes: [&[u8]; 3] = [&[]; 3];
         let mut strides = [0; 3];
         let mut rest = data;
-        for (i, &(row, rows)) in geometry.iter().enumerate().take(format.plane_count()) {
-            let (plane, tail) = rest.split_at(row * rows);
-            planes[i] = plane;
-            strides[i] = row;
+        let slots = planes.iter_mut().zip(&mut strides).zip(&geometry);
+        for ((plane, stride), &(row, rows)) in slots.take(format.plane_count()) {
+            // `data` is the sum of the plane sizes (checked above): each split is inside it.
+            let (head, tail) = rest
+                .split_at_checked(row * rows)
+                .ok_or_else(|| Error::InvalidFrame(format!("{format} frame is too short")))?;
+            *plane = head;
+            *stride = row;
             rest = tail;
         }
         Ok(Self {
@@ -198,8 +202,8 @@ impl<'a> RawFrame<'a> {
         let format = self.format;
         check_dimensions(format, self.width, self.height)?;
         let geometry = format.plane_geometry(self.width, self.height);
-        for (i, &(row, rows)) in geometry.iter().enumerate() {
-            let (plane, stride) = (self.planes[i], self.strides[i]);
+        let planes = geometry.iter().zip(self.planes).zip(self.strides);
+        for (i, ((&(row, rows), plane), stride)) in planes.enumerate() {
             if i >= format.plane_count() {
                 // A stray plane usually means the host mixed up formats (I420 planes sent as NV12).
                 if !plane.is_empty() || stride != 0 {
@@ -247,10 +251,14 @@ impl RawFrame<'_> {
     pub(crate) fn copy_packed_into(&self, out: &mut Vec<u8>) {
         let geometry = self.format.plane_geometry(self.width, self.height);
         out.resize(packed_size(&geometry), 0);
-        let mut rest = &mut out[..];
-        for (i, &(row, rows)) in geometry.iter().enumerate().take(self.format.plane_count()) {
-            let (dst, tail) = rest.split_at_mut(row * rows);
-            copy_plane(self.planes[i], self.strides[i], dst, row, rows);
+        let mut rest = out.as_mut_slice();
+        let planes = geometry.iter().zip(self.planes).zip(self.strides);
+        for ((&(row, rows), plane), stride) in planes.take(self.format.plane_count()) {
+            // `out` has just been sized to the sum of the plane sizes.
+            let Some((dst, tail)) = rest.split_at_mut_checked(row * rows) else {
+                return;
+            };
+            copy_plane(plane, stride, dst, row, rows);
             rest = tail;
         }
     }
@@ -263,7 +271,7 @@ fn packed_size(geometry: &[(usize, usize); 3]) -> usize {
 
 /// Width and height must be non-zero, even (4:2:0 chroma covers 2x2 blocks, and an odd size
 /// would need a half chroma sample the encoder cannot take) and within H.264 level 5.1.
-fn check_dimensions(format: PixelFormat, width: u32, height: u32) -> Result<()> {
+pub(crate) fn check_dimensions(format: PixelFormat, width: u32, height: u32) -> Result<()> {
     if width == 0 || height == 0 {
         return Err(Error::InvalidFrame(format!(
             "{format} frame {width}x{height} is empty; width and height must be non-zero"
@@ -358,30 +366,39 @@ impl I420Buffer {
 /// RGB uses BT.601 limited range (what browsers assume for H.264 without colour information),
 /// in integer arithmetic; each chroma sample comes from the average of its 2x2 pixels.
 ///
-/// # Panics
+/// # Errors
 ///
-/// If a hand-built frame's planes are shorter than its strides say; frames from
-/// [`RawFrame::packed`] and [`RawFrame::with_planes`] always pass.
-pub fn to_i420(frame: &RawFrame, out: &mut I420Buffer) {
+/// [`Error::InvalidFrame`] if the frame fails [`RawFrame::validate`] (a hand-built frame whose
+/// planes are shorter than its strides say); `out` is then left as it was.
+pub fn to_i420(frame: &RawFrame, out: &mut I420Buffer) -> Result<()> {
+    frame.validate()?;
     out.resize(frame.width, frame.height);
     let (w, h) = (frame.width as usize, frame.height as usize);
     let cw = out.chroma_width();
+    let [y_plane, plane1, plane2] = frame.planes;
+    let [y_stride, stride1, stride2] = frame.strides;
     match frame.format {
         PixelFormat::I420 => {
-            copy_plane(frame.planes[0], frame.strides[0], &mut out.y, w, h);
-            copy_plane(frame.planes[1], frame.strides[1], &mut out.u, cw, h / 2);
-            copy_plane(frame.planes[2], frame.strides[2], &mut out.v, cw, h / 2);
+            copy_plane(y_plane, y_stride, &mut out.y, w, h);
+            copy_plane(plane1, stride1, &mut out.u, cw, h / 2);
+            copy_plane(plane2, stride2, &mut out.v, cw, h / 2);
         }
         PixelFormat::Nv12 => {
-            copy_plane(frame.planes[0], frame.strides[0], &mut out.y, w, h);
-            let uv_stride = frame.strides[1];
+            copy_plane(y_plane, y_stride, &mut out.y, w, h);
             for row in 0..h / 2 {
-                let src = &frame.planes[1][row * uv_stride..][..cw * 2];
-                let u = &mut out.u[row * cw..][..cw];
-                let v = &mut out.v[row * cw..][..cw];
+                // Validated above: the plane holds every row, `out` was sized for them.
+                let (Some(src), Some(u), Some(v)) = (
+                    plane_row(plane1, stride1, row, cw * 2),
+                    plane_row_mut(&mut out.u, cw, row),
+                    plane_row_mut(&mut out.v, cw, row),
+                ) else {
+                    break;
+                };
                 for ((pair, u), v) in src.chunks_exact(2).zip(u).zip(v) {
-                    *u = pair[0];
-                    *v = pair[1];
+                    if let [cb, cr] = *pair {
+                        *u = cb;
+                        *v = cr;
+                    }
                 }
             }
         }
@@ -390,16 +407,38 @@ pub fn to_i420(frame: &RawFrame, out: &mut I420Buffer) {
         PixelFormat::Rgba => rgb_to_i420::<4, 0, 1, 2>(frame, out),
         PixelFormat::Bgra => rgb_to_i420::<4, 2, 1, 0>(frame, out),
     }
+    Ok(())
 }
 
-/// Copies `rows` rows of `row` bytes from a strided plane into a packed one.
+/// Row `r` (`len` bytes) of a plane with rows `stride` bytes apart; `None` past its end.
+#[inline(always)]
+fn plane_row(plane: &[u8], stride: usize, r: usize, len: usize) -> Option<&[u8]> {
+    plane.get(r * stride..)?.get(..len)
+}
+
+/// Row `r` of a packed plane of `row`-byte rows; `None` past its end.
+#[inline(always)]
+fn plane_row_mut(plane: &mut [u8], row: usize, r: usize) -> Option<&mut [u8]> {
+    plane.get_mut(r * row..)?.get_mut(..row)
+}
+
+/// Copies `rows` rows of `row` bytes from a strided plane into a packed one (as many as both
+/// hold; a valid frame holds them all).
 fn copy_plane(src: &[u8], stride: usize, dst: &mut [u8], row: usize, rows: usize) {
     if stride == row {
-        dst[..row * rows].copy_from_slice(&src[..row * rows]);
+        let n = row * rows;
+        if let (Some(dst), Some(src)) = (dst.get_mut(..n), src.get(..n)) {
+            dst.copy_from_slice(src);
+        }
         return;
     }
-    for (r, dst_row) in dst.chunks_exact_mut(row).take(rows).enumerate() {
-        dst_row.copy_from_slice(&src[r * stride..][..row]);
+    for r in 0..rows {
+        let (Some(dst_row), Some(src_row)) =
+            (plane_row_mut(dst, row, r), plane_row(src, stride, r, row))
+        else {
+            return;
+        };
+        dst_row.copy_from_slice(src_row);
     }
 }
 
@@ -426,30 +465,42 @@ fn rgb_to_i420<const BPP: usize, const R: usize, const G: usize, const B: usize>
     frame: &RawFrame,
     out: &mut I420Buffer,
 ) {
+    // Every pixel below is one BPP-byte chunk (`chunks_exact`), read at R, G and B.
+    const { assert!(R < BPP && G < BPP && B < BPP) };
     let (w, h) = (frame.width as usize, frame.height as usize);
     let cw = w / 2;
-    let (src, stride) = (frame.planes[0], frame.strides[0]);
+    let [src, ..] = frame.planes;
+    let [stride, ..] = frame.strides;
     let row_bytes = w * BPP;
+    // The frame was validated by to_i420: every row is in `src`, `out` is sized for them, and
+    // w >= 2 (chunks_exact_mut needs a non-zero size).
     for (row, y_row) in out.y.chunks_exact_mut(w).take(h).enumerate() {
-        let pixels = &src[row * stride..][..row_bytes];
+        let Some(pixels) = plane_row(src, stride, row, row_bytes) else {
+            break;
+        };
         for (y, p) in y_row.iter_mut().zip(pixels.chunks_exact(BPP)) {
             // 16-bit lanes: the largest sum, (66+129+25)*255+128, fits in a u16, and twice as
             // many u16 as i32 fit in a vector register.
+            #[allow(clippy::indexing_slicing)] // p has BPP bytes; R, G, B < BPP (asserted above)
             let (r, g, b) = (u16::from(p[R]), u16::from(p[G]), u16::from(p[B]));
             *y = (((66 * r + 129 * g + 25 * b + 128) >> 8) + 16) as u8;
         }
     }
-    for cy in 0..h / 2 {
-        let top = &src[2 * cy * stride..][..row_bytes];
-        let bottom = &src[(2 * cy + 1) * stride..][..row_bytes];
-        let u_row = &mut out.u[cy * cw..][..cw];
-        let v_row = &mut out.v[cy * cw..][..cw];
+    let chroma_rows = out.u.chunks_exact_mut(cw).zip(out.v.chunks_exact_mut(cw));
+    for (cy, (u_row, v_row)) in chroma_rows.take(h / 2).enumerate() {
+        let (Some(top), Some(bottom)) = (
+            plane_row(src, stride, 2 * cy, row_bytes),
+            plane_row(src, stride, 2 * cy + 1, row_bytes),
+        ) else {
+            break;
+        };
         let blocks = top
             .chunks_exact(2 * BPP)
             .zip(bottom.chunks_exact(2 * BPP))
             .zip(u_row.iter_mut().zip(v_row.iter_mut()));
         for ((t, b), (u, v)) in blocks {
             // Sums of four pixels: the average is folded into the shift (>> 8 + 2).
+            #[allow(clippy::indexing_slicing)] // t, b have 2*BPP bytes; c is R, G or B (< BPP)
             let sum = |c: usize| {
                 i32::from(t[c]) + i32::from(t[BPP + c]) + i32::from(b[c]) + i32::from(b[BPP + c])
             };
@@ -477,7 +528,7 @@ mod tests {
 
     fn convert(frame: &RawFrame) -> I420Buffer {
         let mut out = I420Buffer::new(2, 2);
-        to_i420(frame, &mut out);
+        to_i420(frame, &mut out).unwrap();
         out
     }
 
@@ -735,5 +786,26 @@ mod tests {
         frame.copy_packed_into(&mut out);
         assert_eq!(out, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
         RawFrame::packed(PixelFormat::I420, 4, 2, &out).unwrap();
+    }
+
+    #[test]
+    fn to_i420_refuses_a_hand_built_frame_whose_planes_are_short_and_leaves_out_alone() {
+        // The fields are public; this frame says 64x64 but holds 10 bytes. It used to panic
+        // (slice index out of range) in to_i420.
+        let tiny = [0u8; 10];
+        for format in PixelFormat::ALL {
+            let frame = RawFrame {
+                format,
+                width: 64,
+                height: 64,
+                planes: [&tiny, &[], &[]],
+                strides: [256, 0, 0],
+            };
+            let mut out = I420Buffer::new(2, 2);
+            let before = out.clone();
+            let e = to_i420(&frame, &mut out).unwrap_err();
+            assert!(matches!(e, Error::InvalidFrame(_)), "{format}: {e}");
+            assert_eq!(out, before, "{format}");
+        }
     }
 }

@@ -20,13 +20,13 @@ pub struct Vp8FrameInfo {
 /// Reads the frame tag (and, for a keyframe, the start code and size) of one VP8 frame, as an
 /// encoder (libvpx `vpx_codec_get_cx_data`, or an IVF/WebM frame) produces it.
 pub fn parse_frame(data: &[u8]) -> Result<Vp8FrameInfo> {
-    if data.len() < 3 {
+    let Some(&[t0, t1, t2]) = data.get(..3) else {
         return Err(Error::InvalidData(format!(
             "data is not a VP8 frame: {} bytes, shorter than the 3-byte frame tag",
             data.len()
         )));
-    }
-    let tag = u32::from(data[0]) | u32::from(data[1]) << 8 | u32::from(data[2]) << 16;
+    };
+    let tag = u32::from(t0) | u32::from(t1) << 8 | u32::from(t2) << 16;
     let keyframe = tag & 1 == 0;
     let version = (tag >> 1) & 7;
     let first_partition = (tag >> 5) as usize;
@@ -36,12 +36,15 @@ pub fn parse_frame(data: &[u8]) -> Result<Vp8FrameInfo> {
         )));
     }
     let header = if keyframe { 10 } else { 3 };
-    if data.len() < header || first_partition > data.len() - header {
-        return Err(Error::InvalidData(format!(
+    let too_short = || {
+        Error::InvalidData(format!(
             "data is not a VP8 frame: the frame tag announces a {first_partition}-byte first \
              partition, the frame has {} bytes",
             data.len()
-        )));
+        ))
+    };
+    if data.len() < header || first_partition > data.len() - header {
+        return Err(too_short());
     }
     if !keyframe {
         return Ok(Vp8FrameInfo {
@@ -49,14 +52,17 @@ pub fn parse_frame(data: &[u8]) -> Result<Vp8FrameInfo> {
             size: None,
         });
     }
-    if data[3..6] != [0x9d, 0x01, 0x2a] {
+    // A keyframe's tag is followed by a start code and the 14-bit width and height.
+    let Some(&[s0, s1, s2, w0, w1, h0, h1]) = data.get(3..10) else {
+        return Err(too_short());
+    };
+    if [s0, s1, s2] != [0x9d, 0x01, 0x2a] {
         return Err(Error::InvalidData(format!(
-            "data is not a VP8 frame: a keyframe starts 9d 01 2a after its tag, found {:02x} {:02x} {:02x}",
-            data[3], data[4], data[5]
+            "data is not a VP8 frame: a keyframe starts 9d 01 2a after its tag, found {s0:02x} {s1:02x} {s2:02x}"
         )));
     }
-    let width = u16::from_le_bytes([data[6], data[7]]) & 0x3fff;
-    let height = u16::from_le_bytes([data[8], data[9]]) & 0x3fff;
+    let width = u16::from_le_bytes([w0, w1]) & 0x3fff;
+    let height = u16::from_le_bytes([h0, h1]) & 0x3fff;
     if width == 0 || height == 0 {
         return Err(Error::InvalidData(format!(
             "data is not a VP8 frame: keyframe of {width}x{height} pixels"

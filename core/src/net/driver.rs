@@ -231,12 +231,17 @@ impl Driver {
                     if matches!(self.input, Input::Port(_)) =>
                 {
                     match res {
-                        Ok((sock, n, from)) => {
+                        Ok((local, n, from)) => {
                             let now = Instant::now();
-                            self.on_datagram(now, sock, from, &buf[..n]);
+                            // `n` is what the socket wrote into `buf`: never more than its length.
+                            if let Some(data) = buf.get(..n) {
+                                self.on_datagram(now, local, from, data);
+                            }
                             for _ in 1..RECV_BATCH {
-                                let Some((sock, n, from)) = self.port.try_recv(&mut buf) else { break };
-                                self.on_datagram(now, sock, from, &buf[..n]);
+                                let Some((local, n, from)) = self.port.try_recv(&mut buf) else { break };
+                                if let Some(data) = buf.get(..n) {
+                                    self.on_datagram(now, local, from, data);
+                                }
                             }
                         }
                         Err(e) => tracing::warn!("media socket receive failed: {e}"),
@@ -293,8 +298,7 @@ impl Driver {
     }
 
     /// A datagram from the port: this loop's, or routed to the loop of its viewer.
-    fn on_datagram(&mut self, now: Instant, sock: usize, from: SocketAddr, data: &[u8]) {
-        let local = self.port.local_addr(sock);
+    fn on_datagram(&mut self, now: Instant, local: SocketAddr, from: SocketAddr, data: &[u8]) {
         if let Input::Port(Some(router)) = &mut self.input {
             let i = router.route(now, from, data);
             if i != self.index {
@@ -460,7 +464,9 @@ impl Driver {
         Metrics::add(&self.metrics.bytes_sent, bytes);
         let mut last = None;
         for i in failed {
-            let viewer = self.batch[i].viewer;
+            let Some(viewer) = self.batch.get(i).map(|t| t.viewer) else {
+                continue;
+            };
             if last != Some(viewer) {
                 self.plane.handle_send_failed(now, viewer);
                 last = Some(viewer);

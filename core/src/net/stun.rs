@@ -5,28 +5,33 @@ const MAGIC_COOKIE: [u8; 4] = [0x21, 0x12, 0xa4, 0x42];
 const ATTR_USERNAME: u16 = 0x0006;
 
 /// Whether a datagram is a STUN message (RFC 7983 demultiplexing: first byte 0..=3, magic cookie).
-pub(crate) fn is_stun(data: &[u8]) -> bool {
-    data.len() >= 20 && data[0] < 4 && data[4..8] == MAGIC_COOKIE
+#[cfg(test)]
+fn is_stun(data: &[u8]) -> bool {
+    stun_header(data).is_some()
+}
+
+/// The 20-byte header of a STUN message and the attributes after it.
+fn stun_header(data: &[u8]) -> Option<(&[u8; 20], &[u8])> {
+    let (header, attrs) = data.split_first_chunk::<20>()?;
+    (header[0] < 4 && header[4..8] == MAGIC_COOKIE).then_some((header, attrs))
 }
 
 /// The local ufrag of a STUN request: the part of USERNAME before the colon. Responses carry no
 /// USERNAME and return `None`.
 pub(crate) fn local_ufrag(data: &[u8]) -> Option<&str> {
-    if !is_stun(data) {
-        return None;
-    }
-    let len = u16::from_be_bytes([data[2], data[3]]) as usize;
-    let attrs = data.get(20..20 + len)?;
-    let mut i = 0;
-    while i + 4 <= attrs.len() {
-        let typ = u16::from_be_bytes([attrs[i], attrs[i + 1]]);
-        let alen = u16::from_be_bytes([attrs[i + 2], attrs[i + 3]]) as usize;
-        let value = attrs.get(i + 4..i + 4 + alen)?;
+    let (header, body) = stun_header(data)?;
+    let len = usize::from(u16::from_be_bytes([header[2], header[3]]));
+    let mut attrs = body.get(..len)?;
+    while let Some((&[t0, t1, l0, l1], rest)) = attrs.split_first_chunk::<4>() {
+        let typ = u16::from_be_bytes([t0, t1]);
+        let alen = usize::from(u16::from_be_bytes([l0, l1]));
+        let value = rest.get(..alen)?;
         if typ == ATTR_USERNAME {
             let username = std::str::from_utf8(value).ok()?;
             return username.split(':').next();
         }
-        i += 4 + alen.div_ceil(4) * 4;
+        // Attributes are padded to 4 bytes; a last one may lack its padding.
+        attrs = rest.get(alen.div_ceil(4) * 4..).unwrap_or_default();
     }
     None
 }

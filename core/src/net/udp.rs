@@ -87,18 +87,21 @@ impl MediaPort {
         self.sockets.iter().map(|(_, a)| *a).collect()
     }
 
-    /// Receives one datagram from whichever socket has one: (socket index, length, sender).
+    /// Receives one datagram from whichever socket has one: (announced local address of that
+    /// socket, length, sender).
     pub fn poll_recv(
         &self,
         cx: &mut Context<'_>,
         buf: &mut [u8],
-    ) -> Poll<io::Result<(usize, usize, SocketAddr)>> {
-        for (i, (sock, _)) in self.sockets.iter().enumerate() {
+    ) -> Poll<io::Result<(SocketAddr, usize, SocketAddr)>> {
+        for (sock, local) in &self.sockets {
             // Re-poll the same socket after a transient error so its waker stays registered.
             loop {
                 let mut rb = ReadBuf::new(buf);
                 match sock.poll_recv_from(cx, &mut rb) {
-                    Poll::Ready(Ok(from)) => return Poll::Ready(Ok((i, rb.filled().len(), from))),
+                    Poll::Ready(Ok(from)) => {
+                        return Poll::Ready(Ok((*local, rb.filled().len(), from)))
+                    }
                     Poll::Ready(Err(e)) if is_transient(&e) => continue,
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                     Poll::Pending => break,
@@ -109,18 +112,13 @@ impl MediaPort {
     }
 
     /// A datagram if one is already waiting (draining after a wake-up without re-polling).
-    pub fn try_recv(&self, buf: &mut [u8]) -> Option<(usize, usize, SocketAddr)> {
-        for (i, (sock, _)) in self.sockets.iter().enumerate() {
+    pub fn try_recv(&self, buf: &mut [u8]) -> Option<(SocketAddr, usize, SocketAddr)> {
+        for (sock, local) in &self.sockets {
             if let Ok((n, from)) = sock.try_recv_from(buf) {
-                return Some((i, n, from));
+                return Some((*local, n, from));
             }
         }
         None
-    }
-
-    /// The announced local address of socket `i`.
-    pub fn local_addr(&self, i: usize) -> SocketAddr {
-        self.sockets[i].1
     }
 
     /// Index of the socket to send from: the one bound to `from`, else one of the right scope.
@@ -141,17 +139,20 @@ impl MediaPort {
     /// `dropped(i)` for each datagram `batch[i]` that could not be sent.
     pub fn send_batch(&self, batch: &[Transmit], mut dropped: impl FnMut(usize)) {
         let mut start = 0;
-        while start < batch.len() {
-            let sock = self.socket_for(batch[start].from, batch[start].to);
-            let mut end = start + 1;
-            while end < batch.len()
-                && end - start < SEND_BATCH
-                && self.socket_for(batch[end].from, batch[end].to) == sock
-            {
-                end += 1;
-            }
-            self.send_run(sock, &batch[start..end], |i| dropped(start + i));
-            start = end;
+        let mut rest = batch;
+        while let Some(first) = rest.first() {
+            let sock = self.socket_for(first.from, first.to);
+            // The run: `first` and the datagrams after it that leave from the same socket.
+            let len = 1 + rest
+                .iter()
+                .take(SEND_BATCH)
+                .skip(1)
+                .take_while(|t| self.socket_for(t.from, t.to) == sock)
+                .count();
+            let (run, tail) = rest.split_at(len.min(rest.len()));
+            self.send_run(sock, run, |i| dropped(start + i));
+            start += run.len();
+            rest = tail;
         }
     }
 
@@ -163,34 +164,42 @@ impl MediaPort {
     fn send_run(&self, sock: usize, run: &[Transmit], mut dropped: impl FnMut(usize)) {
         use std::os::fd::AsRawFd;
 
-        let fd = self.sockets[sock].0.as_raw_fd();
+        let Some((socket, _)) = self.sockets.get(sock) else {
+            (0..run.len()).for_each(&mut dropped);
+            return;
+        };
+        let fd = socket.as_raw_fd();
         let gso = self.gso.load(std::sync::atomic::Ordering::Relaxed);
         // Messages: the datagrams run[start..end] cut into segments of `seg` bytes.
         let mut groups: Vec<(usize, usize, usize)> = Vec::with_capacity(run.len());
+        let mut addrs: Vec<socket2::SockAddr> = Vec::with_capacity(run.len());
         let mut i = 0;
-        while i < run.len() {
-            let seg = run[i].data.len();
+        while let Some(first) = run.get(i) {
+            let seg = first.data.len();
             let mut end = i + 1;
             let mut total = seg;
-            while gso
-                && end < run.len()
-                && end - i < MAX_GSO_SEGMENTS
-                && run[end].to == run[i].to
-                && run[end].from == run[i].from
-                && run[end - 1].data.len() == seg
-                && run[end].data.len() <= seg
-                && total + run[end].data.len() <= MAX_GSO_BYTES
-            {
-                total += run[end].data.len();
+            // Every segment but the last is `seg` bytes: only the last may be shorter.
+            let mut last = seg;
+            while gso && end - i < MAX_GSO_SEGMENTS {
+                let Some(next) = run.get(end) else {
+                    break;
+                };
+                if next.to != first.to
+                    || next.from != first.from
+                    || last != seg
+                    || next.data.len() > seg
+                    || total + next.data.len() > MAX_GSO_BYTES
+                {
+                    break;
+                }
+                total += next.data.len();
+                last = next.data.len();
                 end += 1;
             }
             groups.push((i, end, seg));
+            addrs.push(socket2::SockAddr::from(first.to));
             i = end;
         }
-        let addrs: Vec<socket2::SockAddr> = groups
-            .iter()
-            .map(|&(start, _, _)| socket2::SockAddr::from(run[start].to))
-            .collect();
         let mut iovecs: Vec<libc::iovec> = run
             .iter()
             .map(|o| libc::iovec {
@@ -204,15 +213,19 @@ impl MediaPort {
         let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<u16>() as u32) } as usize;
         debug_assert!(space <= std::mem::size_of::<[u64; 4]>());
         let mut msgs: Vec<libc::mmsghdr> = Vec::with_capacity(groups.len());
-        for (g, &(start, end, seg)) in groups.iter().enumerate() {
+        for ((&(start, end, seg), addr), control) in groups.iter().zip(&addrs).zip(&mut controls) {
+            // Groups cover run[0..run.len()], so `start` is inside `iovecs` (one per datagram).
+            let Some(iov) = iovecs.get_mut(start..) else {
+                break;
+            };
             // SAFETY: mmsghdr is a plain C struct for which all-zero is a valid value.
             let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
-            m.msg_hdr.msg_name = addrs[g].as_ptr() as *mut libc::c_void;
-            m.msg_hdr.msg_namelen = addrs[g].len();
-            m.msg_hdr.msg_iov = iovecs[start..].as_mut_ptr();
+            m.msg_hdr.msg_name = addr.as_ptr() as *mut libc::c_void;
+            m.msg_hdr.msg_namelen = addr.len();
+            m.msg_hdr.msg_iov = iov.as_mut_ptr();
             m.msg_hdr.msg_iovlen = end - start;
             if end - start > 1 {
-                m.msg_hdr.msg_control = controls[g].as_mut_ptr() as *mut libc::c_void;
+                m.msg_hdr.msg_control = control.as_mut_ptr() as *mut libc::c_void;
                 m.msg_hdr.msg_controllen = space;
                 // SAFETY: msg_control points to `space` zeroed, aligned bytes that this message
                 // owns; CMSG_FIRSTHDR returns a header inside them and CMSG_DATA its data, which
@@ -245,12 +258,14 @@ impl MediaPort {
                 continue;
             }
             let err = io::Error::last_os_error();
-            let (start, end, _) = groups[sent];
+            let Some(&(start, end, _)) = groups.get(sent) else {
+                return;
+            };
             match err.kind() {
                 io::ErrorKind::Interrupted => {}
                 // Socket buffer full: the rest of this run is dropped, nobody waits.
                 io::ErrorKind::WouldBlock => {
-                    (groups[sent].0..run.len()).for_each(&mut dropped);
+                    (start..run.len()).for_each(&mut dropped);
                     return;
                 }
                 // A device that cannot segment (EIO): no GSO from now on; this message is lost.
@@ -271,8 +286,12 @@ impl MediaPort {
 
     #[cfg(not(target_os = "linux"))]
     fn send_run(&self, sock: usize, run: &[Transmit], mut dropped: impl FnMut(usize)) {
+        let Some((socket, _)) = self.sockets.get(sock) else {
+            (0..run.len()).for_each(dropped);
+            return;
+        };
         for (i, o) in run.iter().enumerate() {
-            if self.sockets[sock].0.try_send_to(&o.data, o.to).is_err() {
+            if socket.try_send_to(&o.data, o.to).is_err() {
                 dropped(i);
             }
         }

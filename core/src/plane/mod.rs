@@ -60,7 +60,9 @@ pub(crate) const MAX_LOOPS: usize = LOOP_TAGS.len();
 
 /// The first character of the ufrags of loop `index` (< [`MAX_LOOPS`]).
 pub(crate) fn loop_tag(index: usize) -> char {
-    LOOP_TAGS[index % MAX_LOOPS] as char
+    #[allow(clippy::indexing_slicing)] // `% MAX_LOOPS` (= LOOP_TAGS.len()) keeps it in range
+    let tag = LOOP_TAGS[index % MAX_LOOPS];
+    char::from(tag)
 }
 
 /// The media loop a local ufrag belongs to.
@@ -677,7 +679,12 @@ impl MediaPlane {
             }
         };
         v.last_consent = now;
-        v.checks[path.proto as usize] = v.checks[path.proto as usize].saturating_add(1);
+        let [udp_checks, tcp_checks] = &mut v.checks;
+        let checks = match path.proto {
+            Proto::Udp => udp_checks,
+            Proto::Tcp => tcp_checks,
+        };
+        *checks = checks.saturating_add(1);
         if !v.addrs.contains(&path) && v.addrs.len() < MAX_ADDRS_PER_VIEWER {
             v.addrs.push(path);
             self.by_addr.insert((path.proto, from), id);
@@ -817,7 +824,9 @@ impl MediaPlane {
         // browser's jitter buffer treats them as already late and shows the result at once.
         // They are paced (see `drain_backlog`): a long GOP sent at once overflows receive
         // buffers and is lost.
-        let newest = gop[gop.len() - 1].rtp_timestamp;
+        let Some(newest) = gop.last().map(|f| f.rtp_timestamp) else {
+            return;
+        };
         let n = gop.len() as u32;
         for (i, frame) in gop.iter().enumerate() {
             let ts = newest.wrapping_sub(n - 1 - i as u32);
@@ -859,7 +868,10 @@ impl MediaPlane {
 
     fn on_rtcp(&mut self, now: Instant, id: ViewerId, data: &[u8]) {
         // RTCP packet types 192..=223 (RFC 5761); viewers send no RTP.
-        if data.len() < 2 || !(192..=223).contains(&data[1]) {
+        let [_, packet_type, ..] = *data else {
+            return;
+        };
+        if !(192..=223).contains(&packet_type) {
             return;
         }
         let Some(v) = self.viewers.get_mut(&id) else {
@@ -1176,7 +1188,8 @@ impl MediaPlane {
             };
             v.deadline = None;
             if v.phase != Phase::Connected {
-                if now >= v.started + self.limits.connect_timeout {
+                // checked_add: a timeout too long for an Instant (Duration::MAX) never expires.
+                if after(v.started, self.limits.connect_timeout).is_some_and(|t| now >= t) {
                     let why = self.why_not_connected(id);
                     tracing::info!(viewer = id, "{why}");
                     self.outputs
@@ -1184,7 +1197,7 @@ impl MediaPlane {
                     self.close_viewer(now, id, LeaveReason::Timeout);
                     continue;
                 }
-            } else if now >= v.last_consent + self.limits.consent_timeout {
+            } else if after(v.last_consent, self.limits.consent_timeout).is_some_and(|t| now >= t) {
                 tracing::debug!(viewer = id, "consent lost");
                 self.close_viewer(now, id, LeaveReason::ConnectionLost);
                 continue;
@@ -1230,13 +1243,12 @@ impl MediaPlane {
                 self.template.candidate_summary()
             );
         };
+        let [udp_checks, tcp_checks] = v.checks;
         format!(
-            "{within}: ICE connected over {} from {} ({} UDP and {} TCP checks), but the DTLS \
-             handshake did not finish",
+            "{within}: ICE connected over {} from {} ({udp_checks} UDP and {tcp_checks} TCP \
+             checks), but the DTLS handshake did not finish",
             path.proto.name(),
             path.remote,
-            v.checks[Proto::Udp as usize],
-            v.checks[Proto::Tcp as usize],
         )
     }
 
@@ -1309,13 +1321,17 @@ impl MediaPlane {
         let mut next = v.dtls.poll_timeout();
         let mut at = |t: Instant| next = Some(next.map_or(t, |n: Instant| n.min(t)));
         if v.phase == Phase::Connected {
-            at(v.last_consent + self.limits.consent_timeout);
+            if let Some(t) = after(v.last_consent, self.limits.consent_timeout) {
+                at(t);
+            }
             at(v.next_report);
             if let Some(t) = v.backlog_next {
                 at(t);
             }
         } else {
-            at(v.started + self.limits.connect_timeout);
+            if let Some(t) = after(v.started, self.limits.connect_timeout) {
+                at(t);
+            }
         }
         // Never in the past: a timer that cannot make progress must not spin the loop.
         let next = next.map(|t| t.max(now));
@@ -1465,6 +1481,11 @@ fn protect(
             None
         }
     }
+}
+
+/// `t + d`, or `None` past the range of `Instant` (a configured timeout of `Duration::MAX`).
+fn after(t: Instant, d: Duration) -> Option<Instant> {
+    t.checked_add(d)
 }
 
 /// The NTP time (RFC 3550 §4: seconds since 1900, 32.32 fixed point) of an instant.

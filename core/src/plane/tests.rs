@@ -747,6 +747,25 @@ fn a_silent_viewer_is_reaped_at_the_consent_deadline_and_nothing_of_it_is_left()
 }
 
 #[test]
+fn timeouts_too_long_for_an_instant_never_expire_instead_of_panicking() {
+    // `started + connect_timeout` and `last_consent + consent_timeout` overflowed an Instant
+    // ("overflow when adding duration to instant") as soon as a viewer joined.
+    let limits = Limits {
+        connect_timeout: Duration::MAX,
+        consent_timeout: Duration::MAX,
+        ..Limits::default()
+    };
+    let mut h = Harness::new(limits);
+    let c = h.join();
+    let id = h.clients[c].id;
+    h.frame(video_frame(1, true, 1, 1));
+    assert_eq!(h.clients[c].video.len(), 1);
+    h.clients[c].silent = true;
+    h.advance(Duration::from_secs(60));
+    assert!(h.left(id).is_none());
+}
+
+#[test]
 fn a_viewer_that_never_connects_times_out_and_closing_frees_everything() {
     let limits = Limits {
         connect_timeout: Duration::from_secs(2),

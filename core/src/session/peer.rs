@@ -401,9 +401,11 @@ fn h264_payload_type(pc: &mut RTCPeerConnection, video_sender: RTCRtpSenderId) -
         {
             return None;
         }
-        H264_PROFILES
-            .iter()
-            .position(|p| fmtp.contains(&format!("profile-level-id={}", &p[..4])))
+        H264_PROFILES.iter().position(|p| {
+            // Profile and constraints (the first 4 hex digits); any level.
+            p.get(..4)
+                .is_some_and(|idc| fmtp.contains(&format!("profile-level-id={idc}")))
+        })
     })
     .ok_or_else(|| {
         Error::InvalidData(format!(
@@ -474,13 +476,16 @@ fn pick_payload_type(
 /// (rtc writes candidates into a local description only in some states).
 fn with_candidates(sdp: &str, candidates: &[RTCIceCandidateInit]) -> String {
     let eol = if sdp.contains("\r\n") { "\r\n" } else { "\n" };
-    let mut sections: Vec<Vec<&str>> = vec![Vec::new()];
+    // The session part, then one section per m= line.
+    let mut sections: Vec<Vec<&str>> = Vec::new();
+    let mut section = Vec::new();
     for line in sdp.lines() {
         if line.starts_with("m=") {
-            sections.push(Vec::new());
+            sections.push(std::mem::take(&mut section));
         }
-        sections.last_mut().expect("one section").push(line);
+        section.push(line);
     }
+    sections.push(section);
     let mut out = String::with_capacity(sdp.len() + 200);
     for (i, section) in sections.iter().enumerate() {
         for line in section {

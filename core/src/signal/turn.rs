@@ -45,8 +45,12 @@ impl TurnSecret {
     /// The ICE server handed to a viewer named `name` (rtcast uses the viewer id) at `now`: the
     /// user name `"<now + ttl in Unix seconds>:<name>"` and its HMAC-SHA1 password.
     pub fn ice_server(&self, now: SystemTime, name: &str) -> IceServer {
-        let expiry = now.duration_since(UNIX_EPOCH).unwrap_or_default() + self.ttl;
+        let expiry = now
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .saturating_add(self.ttl);
         let username = format!("{}:{name}", expiry.as_secs());
+        #[allow(clippy::expect_used)] // HMAC takes a key of any length (RFC 2104 §2)
         let mut mac =
             Hmac::<Sha1>::new_from_slice(self.secret.as_bytes()).expect("HMAC takes any key");
         mac.update(username.as_bytes());
@@ -117,6 +121,14 @@ mod tests {
             secret: secret.to_owned(),
             ttl,
         }
+    }
+
+    #[test]
+    fn a_ttl_past_the_end_of_time_gives_the_latest_expiry_not_a_panic() {
+        // Was `since_epoch + ttl`: "overflow when adding durations" for every viewer.
+        let t = turn(&["turn:127.0.0.1:3478"], "s", Duration::MAX);
+        let s = t.ice_server(UNIX_EPOCH + Duration::from_secs(1), "7");
+        assert_eq!(s.username.as_deref(), Some(&*format!("{}:7", u64::MAX)));
     }
 
     #[test]

@@ -90,7 +90,7 @@ fn truncate_reason(text: &str) -> String {
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    text[..end].to_owned()
+    text.get(..end).unwrap_or_default().to_owned()
 }
 
 /// Runs one viewer's WebSocket session to its end.

@@ -321,13 +321,15 @@ fn ctrlc_channel(tx: std::sync::mpsc::Sender<()>) -> std::io::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    // Registered here, so that a failure is an error of the program's start.
+    let mut term = {
+        let _enter = rt.enter();
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?
+    };
     std::thread::Builder::new()
         .name("rtcast-signal".into())
         .spawn(move || {
             rt.block_on(async {
-                let mut term =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                        .expect("SIGTERM handler");
                 tokio::select! {
                     _ = tokio::signal::ctrl_c() => {}
                     _ = term.recv() => {}

@@ -45,6 +45,8 @@ mod server;
 mod session;
 pub mod signal;
 mod stream;
+#[cfg(test)]
+mod test_heap;
 
 pub use config::{
     AuthRequest, AuthorizeHook, CandidatePolicy, IceServer, Limits, Protocol, ServerConfig,

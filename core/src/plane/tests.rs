@@ -1169,3 +1169,58 @@ fn write_fuzz_seeds() {
     i420.extend(std::iter::repeat_n(90u8, 16 * 16 * 3 / 2));
     write("raw_frame", "i420-planes", &i420);
 }
+
+#[test]
+fn a_plane_keeps_next_to_nothing_of_many_viewers_once_they_are_gone() {
+    // Hundreds of sessions at once are what a churn of vanishing viewers holds (each waits for
+    // its connect timeout). Once they are closed, the plane may keep its tables' capacity, but
+    // not a viewer's worth of memory per slot: that stayed, at the high-water mark, for the
+    // life of the server.
+    const VIEWERS: usize = 300;
+    let mut h = Harness::new(Limits {
+        max_connecting_per_address: VIEWERS,
+        ..Limits::default()
+    });
+    let open_and_close = |h: &mut Harness, n: usize| {
+        let ids: Vec<ViewerId> = (0..n)
+            .map(|i| {
+                h.plane
+                    .new_viewer(
+                        h.now,
+                        NewViewer {
+                            stream: STREAM,
+                            protocol: Protocol::WebSocket,
+                            remote: SocketAddr::from(([127, 0, 0, 1], 7000 + i as u16)),
+                            started: h.now,
+                            offer_sdp: None,
+                        },
+                    )
+                    .unwrap()
+                    .id
+            })
+            .collect();
+        for id in ids {
+            h.plane.close_viewer(h.now, id, LeaveReason::Closed);
+        }
+        while h.plane.poll_output().is_some() {}
+        while h.plane.poll_transmit(h.now).is_some() {}
+        assert_eq!(h.plane.census(), (0, 1));
+    };
+    // What the first viewer makes for good (lazily built statics) is not counted.
+    open_and_close(&mut h, 1);
+    let before = crate::test_heap::live_bytes();
+    open_and_close(&mut h, VIEWERS);
+    let kept = crate::test_heap::live_bytes() - before;
+    assert!(
+        kept < 256 * 1024,
+        "{VIEWERS} viewers came and went and the plane kept {kept} bytes"
+    );
+    // The same again fits in what is kept: nothing more per viewer.
+    let before = crate::test_heap::live_bytes();
+    open_and_close(&mut h, VIEWERS);
+    let more = crate::test_heap::live_bytes() - before;
+    assert!(
+        more < 1024,
+        "{VIEWERS} more viewers came and went and the plane kept {more} bytes more"
+    );
+}

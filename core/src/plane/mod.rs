@@ -280,8 +280,10 @@ struct Viewer {
     ice: IceCredentials,
     remote_ufrag: Option<String>,
     remote_fingerprint: Option<String>,
-    /// The description builder of the server-offer flow, until the answer is applied.
-    sdp: Option<RTCPeerConnection>,
+    /// The description builder of the server-offer flow, until the answer is applied. Boxed:
+    /// inline it would be 8.5 KB of the viewer's size for its whole life, though it is `None`
+    /// once the viewer answered.
+    sdp: Option<Box<RTCPeerConnection>>,
     /// The path media goes on: the pair the viewer nominated (or its first working check until
     /// it nominates).
     pair: Option<Path>,
@@ -512,7 +514,7 @@ impl MediaPlane {
             ice: peer.ice,
             remote_ufrag: remote.ufrag,
             remote_fingerprint: remote.fingerprint,
-            sdp: (!answering).then_some(peer.pc),
+            sdp: (!answering).then(|| Box::new(peer.pc)),
             pair: None,
             nominated: false,
             addrs: Vec::new(),

@@ -53,7 +53,7 @@ pub use config::{
     TlsConfig,
 };
 pub use error::{Error, Result};
-pub use event::{Event, Events, LeaveReason, Recv, ViewerId};
+pub use event::{Event, EventDispatcher, EventSink, Events, LeaveReason, Recv, ViewerId};
 pub use media::encoder::EncoderConfig;
 pub use media::pixel::{PixelFormat, RawFrame};
 pub use media::VideoCodec;

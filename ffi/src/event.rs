@@ -1,14 +1,11 @@
-//! Events to C: one dedicated thread per server reads the core's event subscription and calls the
-//! host's callback, so callbacks never run concurrently and never on a network thread.
+//! Events to C: the core's event dispatcher (one thread per server, see
+//! `rtcast_core::EventDispatcher`) calls the host's callback with each event converted to
+//! `rtcast_event`, so callbacks never run concurrently and never on a network thread.
 
 use std::ffi::{c_char, c_void, CString};
 use std::ptr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::{JoinHandle, ThreadId};
-use std::time::Duration;
 
-use rtcast_core::{Event, Events, LeaveReason, Protocol, Recv};
+use rtcast_core::{Event, EventDispatcher, EventSink, Events, LeaveReason, Protocol};
 
 /// What happened.
 #[repr(C)]
@@ -100,14 +97,16 @@ struct Target {
 // rtcast event thread (documented on rtcast_server_set_event_callback).
 unsafe impl Send for Target {}
 
-/// A running event thread.
-pub(crate) struct EventThread {
-    stop: Arc<AtomicBool>,
-    thread: JoinHandle<Events>,
+impl EventSink for Target {
+    fn deliver(&mut self, event: Event) -> u64 {
+        deliver(self, &event);
+        0
+    }
 }
 
-/// How long the thread waits for an event before looking at its stop flag.
-const POLL: Duration = Duration::from_millis(20);
+/// The event thread of a server: the core's dispatcher (its delivery and shutdown rule) with the
+/// host's callback as its sink.
+pub(crate) struct EventThread(EventDispatcher);
 
 impl EventThread {
     /// Starts a thread delivering the events of `events` to `callback`.
@@ -116,56 +115,26 @@ impl EventThread {
         callback: unsafe extern "C" fn(*const rtcast_event, *mut c_void),
         userdata: *mut c_void,
     ) -> std::io::Result<Self> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let target = Target { callback, userdata };
-        let flag = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("rtcast-events".into())
-            .spawn(move || run(events, target, &flag))?;
-        Ok(Self { stop, thread })
-    }
-
-    pub fn thread_id(&self) -> ThreadId {
-        self.thread.thread().id()
+        EventDispatcher::start(events, "rtcast-events", Target { callback, userdata }).map(Self)
     }
 
     /// Stops the thread after it delivered the events already queued, and waits for it; returns
     /// the subscription so a new callback can go on from there. Called on the event thread
     /// itself (from the callback), it only asks the thread to end and returns `None`.
     pub fn stop(self) -> Option<Events> {
-        self.stop.store(true, Ordering::Release);
-        if std::thread::current().id() == self.thread_id() {
-            return None;
-        }
-        self.thread.join().ok()
+        self.0.stop()
     }
-}
 
-thread_local! {
-    static ON_EVENT_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Waits until the (stopped) server's last event was delivered; at once on the event
+    /// thread itself.
+    pub fn wait(self) {
+        self.0.wait()
+    }
 }
 
 /// Whether the calling thread is an rtcast event thread (i.e. inside an event callback).
 pub(crate) fn on_event_thread() -> bool {
-    ON_EVENT_THREAD.with(|f| f.get())
-}
-
-fn run(mut events: Events, target: Target, stop: &AtomicBool) -> Events {
-    ON_EVENT_THREAD.with(|f| f.set(true));
-    loop {
-        if stop.load(Ordering::Acquire) {
-            // Deliver what was queued before the stop (e.g. viewers left on shutdown).
-            while let Some(e) = events.try_recv() {
-                deliver(&target, &e);
-            }
-            return events;
-        }
-        match events.recv_blocking(POLL) {
-            Recv::Event(e) => deliver(&target, &e),
-            Recv::Timeout => {}
-            Recv::Closed => return events,
-        }
-    }
+    EventDispatcher::on_dispatcher_thread()
 }
 
 fn deliver(target: &Target, event: &Event) {

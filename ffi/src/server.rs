@@ -68,9 +68,10 @@ impl rtcast_server {
         if let Some(mut server) = server {
             server.stop();
         }
+        // The server is stopped: its event thread delivers the last events, then ends.
         let thread = self.lock_events().take();
         if let Some(thread) = thread {
-            thread.stop();
+            thread.wait();
         }
     }
 }

@@ -1,19 +1,18 @@
-//! Events to JavaScript: one thread per server reads the core's subscription and queues each event
-//! to the listeners registered with `server.on(name, listener)`, through threadsafe functions.
+//! Events to JavaScript: the core's event dispatcher (one thread per server, no polling) queues
+//! each event to the listeners registered with `server.on(name, listener)`, through threadsafe
+//! functions.
 //!
 //! Listeners are weak threadsafe functions: they never keep the process alive on their own (the
 //! server's keep-alive handle does that while it runs, see `server.rs`). After `close()` the thread
 //! has delivered the shutdown's events and ended, and the listeners are released.
 
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::Duration;
 
 use napi::bindgen_prelude::Either4;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Status;
 use napi_derive::napi;
-use rtcast_core::{Event, Events, Recv};
+use rtcast_core::{Event, EventDispatcher, EventSink, Events};
 
 /// `server.on('viewer', ...)`: a viewer's media is connected; frames flow to it from now on.
 #[napi(object)]
@@ -157,37 +156,38 @@ fn convert(event: Event) -> Option<(Kind, JsEvent)> {
     })
 }
 
-/// Starts the thread that delivers `events` to `listeners`. It ends once the server stopped and
-/// every event sent before was delivered.
-pub fn spawn(mut events: Events, listeners: Listeners) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("rtcast-node-events".into())
-        .spawn(move || loop {
-            match events.recv_blocking(Duration::from_millis(250)) {
-                Recv::Event(event) => {
-                    let Some((kind, js)) = convert(event) else {
-                        continue;
-                    };
-                    // Clone the matching listeners out of the lock: a listener added meanwhile
-                    // must not wait for this delivery.
-                    let targets: Vec<Arc<Listener>> = listeners
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .iter()
-                        .filter(|(k, _)| *k == kind)
-                        .map(|(_, l)| l.clone())
-                        .collect();
-                    for listener in targets {
-                        // NonBlocking: never waits for JS; a full queue drops this event.
-                        let status =
-                            listener.call(js.clone(), ThreadsafeFunctionCallMode::NonBlocking);
-                        if status == Status::QueueFull {
-                            events.dropped(1);
-                        }
-                    }
-                }
-                Recv::Timeout => {}
-                Recv::Closed => return,
+/// The listeners as the core's dispatcher sees them.
+struct Sink(Listeners);
+
+impl EventSink for Sink {
+    fn deliver(&mut self, event: Event) -> u64 {
+        let Some((kind, js)) = convert(event) else {
+            return 0;
+        };
+        // Clone the matching listeners out of the lock: a listener added meanwhile must not wait
+        // for this delivery.
+        let targets: Vec<Arc<Listener>> = self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, l)| l.clone())
+            .collect();
+        let mut dropped = 0;
+        for listener in targets {
+            // NonBlocking: never waits for JS; a full queue drops this event (counted).
+            let status = listener.call(js.clone(), ThreadsafeFunctionCallMode::NonBlocking);
+            if status == Status::QueueFull {
+                dropped += 1;
             }
-        })
+        }
+        dropped
+    }
+}
+
+/// Starts the core's dispatcher delivering `events` to `listeners` (its delivery and shutdown
+/// rule: once the server stopped, every event sent before is delivered, then the thread ends).
+pub fn spawn(events: Events, listeners: Listeners) -> std::io::Result<EventDispatcher> {
+    EventDispatcher::start(events, "rtcast-node-events", Sink(listeners))
 }

@@ -3,7 +3,6 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use napi::bindgen_prelude::{AsyncTask, Function};
@@ -217,7 +216,7 @@ fn config(options: ServerOptions) -> BResult<ServerConfig> {
 pub(crate) struct Shared {
     server: Mutex<Option<rtcast_core::Server>>,
     listeners: Listeners,
-    event_thread: Mutex<Option<JoinHandle<()>>>,
+    event_thread: Mutex<Option<rtcast_core::EventDispatcher>>,
     /// A referenced threadsafe function: while it exists, Node's event loop stays alive, as it
     /// does for a listening `net.Server`. Dropped by `close()` and `unref()`.
     keep_alive: Mutex<Option<ThreadsafeFunction<(), (), (), napi::Status, false>>>,
@@ -242,7 +241,7 @@ impl Shared {
             .unwrap_or_else(|e| e.into_inner())
             .take();
         if let Some(t) = thread {
-            let _ = t.join();
+            t.wait();
         }
     }
 

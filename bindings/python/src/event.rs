@@ -1,10 +1,9 @@
-//! Events to Python: one thread per server awaits the core's event subscription (no polling) and
-//! calls the registered callables with the GIL, one event at a time. `Server.events()` builds its
+//! Events to Python: the core's event dispatcher (one thread per server, no polling) calls the
+//! registered callables with the GIL, one event at a time. `Server.events()` builds its
 //! async iterator on the same listeners (see `rtcast/_aio.py`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::{JoinHandle, ThreadId};
 
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
@@ -196,37 +195,34 @@ impl Listeners {
     }
 }
 
-/// The thread delivering one server's events.
-pub struct EventThread {
-    handle: JoinHandle<()>,
+/// The listeners as the core's dispatcher sees them.
+struct Sink(Arc<Listeners>);
+
+impl rtcast::EventSink for Sink {
+    fn deliver(&mut self, event: rtcast::Event) -> u64 {
+        if let Some(event) = Event::from_core(event) {
+            self.0.dispatch(Some(event));
+        }
+        0
+    }
+
+    fn end(&mut self) {
+        self.0.dispatch(None);
+    }
 }
 
+/// The thread delivering one server's events: the core's dispatcher (its delivery and shutdown
+/// rule) with the Python listeners as its sink.
+pub struct EventThread(rtcast::EventDispatcher);
+
 impl EventThread {
-    pub fn start(mut events: rtcast::Events, listeners: Arc<Listeners>) -> std::io::Result<Self> {
-        let handle = std::thread::Builder::new()
-            .name("rtcast-py-events".into())
-            .spawn(move || {
-                // A runtime with no I/O or timer driver: it only awaits the subscription.
-                let runtime = match tokio::runtime::Builder::new_current_thread().build() {
-                    Ok(rt) => rt,
-                    Err(_) => return listeners.dispatch(None),
-                };
-                while let Some(event) = runtime.block_on(events.recv()) {
-                    if let Some(event) = Event::from_core(event) {
-                        listeners.dispatch(Some(event));
-                    }
-                }
-                listeners.dispatch(None);
-            })?;
-        Ok(Self { handle })
+    pub fn start(events: rtcast::Events, listeners: Arc<Listeners>) -> std::io::Result<Self> {
+        rtcast::EventDispatcher::start(events, "rtcast-py-events", Sink(listeners)).map(Self)
     }
 
-    pub fn thread_id(&self) -> ThreadId {
-        self.handle.thread().id()
-    }
-
-    /// Waits for the thread to deliver the last events (the server must be stopped).
+    /// Waits for the thread to deliver the last events (the server must be stopped); at once
+    /// when called from the event thread itself (a listener closing the server).
     pub fn join(self) {
-        let _ = self.handle.join();
+        self.0.wait();
     }
 }

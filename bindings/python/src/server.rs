@@ -39,11 +39,9 @@ impl Core {
         lock(&self.server).stop();
         let thread = lock(&self.events).take();
         if let Some(thread) = thread {
-            // From a callback (on the event thread itself) the thread ends on its own after the
-            // callback returns.
-            if thread.thread_id() != std::thread::current().id() {
-                thread.join();
-            }
+            // From a callback (on the event thread itself) this returns at once and the thread
+            // ends on its own after the callback returns.
+            thread.join();
         }
     }
 }

@@ -588,15 +588,11 @@ enum rtcast_result rtcast_last_error_message(char *buf, size_t len, size_t *out_
 
 /**
  * A static, NUL-terminated name of a result code ("RTCAST_OK", "RTCAST_ERR_NULL"...), for
- * logs. Never NULL; any thread.
+ * logs; "RTCAST_UNKNOWN" for a value that is no result code. Never NULL; any thread. Takes the
+ * code as an unsigned int (what an `enum rtcast_result` converts to): a value outside the enum
+ * coming from C must not be read as a Rust enum.
  */
-const char *rtcast_result_name(enum rtcast_result result);
-
-/**
- * For tests only: panics inside rtcast, to prove that a panic is caught at the boundary. Always
- * returns `RTCAST_ERR_PANIC` and sets the last error; nothing else is affected. Any thread.
- */
-enum rtcast_result rtcast_test_force_panic(void);
+const char *rtcast_result_name(unsigned int result);
 
 /**
  * Starts a server with `config` (read, not consumed: free it when you like). Binds the HTTP

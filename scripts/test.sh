@@ -12,14 +12,15 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
 echo "== cargo clippy"
-cargo clippy --release --workspace --all-targets -- -D warnings
+cargo clippy --release --workspace --all-targets --features rtcast-ffi/test-hooks -- -D warnings
 
 echo "== cargo build (the C library and the binaries the tests run)"
 # `cargo test` does not build the cdylib/staticlib that the C tests link against.
-cargo build --release --workspace
+# test-hooks: the C library gets `rtcast_test_force_panic`, for the C test of panics at the boundary.
+cargo build --release --workspace --features rtcast-ffi/test-hooks
 
 echo "== cargo test (release: the media path and the encoder need optimized code)"
-cargo test --release --workspace
+cargo test --release --workspace --features rtcast-ffi/test-hooks
 
 echo "== fuzz corpora and crash regressions (each input through its fuzz target once; scripts/fuzz.sh fuzzes)"
 cargo clippy --release -p rtcast --features fuzzing --all-targets -- -D warnings

@@ -3,7 +3,7 @@
 
 use std::any::Any;
 use std::cell::RefCell;
-use std::ffi::{c_char, CStr};
+use std::ffi::{c_char, c_uint, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use rtcast_core::Error;
@@ -213,30 +213,35 @@ pub unsafe extern "C" fn rtcast_last_error_message(
 }
 
 /// A static, NUL-terminated name of a result code ("RTCAST_OK", "RTCAST_ERR_NULL"...), for
-/// logs. Never NULL; any thread.
+/// logs; "RTCAST_UNKNOWN" for a value that is no result code. Never NULL; any thread. Takes the
+/// code as an unsigned int (what an `enum rtcast_result` converts to): a value outside the enum
+/// coming from C must not be read as a Rust enum.
 #[no_mangle]
-pub extern "C" fn rtcast_result_name(result: rtcast_result) -> *const c_char {
+pub extern "C" fn rtcast_result_name(result: c_uint) -> *const c_char {
     let name: &'static CStr = match result {
-        RTCAST_OK => c"RTCAST_OK",
-        RTCAST_ERR_NULL => c"RTCAST_ERR_NULL",
-        RTCAST_ERR_INVALID_ARGUMENT => c"RTCAST_ERR_INVALID_ARGUMENT",
-        RTCAST_ERR_INVALID_FRAME => c"RTCAST_ERR_INVALID_FRAME",
-        RTCAST_ERR_INVALID_DATA => c"RTCAST_ERR_INVALID_DATA",
-        RTCAST_ERR_UNSUPPORTED => c"RTCAST_ERR_UNSUPPORTED",
-        RTCAST_ERR_BIND => c"RTCAST_ERR_BIND",
-        RTCAST_ERR_TLS => c"RTCAST_ERR_TLS",
-        RTCAST_ERR_STOPPED => c"RTCAST_ERR_STOPPED",
-        RTCAST_ERR_CLOSED => c"RTCAST_ERR_CLOSED",
-        RTCAST_ERR_LIMIT => c"RTCAST_ERR_LIMIT",
-        RTCAST_ERR_BUFFER_TOO_SMALL => c"RTCAST_ERR_BUFFER_TOO_SMALL",
-        RTCAST_ERR_PANIC => c"RTCAST_ERR_PANIC",
-        RTCAST_ERR_INTERNAL => c"RTCAST_ERR_INTERNAL",
+        x if x == RTCAST_OK as c_uint => c"RTCAST_OK",
+        x if x == RTCAST_ERR_NULL as c_uint => c"RTCAST_ERR_NULL",
+        x if x == RTCAST_ERR_INVALID_ARGUMENT as c_uint => c"RTCAST_ERR_INVALID_ARGUMENT",
+        x if x == RTCAST_ERR_INVALID_FRAME as c_uint => c"RTCAST_ERR_INVALID_FRAME",
+        x if x == RTCAST_ERR_INVALID_DATA as c_uint => c"RTCAST_ERR_INVALID_DATA",
+        x if x == RTCAST_ERR_UNSUPPORTED as c_uint => c"RTCAST_ERR_UNSUPPORTED",
+        x if x == RTCAST_ERR_BIND as c_uint => c"RTCAST_ERR_BIND",
+        x if x == RTCAST_ERR_TLS as c_uint => c"RTCAST_ERR_TLS",
+        x if x == RTCAST_ERR_STOPPED as c_uint => c"RTCAST_ERR_STOPPED",
+        x if x == RTCAST_ERR_CLOSED as c_uint => c"RTCAST_ERR_CLOSED",
+        x if x == RTCAST_ERR_LIMIT as c_uint => c"RTCAST_ERR_LIMIT",
+        x if x == RTCAST_ERR_BUFFER_TOO_SMALL as c_uint => c"RTCAST_ERR_BUFFER_TOO_SMALL",
+        x if x == RTCAST_ERR_PANIC as c_uint => c"RTCAST_ERR_PANIC",
+        x if x == RTCAST_ERR_INTERNAL as c_uint => c"RTCAST_ERR_INTERNAL",
+        _ => c"RTCAST_UNKNOWN",
     };
     name.as_ptr()
 }
 
-/// For tests only: panics inside rtcast, to prove that a panic is caught at the boundary. Always
-/// returns `RTCAST_ERR_PANIC` and sets the last error; nothing else is affected. Any thread.
+/// For tests only (cargo feature `test-hooks`, not in the header): panics inside rtcast, to prove
+/// that a panic is caught at the boundary. Always returns `RTCAST_ERR_PANIC` and sets the last
+/// error; nothing else is affected. Any thread.
+#[cfg(feature = "test-hooks")]
 #[no_mangle]
 pub extern "C" fn rtcast_test_force_panic() -> rtcast_result {
     guard("rtcast_test_force_panic", || {

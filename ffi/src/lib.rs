@@ -23,9 +23,9 @@ mod stream;
 mod stream_options;
 
 pub use config::*;
-pub use error::{
-    rtcast_last_error_message, rtcast_result, rtcast_result_name, rtcast_test_force_panic,
-};
+#[cfg(feature = "test-hooks")]
+pub use error::rtcast_test_force_panic;
+pub use error::{rtcast_last_error_message, rtcast_result, rtcast_result_name};
 pub use event::{
     rtcast_event, rtcast_event_callback, rtcast_event_kind, rtcast_leave_reason, rtcast_protocol,
 };

@@ -96,6 +96,24 @@ enum rtcast_result {
 };
 
 /**
+ * Signalling protocol a viewer came through.
+ */
+enum rtcast_protocol {
+  /**
+   * Not applicable to this event.
+   */
+  RTCAST_PROTOCOL_NONE = 0,
+  /**
+   * Flussonic's WebSocket protocol (`/STREAM/webrtc`).
+   */
+  RTCAST_PROTOCOL_WEBSOCKET = 1,
+  /**
+   * WHEP (`/STREAM/whep`).
+   */
+  RTCAST_PROTOCOL_WHEP = 2,
+};
+
+/**
  * What happened.
  */
 enum rtcast_event_kind {
@@ -117,24 +135,6 @@ enum rtcast_event_kind {
    * Estimated bandwidth toward the slowest viewer of `stream`, in `bps`.
    */
   RTCAST_EVENT_BITRATE_HINT = 4,
-};
-
-/**
- * Signalling protocol a viewer came through.
- */
-enum rtcast_protocol {
-  /**
-   * Not applicable to this event.
-   */
-  RTCAST_PROTOCOL_NONE = 0,
-  /**
-   * Flussonic's WebSocket protocol (`/STREAM/webrtc`).
-   */
-  RTCAST_PROTOCOL_WEBSOCKET = 1,
-  /**
-   * WHEP (`/STREAM/whep`).
-   */
-  RTCAST_PROTOCOL_WHEP = 2,
 };
 
 /**
@@ -244,6 +244,40 @@ struct rtcast_stream;
  * from two threads at once.
  */
 struct rtcast_stream_options;
+
+/**
+ * What the authorization callback is asked: may this viewer watch? The strings are valid
+ * during the call only.
+ */
+struct rtcast_auth_request {
+  /**
+   * Stream name.
+   */
+  const char *stream;
+  /**
+   * `?token=` of the WebSocket URL or the WHEP `Authorization: Bearer` value; NULL when the
+   * viewer gave none.
+   */
+  const char *token;
+  /**
+   * `ip:port` of the viewer's signalling connection.
+   */
+  const char *remote;
+  /**
+   * The signalling protocol it came through.
+   */
+  enum rtcast_protocol protocol;
+};
+
+/**
+ * Decides whether a viewer may watch: true admits it, false refuses it (WebSocket close 4403,
+ * WHEP 403, or 401 when it gave no token). Called once per connecting viewer, before anything
+ * is sent to it, on a thread of the server's pool: calls for different viewers may run at the
+ * same time, so it must be thread-safe; a slow callback delays only the viewer it decides
+ * about. `userdata` is the pointer given to `rtcast_config_set_authorize`. It must not unwind
+ * (C++ exceptions, longjmp) out of itself.
+ */
+typedef bool (*rtcast_authorize_callback)(const struct rtcast_auth_request *request, void *userdata);
 
 /**
  * One event, lent to the callback: it and its strings are valid only until the callback
@@ -572,6 +606,49 @@ enum rtcast_result rtcast_config_set_media_loops(struct rtcast_config *config, s
 enum rtcast_result rtcast_config_set_connect_timeout_ms(struct rtcast_config *config, uint32_t ms);
 
 /**
+ * Sets the time a connected viewer may go without ICE consent (its STUN checks) before it is
+ * reaped, in milliseconds (default 10000). Checked by `rtcast_server_start`: 0 is refused there
+ * with `RTCAST_ERR_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `config` must be NULL or a live config.
+ */
+enum rtcast_result rtcast_config_set_consent_timeout_ms(struct rtcast_config *config, uint32_t ms);
+
+/**
+ * Sets the largest WebSocket message or WHEP request body accepted from a viewer, in bytes
+ * (default 65536). Checked by `rtcast_server_start`: under 1024 is refused there with
+ * `RTCAST_ERR_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `config` must be NULL or a live config.
+ */
+enum rtcast_result rtcast_config_set_max_message_bytes(struct rtcast_config *config, size_t max);
+
+/**
+ * Adds an origin allowed to call WHEP and `media_info.json` from another page (CORS), e.g.
+ * `"https://example.com"`. The default allows any (`"*"`); the first call replaces that
+ * default, later calls add to the list; a listed `Origin` is echoed back.
+ *
+ * # Safety
+ * `config` must be NULL or a live config; `origin` NULL or a NUL-terminated string.
+ */
+enum rtcast_result rtcast_config_add_cors_origin(struct rtcast_config *config, const char *origin);
+
+/**
+ * Sets the authorization callback (see `rtcast_authorize_callback`); NULL lets every viewer in
+ * (the default). The config keeps `userdata` for every server started from it: it must stay
+ * valid while those servers run.
+ *
+ * # Safety
+ * `config` must be NULL or a live config; `callback`, if not NULL, must be safe to call with
+ * `userdata` from any thread, concurrently, while a server started from this config runs.
+ */
+enum rtcast_result rtcast_config_set_authorize(struct rtcast_config *config,
+                                               rtcast_authorize_callback callback,
+                                               void *userdata);
+
+/**
  * Copies the message of the last failed call made on this thread (empty if none failed) into
  * `buf` (`len` bytes, NUL-terminated), its length without the NUL into `*out_len`.
  *
@@ -703,6 +780,19 @@ enum rtcast_result rtcast_server_ws_url(const struct rtcast_server *server,
                                         char *buf,
                                         size_t len,
                                         size_t *out_len);
+
+/**
+ * Like `rtcast_server_url`, for the WHEP endpoint of stream `name`
+ * (`http://127.0.0.1:8080/NAME/whep`) that WHEP players POST their offer to.
+ *
+ * # Safety
+ * As `rtcast_server_url`.
+ */
+enum rtcast_result rtcast_server_whep_url(const struct rtcast_server *server,
+                                          const char *name,
+                                          char *buf,
+                                          size_t len,
+                                          size_t *out_len);
 
 /**
  * Writes the TCP port HTTP/WebSocket listens on into `*out_port` (useful with port 0). After

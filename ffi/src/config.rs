@@ -1,11 +1,17 @@
 //! `rtcast_config`: the settings a server is started with.
 
-use std::ffi::c_char;
+use std::ffi::{c_char, c_void, CString};
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use rtcast_core::{CandidatePolicy, IceServer, ServerConfig, TlsConfig, TurnSecret};
+use rtcast_core::{
+    AuthRequest, AuthorizeHook, CandidatePolicy, IceServer, Protocol, ServerConfig, TlsConfig,
+    TurnSecret,
+};
+
+use crate::event::rtcast_protocol;
 
 use crate::error::{guard, guard_void, rtcast_result, str_arg, Failure, FfiResult};
 use crate::handle::{self, borrow, out, Handle};
@@ -19,6 +25,8 @@ use crate::handle::{self, borrow, out, Handle};
 pub struct rtcast_config {
     magic: u64,
     pub(crate) inner: ServerConfig,
+    /// `rtcast_config_add_cors_origin` was called: the default `"*"` is gone.
+    cors_set: bool,
 }
 
 impl Handle for rtcast_config {
@@ -92,6 +100,7 @@ pub unsafe extern "C" fn rtcast_config_new(out_config: *mut *mut rtcast_config) 
         *slot = handle::into_raw(rtcast_config {
             magic: rtcast_config::MAGIC,
             inner: ServerConfig::default(),
+            cors_set: false,
         });
         Ok(())
     })
@@ -447,6 +456,163 @@ pub unsafe extern "C" fn rtcast_config_set_connect_timeout_ms(
     guard("rtcast_config_set_connect_timeout_ms", || {
         with_config(config, |c| {
             c.limits.connect_timeout = Duration::from_millis(u64::from(ms));
+            Ok(())
+        })
+    })
+}
+
+/// Sets the time a connected viewer may go without ICE consent (its STUN checks) before it is
+/// reaped, in milliseconds (default 10000). Checked by `rtcast_server_start`: 0 is refused there
+/// with `RTCAST_ERR_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `config` must be NULL or a live config.
+#[no_mangle]
+pub unsafe extern "C" fn rtcast_config_set_consent_timeout_ms(
+    config: *mut rtcast_config,
+    ms: u32,
+) -> rtcast_result {
+    guard("rtcast_config_set_consent_timeout_ms", || {
+        with_config(config, |c| {
+            c.limits.consent_timeout = Duration::from_millis(u64::from(ms));
+            Ok(())
+        })
+    })
+}
+
+/// Sets the largest WebSocket message or WHEP request body accepted from a viewer, in bytes
+/// (default 65536). Checked by `rtcast_server_start`: under 1024 is refused there with
+/// `RTCAST_ERR_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `config` must be NULL or a live config.
+#[no_mangle]
+pub unsafe extern "C" fn rtcast_config_set_max_message_bytes(
+    config: *mut rtcast_config,
+    max: usize,
+) -> rtcast_result {
+    guard("rtcast_config_set_max_message_bytes", || {
+        with_config(config, |c| {
+            c.limits.max_ws_message_bytes = max;
+            Ok(())
+        })
+    })
+}
+
+/// Adds an origin allowed to call WHEP and `media_info.json` from another page (CORS), e.g.
+/// `"https://example.com"`. The default allows any (`"*"`); the first call replaces that
+/// default, later calls add to the list; a listed `Origin` is echoed back.
+///
+/// # Safety
+/// `config` must be NULL or a live config; `origin` NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn rtcast_config_add_cors_origin(
+    config: *mut rtcast_config,
+    origin: *const c_char,
+) -> rtcast_result {
+    guard("rtcast_config_add_cors_origin", || {
+        let handle = borrow(config.cast_const())?;
+        let origin = str_arg(origin, "origin")?.trim();
+        if origin.is_empty() {
+            return Err(Failure::invalid("origin is empty"));
+        }
+        let first = !handle.cors_set;
+        let origin = origin.to_owned();
+        with_config(config, |c| {
+            if first {
+                c.cors_origins.clear();
+            }
+            c.cors_origins.push(origin);
+            Ok(())
+        })?;
+        (*config).cors_set = true;
+        Ok(())
+    })
+}
+
+/// What the authorization callback is asked: may this viewer watch? The strings are valid
+/// during the call only.
+#[repr(C)]
+pub struct rtcast_auth_request {
+    /// Stream name.
+    pub stream: *const c_char,
+    /// `?token=` of the WebSocket URL or the WHEP `Authorization: Bearer` value; NULL when the
+    /// viewer gave none.
+    pub token: *const c_char,
+    /// `ip:port` of the viewer's signalling connection.
+    pub remote: *const c_char,
+    /// The signalling protocol it came through.
+    pub protocol: rtcast_protocol,
+}
+
+/// Decides whether a viewer may watch: true admits it, false refuses it (WebSocket close 4403,
+/// WHEP 403, or 401 when it gave no token). Called once per connecting viewer, before anything
+/// is sent to it, on a thread of the server's pool: calls for different viewers may run at the
+/// same time, so it must be thread-safe; a slow callback delays only the viewer it decides
+/// about. `userdata` is the pointer given to `rtcast_config_set_authorize`. It must not unwind
+/// (C++ exceptions, longjmp) out of itself.
+#[allow(non_camel_case_types)]
+pub type rtcast_authorize_callback = Option<
+    unsafe extern "C" fn(request: *const rtcast_auth_request, userdata: *mut c_void) -> bool,
+>;
+
+/// The host's callback and userdata, as the core's hook.
+struct Authorize {
+    callback: unsafe extern "C" fn(*const rtcast_auth_request, *mut c_void) -> bool,
+    userdata: *mut c_void,
+}
+
+// SAFETY: by registering the callback the host promises that it and `userdata` may be used from
+// any thread, at the same time (documented on rtcast_authorize_callback).
+unsafe impl Send for Authorize {}
+unsafe impl Sync for Authorize {}
+
+impl Authorize {
+    fn ask(&self, req: &AuthRequest) -> bool {
+        let stream = c_text(&req.stream);
+        let token = req.token.as_deref().map(c_text);
+        let remote = c_text(&req.remote.to_string());
+        let request = rtcast_auth_request {
+            stream: stream.as_ptr(),
+            token: token.as_ref().map_or(std::ptr::null(), |t| t.as_ptr()),
+            remote: remote.as_ptr(),
+            protocol: match req.protocol {
+                Protocol::WebSocket => rtcast_protocol::RTCAST_PROTOCOL_WEBSOCKET,
+                Protocol::Whep => rtcast_protocol::RTCAST_PROTOCOL_WHEP,
+            },
+        };
+        // SAFETY: the host registered this callback for these calls; `request` and its strings
+        // live until it returns.
+        unsafe { (self.callback)(&request, self.userdata) }
+    }
+}
+
+/// A string for C: anything from a NUL on is cut (a token holding one is cut, not refused here;
+/// the hook sees what is before it).
+fn c_text(s: &str) -> CString {
+    CString::new(s.split('\0').next().unwrap_or_default()).unwrap_or_default()
+}
+
+/// Sets the authorization callback (see `rtcast_authorize_callback`); NULL lets every viewer in
+/// (the default). The config keeps `userdata` for every server started from it: it must stay
+/// valid while those servers run.
+///
+/// # Safety
+/// `config` must be NULL or a live config; `callback`, if not NULL, must be safe to call with
+/// `userdata` from any thread, concurrently, while a server started from this config runs.
+#[no_mangle]
+pub unsafe extern "C" fn rtcast_config_set_authorize(
+    config: *mut rtcast_config,
+    callback: rtcast_authorize_callback,
+    userdata: *mut c_void,
+) -> rtcast_result {
+    guard("rtcast_config_set_authorize", || {
+        with_config(config, |c| {
+            c.authorize = callback.map(|callback| {
+                let hook = Authorize { callback, userdata };
+                let hook: AuthorizeHook = Arc::new(move |req: &AuthRequest| hook.ask(req));
+                hook
+            });
             Ok(())
         })
     })

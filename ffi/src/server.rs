@@ -309,6 +309,27 @@ pub unsafe extern "C" fn rtcast_server_ws_url(
     })
 }
 
+/// Like `rtcast_server_url`, for the WHEP endpoint of stream `name`
+/// (`http://127.0.0.1:8080/NAME/whep`) that WHEP players POST their offer to.
+///
+/// # Safety
+/// As `rtcast_server_url`.
+#[no_mangle]
+pub unsafe extern "C" fn rtcast_server_whep_url(
+    server: *const rtcast_server,
+    name: *const c_char,
+    buf: *mut c_char,
+    len: usize,
+    out_len: *mut usize,
+) -> rtcast_result {
+    guard("rtcast_server_whep_url", || {
+        let server = borrow(server)?;
+        let name = str_arg(name, "name")?;
+        let url = server.with(|s| Ok(s.whep_url(name)))?;
+        write_str(&url, buf, len, out_len)
+    })
+}
+
 /// Writes the TCP port HTTP/WebSocket listens on into `*out_port` (useful with port 0). After
 /// stop: `RTCAST_ERR_STOPPED`. Any thread.
 ///

@@ -102,7 +102,11 @@ fn asan_build_serves_a_viewer_from_three_pushing_threads_without_memory_errors_o
     assert!(url.starts_with("ws://127.0.0.1:"), "first line: {url:?}");
 
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let mut options = ViewerOptions::new(url, Duration::from_secs(20));
+    // The authorization callback refuses this one (4403) and admits the next.
+    let mut options = ViewerOptions::new(format!("{url}?token=bad"), Duration::from_secs(20));
+    options.stop_after_frames = Some(10);
+    let refused = runtime.block_on(run_viewer(options));
+    let mut options = ViewerOptions::new(format!("{url}?token=good"), Duration::from_secs(20));
     options.stop_after_frames = Some(10);
     let report = runtime.block_on(run_viewer(options));
 
@@ -144,7 +148,16 @@ fn asan_build_serves_a_viewer_from_three_pushing_threads_without_memory_errors_o
         "{context}"
     );
     assert!(status.success(), "{context}");
-    assert!(rest.contains("done joined=1 left=1"), "{context}");
+    assert!(
+        rest.contains("done joined=1 left=1 admitted=1 refused=1 calls=2"),
+        "{context}"
+    );
+    let refused = refused.unwrap_or_else(|e| panic!("refused viewer: {e}\n{context}"));
+    assert_eq!(
+        (refused.close.as_ref().map(|c| c.0), refused.video_frames),
+        (Some(4403), 0),
+        "the viewer with a bad token: {refused:?}\n{context}"
+    );
 }
 
 #[test]

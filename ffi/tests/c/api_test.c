@@ -104,6 +104,12 @@ static void test_config(void) {
     EXPECT(rtcast_config_set_max_connecting_per_address(NULL, 1), RTCAST_ERR_NULL);
     EXPECT(rtcast_config_set_max_connecting(NULL, 1), RTCAST_ERR_NULL);
     EXPECT(rtcast_config_set_connect_timeout_ms(NULL, 1000), RTCAST_ERR_NULL);
+    EXPECT(rtcast_config_set_consent_timeout_ms(NULL, 1000), RTCAST_ERR_NULL);
+    EXPECT(rtcast_config_set_max_message_bytes(NULL, 4096), RTCAST_ERR_NULL);
+    EXPECT(rtcast_config_add_cors_origin(NULL, "https://a.example"), RTCAST_ERR_NULL);
+    EXPECT(rtcast_config_add_cors_origin(cfg, NULL), RTCAST_ERR_NULL);
+    EXPECT(rtcast_config_add_cors_origin(cfg, " "), RTCAST_ERR_INVALID_ARGUMENT);
+    EXPECT(rtcast_config_set_authorize(NULL, NULL, NULL), RTCAST_ERR_NULL);
 
     /* Limits are checked when the server starts; a failed start leaves *out untouched. */
     OK(rtcast_config_set_bind(cfg, "127.0.0.1"));
@@ -129,6 +135,16 @@ static void test_config(void) {
     OK(rtcast_config_set_connect_timeout_ms(cfg, 0));
     EXPECT(rtcast_server_start(cfg, &server), RTCAST_ERR_INVALID_ARGUMENT);
     OK(rtcast_config_set_connect_timeout_ms(cfg, 5000));
+    OK(rtcast_config_set_consent_timeout_ms(cfg, 0));
+    EXPECT(rtcast_server_start(cfg, &server), RTCAST_ERR_INVALID_ARGUMENT);
+    OK(rtcast_config_set_consent_timeout_ms(cfg, 5000));
+    OK(rtcast_config_set_max_message_bytes(cfg, 100));
+    EXPECT(rtcast_server_start(cfg, &server), RTCAST_ERR_INVALID_ARGUMENT);
+    MESSAGE_HAS("max_ws_message_bytes");
+    OK(rtcast_config_set_max_message_bytes(cfg, 8192));
+    OK(rtcast_config_add_cors_origin(cfg, "https://a.example"));
+    OK(rtcast_config_add_cors_origin(cfg, "https://b.example"));
+    OK(rtcast_config_set_authorize(cfg, NULL, NULL));
     EXPECT(rtcast_config_set_media_loops(NULL, 2), RTCAST_ERR_NULL);
     OK(rtcast_config_set_media_loops(cfg, 63));
     EXPECT(rtcast_server_start(cfg, &server), RTCAST_ERR_INVALID_ARGUMENT);
@@ -236,6 +252,9 @@ static void test_server_arguments(struct rtcast_server *server) {
     OK(rtcast_server_ws_url(server, "cam", url, sizeof url, &len));
     CHECK(strncmp(url, "ws://127.0.0.1:", 15) == 0 && strstr(url, "/cam/webrtc") != NULL);
     EXPECT(rtcast_server_ws_url(NULL, "cam", url, sizeof url, &len), RTCAST_ERR_NULL);
+    OK(rtcast_server_whep_url(server, "cam", url, sizeof url, &len));
+    CHECK(strncmp(url, "http://127.0.0.1:", 17) == 0 && strstr(url, "/cam/whep") != NULL);
+    EXPECT(rtcast_server_whep_url(NULL, "cam", url, sizeof url, &len), RTCAST_ERR_NULL);
 
     uint16_t port = 0;
     EXPECT(rtcast_server_port(NULL, &port), RTCAST_ERR_NULL);

@@ -8,6 +8,9 @@
  * handle), and raw video into a second stream "side". The main thread reads stats meanwhile.
  * Exits 0 when a viewer joined and left and every push succeeded, 3 when no viewer came
  * within 30 s.
+ *
+ * Only viewers with ?token=good are admitted (the authorization callback, which may run on
+ * several threads at once); the test sends one with a bad token first, which is refused.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
@@ -25,6 +28,18 @@
 static atomic_int joined = 0;
 static atomic_int left = 0;
 static atomic_int stop = 0;
+static atomic_int admitted = 0;
+static atomic_int refused = 0;
+
+static bool authorize(const struct rtcast_auth_request *req, void *userdata) {
+    int *calls = userdata;
+    atomic_fetch_add((atomic_int *)calls, 1);
+    bool ok = req->token != NULL && strcmp(req->token, "good") == 0 &&
+              strcmp(req->stream, "cam") == 0 && req->protocol == RTCAST_PROTOCOL_WEBSOCKET &&
+              strncmp(req->remote, "127.0.0.1:", 10) == 0;
+    atomic_fetch_add(ok ? &admitted : &refused, 1);
+    return ok;
+}
 
 static void must(enum rtcast_result r, const char *what) {
     if (r != RTCAST_OK) {
@@ -82,8 +97,10 @@ static void *push_audio(void *arg) {
 }
 
 int main(void) {
+    static atomic_int auth_calls = 0;
     struct rtcast_config *config = NULL;
     must(rtcast_config_new(&config), "config_new");
+    must(rtcast_config_set_authorize(config, authorize, (void *)&auth_calls), "set_authorize");
     must(rtcast_config_set_bind(config, "127.0.0.1"), "set_bind");
     must(rtcast_config_set_port(config, 0), "set_port");
     must(rtcast_config_set_udp_port(config, 0), "set_udp_port");
@@ -126,6 +143,8 @@ int main(void) {
     rtcast_stream_free(audio);
     rtcast_stream_free(side);
     rtcast_server_free(server);
-    printf("done joined=%d left=%d\n", atomic_load(&joined), atomic_load(&left));
+    printf("done joined=%d left=%d admitted=%d refused=%d calls=%d\n", atomic_load(&joined),
+           atomic_load(&left), atomic_load(&admitted), atomic_load(&refused),
+           atomic_load(&auth_calls));
     return atomic_load(&joined) >= 1 && atomic_load(&left) >= 1 ? 0 : 3;
 }

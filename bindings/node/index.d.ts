@@ -110,6 +110,18 @@ export declare class Stream {
   pushOpus(data: Uint8Array, options?: PushOptions | undefined | null): void
 }
 
+/** What `authorize` is asked: may this viewer watch? */
+export interface AuthRequest {
+  /** Stream name. */
+  stream: string
+  /** `?token=` of the WebSocket URL or the WHEP `Authorization: Bearer` value, if given. */
+  token?: string
+  /** Address of the viewer's signalling connection, `ip:port`. */
+  remote: string
+  /** Signalling protocol it came through. */
+  protocol: 'websocket' | 'whep'
+}
+
 /** `server.on('bitrate', ...)`: estimated bandwidth toward the slowest viewer of a stream. */
 export interface BitrateEvent {
   /** Stream name. */
@@ -155,7 +167,7 @@ export interface ServerEvents {
   bitrate: BitrateEvent
 }
 
-/** How a server is started; every field is optional. */
+/** How a server is started; every field is optional. Read from JS only (it holds a function). */
 export interface ServerOptions {
   /** Address to bind: `'0.0.0.0'` (every interface, the default), `'127.0.0.1'`, `'::'`... */
   bind?: string
@@ -216,6 +228,14 @@ export interface ServerOptions {
    * commas; default `"udp,tcp,local,public"` (UDP first, TCP as the fallback).
    */
   candidates?: string
+  /**
+   * Decides whether a viewer may watch: called on the JS thread with `{ stream, token,
+   * remote, protocol }` for every connecting viewer, before anything is sent to it; returns
+   * `true` to admit it, `false` to refuse it (WebSocket 4403, WHEP 403/401), or a Promise of
+   * that. A listener that throws, rejects or returns something else refuses; one that has not
+   * answered within 10 s refuses too. Default: everyone may watch.
+   */
+  authorize?: (request: AuthRequest) => boolean | Promise<boolean>
 }
 
 /** Counters of the whole server. */

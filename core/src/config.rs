@@ -333,8 +333,13 @@ pub struct AuthRequest {
     pub protocol: Protocol,
 }
 
+/// Longest the authorization hook may take: past it the viewer is refused (the hook's call is
+/// left to finish on its own).
+pub const AUTHORIZE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Decides whether a viewer may watch. Runs on a thread of the server's blocking pool, one call
-/// per connecting viewer: a slow hook delays only the viewer it decides about.
+/// per connecting viewer: a slow hook delays only the viewer it decides about; one that takes
+/// longer than [`AUTHORIZE_TIMEOUT`] refuses it.
 pub type AuthorizeHook = Arc<dyn Fn(&AuthRequest) -> bool + Send + Sync>;
 
 #[cfg(test)]

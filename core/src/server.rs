@@ -73,12 +73,23 @@ impl ServerShared {
         let Some(hook) = self.config.authorize.clone() else {
             return true;
         };
-        tokio::task::spawn_blocking(move || {
+        let stream = req.stream.clone();
+        let asked = tokio::task::spawn_blocking(move || {
             // A panicking hook refuses rather than taking the connection task down.
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(&req))).unwrap_or(false)
-        })
-        .await
-        .unwrap_or(false)
+        });
+        match tokio::time::timeout(crate::config::AUTHORIZE_TIMEOUT, asked).await {
+            Ok(answer) => answer.unwrap_or(false),
+            Err(_) => {
+                // The hook's thread is left to finish on its own; the viewer does not wait.
+                tracing::warn!(
+                    stream,
+                    "the authorization hook did not answer within {:?}: viewer refused",
+                    crate::config::AUTHORIZE_TIMEOUT
+                );
+                false
+            }
+        }
     }
 
     /// Sends a signalling command to the media loop it concerns: a new viewer to the next loop in

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use napi::bindgen_prelude::{AsyncTask, Function};
+use napi::bindgen_prelude::{AsyncTask, Either, Function, Promise};
 use napi::threadsafe_function::ThreadsafeFunction;
-use napi::{Env, Task};
+use napi::{Env, Status, Task};
 use napi_derive::napi;
 use rtcast_core::{
     IceServer as CoreIceServer, ServerConfig, StreamOptions as CoreStreamOptions,
@@ -18,8 +18,8 @@ use crate::error::{BResult, Failure, OrThrow};
 use crate::events::{self, Kind, Listener, Listeners};
 use crate::stream::{Stream, StreamOptions};
 
-/// How a server is started; every field is optional.
-#[napi(object)]
+/// How a server is started; every field is optional. Read from JS only (it holds a function).
+#[napi(object, object_to_js = false)]
 #[derive(Default)]
 pub struct ServerOptions {
     /// Address to bind: `'0.0.0.0'` (every interface, the default), `'127.0.0.1'`, `'::'`...
@@ -67,6 +67,53 @@ pub struct ServerOptions {
     /// Which candidates viewers are offered: `udp`, `tcp`, `local`, `public` separated by
     /// commas; default `"udp,tcp,local,public"` (UDP first, TCP as the fallback).
     pub candidates: Option<String>,
+    /// Decides whether a viewer may watch: called on the JS thread with `{ stream, token,
+    /// remote, protocol }` for every connecting viewer, before anything is sent to it; returns
+    /// `true` to admit it, `false` to refuse it (WebSocket 4403, WHEP 403/401), or a Promise of
+    /// that. A listener that throws, rejects or returns something else refuses; one that has not
+    /// answered within 10 s refuses too. Default: everyone may watch.
+    #[napi(ts_type = "(request: AuthRequest) => boolean | Promise<boolean>")]
+    pub authorize: Option<AuthorizeFn>,
+}
+
+/// What `authorize` is asked: may this viewer watch?
+#[napi(object)]
+pub struct AuthRequest {
+    /// Stream name.
+    pub stream: String,
+    /// `?token=` of the WebSocket URL or the WHEP `Authorization: Bearer` value, if given.
+    pub token: Option<String>,
+    /// Address of the viewer's signalling connection, `ip:port`.
+    pub remote: String,
+    /// Signalling protocol it came through.
+    #[napi(ts_type = "'websocket' | 'whep'")]
+    pub protocol: String,
+}
+
+/// The `authorize` function, callable from the server's threads. Weak: it never keeps the
+/// process alive by itself.
+pub type AuthorizeFn =
+    ThreadsafeFunction<AuthRequest, Either<bool, Promise<bool>>, AuthRequest, Status, false, true>;
+
+/// The core's hook calling `f` on the JS thread and waiting (on the server's pool thread that
+/// asks; the core gives up after its authorization timeout) for its answer.
+fn authorize_hook(f: AuthorizeFn) -> rtcast_core::AuthorizeHook {
+    Arc::new(move |req: &rtcast_core::AuthRequest| {
+        let request = AuthRequest {
+            stream: req.stream.clone(),
+            token: req.token.clone(),
+            remote: req.remote.to_string(),
+            protocol: req.protocol.name().to_owned(),
+        };
+        // call_async_catch: a throwing listener is an error here, not a fatal exception.
+        futures_executor::block_on(async {
+            match f.call_async_catch(request).await? {
+                Either::A(allowed) => Ok(allowed),
+                Either::B(promise) => promise.await,
+            }
+        })
+        .unwrap_or(false)
+    })
 }
 
 /// A STUN or TURN server handed to viewers (the W3C `RTCIceServer` shape).
@@ -208,6 +255,7 @@ fn config(options: ServerOptions) -> BResult<ServerConfig> {
     if let Some(policy) = &options.candidates {
         c.candidates = policy.parse().map_err(Failure::from)?;
     }
+    c.authorize = options.authorize.map(authorize_hook);
     Ok(c)
 }
 

@@ -1,54 +1,10 @@
 // `turnSecret`: each viewer is handed the TURN server with REST credentials computed from the
 // shared secret, as coturn's `use-auth-secret` checks them; bad settings are refused at start.
 import assert from 'node:assert/strict'
-import { createHmac, randomBytes } from 'node:crypto'
-import http from 'node:http'
+import { createHmac } from 'node:crypto'
 import { test } from 'node:test'
 
-import { rtcast, startServer } from './helpers.mjs'
-
-/** Opens a WebSocket to `url` (Node 20 has no client of its own) and resolves with its first text message. */
-function firstMessage(url) {
-  return new Promise((resolve, reject) => {
-    const req = http.get(url.replace(/^ws:/, 'http:'), {
-      headers: {
-        Connection: 'Upgrade',
-        Upgrade: 'websocket',
-        'Sec-WebSocket-Version': '13',
-        'Sec-WebSocket-Key': randomBytes(16).toString('base64'),
-      },
-    })
-    req.on('error', reject)
-    req.on('response', (res) => reject(new Error(`no upgrade: HTTP ${res.statusCode}`)))
-    req.on('upgrade', (_res, socket, head) => {
-      let buf = head
-      const tryFrame = () => {
-        if (buf.length < 2) return
-        // A server frame is not masked; the offer is longer than 125 bytes.
-        let len = buf[1] & 0x7f
-        let at = 2
-        if (len === 126) {
-          if (buf.length < 4) return
-          len = buf.readUInt16BE(2)
-          at = 4
-        } else if (len === 127) {
-          if (buf.length < 10) return
-          len = Number(buf.readBigUInt64BE(2))
-          at = 10
-        }
-        if (buf.length < at + len) return
-        socket.destroy()
-        resolve(buf.subarray(at, at + len).toString('utf8'))
-      }
-      socket.on('data', (d) => {
-        buf = Buffer.concat([buf, d])
-        tryFrame()
-      })
-      socket.on('error', reject)
-      tryFrame()
-    })
-  })
-}
+import { firstMessage, rtcast, startServer } from './helpers.mjs'
 
 test('turnSecret hands each WebSocket viewer the TURN server with credentials of the shared secret', async () => {
   const secret = 'north-shore'

@@ -13,6 +13,7 @@ import ssl
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 
 import numpy as np
@@ -127,3 +128,41 @@ def test_turn_secret_gives_each_whep_viewer_rest_credentials_of_the_shared_secre
     # What coturn computes from its static-auth-secret to check the password.
     want = base64.b64encode(hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest())
     assert credential == want.decode()
+
+
+def test_authorize_refuses_one_viewer_and_admits_another():
+    asked = []
+
+    def authorize(req: rtcast.AuthRequest) -> bool:
+        asked.append((req.stream, req.token, req.protocol, req.remote))
+        return req.token == "good"
+
+    async def offer() -> str:
+        pc = RTCPeerConnection()
+        pc.addTransceiver("video", direction="recvonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        sdp = pc.localDescription.sdp
+        await pc.close()
+        return sdp
+
+    sdp = asyncio.run(offer())
+    with loopback_server(authorize=authorize) as server:
+        server.stream("cam")
+
+        def post(token: str) -> int:
+            req = urllib.request.Request(
+                server.whep_url("cam"),
+                data=sdp.encode(),
+                method="POST",
+                headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"},
+            )
+            try:
+                with urllib.request.urlopen(req, timeout=10) as resp:
+                    return resp.status
+            except urllib.error.HTTPError as e:
+                return e.code
+
+        assert post("bad") == 403
+        assert post("good") == 201
+    assert [a[:3] for a in asked] == [("cam", "bad", "whep"), ("cam", "good", "whep")]
+    assert asked[0][3].startswith("127.0.0.1:"), asked

@@ -45,6 +45,8 @@ mod server;
 mod session;
 pub mod signal;
 mod stream;
+#[doc(hidden)]
+pub mod surface;
 #[cfg(test)]
 mod test_heap;
 

@@ -1,0 +1,171 @@
+//! The names of everything a host configures, reads or hears, as the core calls them: what every
+//! face (C, Python, Node) must offer. The bindings' parity test (`tests/tests/parity.rs`)
+//! compares these lists with the C header, the Python stubs and the Node typings.
+//!
+//! Each list is written next to an exhaustive destructuring (or match) of the type it lists, so
+//! adding a field or an event fails to compile here until it is listed, and then fails the
+//! parity test until every face has it.
+
+use crate::config::{Limits, ServerConfig};
+use crate::event::Event;
+use crate::media::encoder::EncoderConfig;
+use crate::metrics::ServerStats;
+use crate::stream::{StreamOptions, StreamStats};
+
+/// `ServerConfig` fields, with `limits` spelled out as its `Limits` fields.
+pub fn server_config() -> Vec<&'static str> {
+    let ServerConfig {
+        bind: _,
+        port: _,
+        udp_port: _,
+        tcp_port: _,
+        candidates: _,
+        public_ips: _,
+        ice_servers: _,
+        turn_secret: _,
+        tls: _,
+        limits,
+        authorize: _,
+        cors_origins: _,
+        media_loops: _,
+    } = ServerConfig::default();
+    let Limits {
+        max_viewers_per_stream: _,
+        max_viewers: _,
+        max_connecting_per_address: _,
+        max_connecting: _,
+        max_ws_message_bytes: _,
+        connect_timeout: _,
+        consent_timeout: _,
+    } = limits;
+    vec![
+        "bind",
+        "port",
+        "udp_port",
+        "tcp_port",
+        "candidates",
+        "public_ips",
+        "ice_servers",
+        "turn_secret",
+        "tls",
+        "authorize",
+        "cors_origins",
+        "media_loops",
+        "max_viewers_per_stream",
+        "max_viewers",
+        "max_connecting_per_address",
+        "max_connecting",
+        "max_ws_message_bytes",
+        "connect_timeout",
+        "consent_timeout",
+    ]
+}
+
+/// `StreamOptions` fields, with `encoder` spelled out as its `EncoderConfig` fields.
+pub fn stream_options() -> Vec<&'static str> {
+    let StreamOptions {
+        audio: _,
+        video: _,
+        encoder,
+    } = StreamOptions::default();
+    let EncoderConfig {
+        bitrate_bps: _,
+        max_fps: _,
+        keyframe_interval: _,
+    } = encoder;
+    vec![
+        "audio",
+        "video",
+        "bitrate_bps",
+        "max_fps",
+        "keyframe_interval",
+    ]
+}
+
+/// `ServerStats` fields.
+pub fn server_stats() -> Vec<&'static str> {
+    let ServerStats {
+        viewers: _,
+        viewers_total: _,
+        streams: _,
+        packets_sent: _,
+        bytes_sent: _,
+        send_drops: _,
+        nacks: _,
+        plis: _,
+        keyframe_requests: _,
+        frames_dropped: _,
+        events_dropped: _,
+        ttff_p50_ms: _,
+    } = ServerStats::default();
+    vec![
+        "viewers",
+        "viewers_total",
+        "streams",
+        "packets_sent",
+        "bytes_sent",
+        "send_drops",
+        "nacks",
+        "plis",
+        "keyframe_requests",
+        "frames_dropped",
+        "events_dropped",
+        "ttff_p50_ms",
+    ]
+}
+
+/// `StreamStats` fields.
+pub fn stream_stats() -> Vec<&'static str> {
+    let StreamStats {
+        name: _,
+        viewers: _,
+        video_frames: _,
+        audio_packets: _,
+        frames_dropped: _,
+        frames_encoded: _,
+        keyframe_requests: _,
+    } = StreamStats::default();
+    vec![
+        "name",
+        "viewers",
+        "video_frames",
+        "audio_packets",
+        "frames_dropped",
+        "frames_encoded",
+        "keyframe_requests",
+    ]
+}
+
+/// Never called: compiled for its exhaustive match, so that a new event fails to build until
+/// [`events`] lists it.
+#[allow(dead_code)]
+fn event_kind(e: &Event) -> &'static str {
+    match e {
+        Event::ViewerJoined {
+            stream: _,
+            viewer: _,
+            protocol: _,
+            remote: _,
+        } => "viewer_joined",
+        Event::ViewerLeft {
+            stream: _,
+            viewer: _,
+            reason: _,
+        } => "viewer_left",
+        Event::KeyframeRequested { stream: _ } => "keyframe_requested",
+        Event::BitrateHint { stream: _, bps: _ } => "bitrate_hint",
+    }
+}
+
+/// Events, each with its fields (the stream name first).
+pub fn events() -> Vec<(&'static str, Vec<&'static str>)> {
+    vec![
+        (
+            "viewer_joined",
+            vec!["stream", "viewer", "protocol", "remote"],
+        ),
+        ("viewer_left", vec!["stream", "viewer", "reason"]),
+        ("keyframe_requested", vec!["stream"]),
+        ("bitrate_hint", vec!["stream", "bps"]),
+    ]
+}

@@ -103,7 +103,7 @@ fn c_struct_fields(header: &str, name: &str) -> BTreeSet<String> {
         })
         .filter_map(|l| {
             l.trim_end_matches(';')
-                .split(|c: char| c == ' ' || c == '*')
+                .split([' ', '*'])
                 .next_back()
                 .map(str::to_owned)
         })

@@ -353,6 +353,9 @@ impl Server {
             return Err(Error::ServerStopped);
         }
         validate_stream_name(name)?;
+        if let Some(o) = &options {
+            o.validate()?;
+        }
         let mut streams = self.shared.lock_streams();
         if let Some(s) = streams.get(name) {
             if let Some(o) = &options {

@@ -44,6 +44,28 @@ pub struct StreamOptions {
     pub encoder: EncoderConfig,
 }
 
+impl StreamOptions {
+    /// Checks the options (done by [`Server::stream_with`](crate::Server::stream_with)): a frame
+    /// rate of 1-240 and a bitrate of at least 30 kbit/s, else `InvalidConfig` naming the field.
+    pub fn validate(&self) -> Result<()> {
+        let e = &self.encoder;
+        if !(e.max_fps.is_finite() && (1.0..=240.0).contains(&e.max_fps)) {
+            return Err(Error::InvalidConfig(format!(
+                "max_fps {} is not a frame rate of 1 to 240",
+                e.max_fps
+            )));
+        }
+        if e.bitrate_bps < crate::media::encoder::MIN_BITRATE_BPS {
+            return Err(Error::InvalidConfig(format!(
+                "bitrate {} bit/s is under the encoder's least, {} bit/s",
+                e.bitrate_bps,
+                crate::media::encoder::MIN_BITRATE_BPS
+            )));
+        }
+        Ok(())
+    }
+}
+
 impl Default for StreamOptions {
     fn default() -> Self {
         Self {
@@ -473,6 +495,21 @@ impl Stream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_options_are_checked_not_clamped() {
+        let mut o = StreamOptions::default();
+        o.validate().unwrap();
+        for fps in [0.0, -1.0, f32::NAN, 241.0] {
+            o.encoder.max_fps = fps;
+            let e = o.validate().unwrap_err().to_string();
+            assert!(e.contains("max_fps"), "{e}");
+        }
+        o.encoder.max_fps = 25.0;
+        o.encoder.bitrate_bps = 1000;
+        let e = o.validate().unwrap_err().to_string();
+        assert!(e.contains("bitrate 1000"), "{e}");
+    }
 
     /// A stream whose media channel holds one frame, with its receiving end.
     fn stream_with_channel_of_one() -> (Stream, crate::net::frames::FrameReceiver) {

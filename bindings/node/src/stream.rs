@@ -1,7 +1,6 @@
 //! `Stream`: what the host pushes into. Every push validates and hands the frame to the core
 //! without copying the caller's buffer, and never waits for the network.
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,10 +36,7 @@ pub(crate) fn options(o: Option<StreamOptions>) -> BResult<CoreStreamOptions> {
     let mut out = CoreStreamOptions::default();
     let Some(o) = o else { return Ok(out) };
     if let Some(name) = &o.video {
-        out.video = VideoCodec::from_name(name).ok_or_else(|| Failure {
-            code: crate::error::code::UNSUPPORTED,
-            message: format!("unknown video codec '{name}'; codecs: 'h264', 'vp8'"),
-        })?;
+        out.video = name.parse::<VideoCodec>().map_err(Failure::from)?;
     }
     if let Some(audio) = o.audio {
         out.audio = audio;
@@ -50,11 +46,7 @@ pub(crate) fn options(o: Option<StreamOptions>) -> BResult<CoreStreamOptions> {
         e.bitrate_bps = bps;
     }
     if let Some(fps) = o.max_fps {
-        if !(fps.is_finite() && fps > 0.0) {
-            return Err(Failure::invalid(format!(
-                "maxFps {fps} is not a positive frame rate"
-            )));
-        }
+        // Checked by the core when the stream is made (1-240).
         e.max_fps = fps as f32;
     }
     if let Some(ms) = o.keyframe_interval_ms {
@@ -185,11 +177,10 @@ impl Stream {
     /// does not match `format`, `width` and `height`, `ERR_RTCAST_STREAM_CLOSED` after close.
     #[napi(catch_unwind)]
     pub fn push_frame(&self, env: Env, frame: VideoFrame) -> napi::Result<()> {
-        let format = PixelFormat::from_str(&frame.format)
-            .map_err(|m| Failure {
-                code: crate::error::code::INVALID_FRAME,
-                message: format!("invalid frame: {m}"),
-            })
+        let format = frame
+            .format
+            .parse::<PixelFormat>()
+            .map_err(Failure::from)
             .or_throw(&env)?;
         let pts = pts(frame.timestamp).or_throw(&env)?;
         let raw =

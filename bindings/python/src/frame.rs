@@ -141,15 +141,9 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
-/// The format named by the caller (core names, plus "rgb"/"bgr" for "rgb24"/"bgr24").
+/// The format named by the caller (parsed by the core, as in every language).
 fn parse_format(name: &str) -> PyResult<PixelFormat> {
-    match name.to_ascii_lowercase().as_str() {
-        "rgb" => Ok(PixelFormat::Rgb24),
-        "bgr" => Ok(PixelFormat::Bgr24),
-        _ => name
-            .parse::<PixelFormat>()
-            .map_err(|e| raise(Kind::InvalidFrame, e)),
-    }
+    name.parse::<PixelFormat>().map_err(to_py)
 }
 
 fn dim(n: usize, what: &str) -> PyResult<u32> {

@@ -335,12 +335,7 @@ impl Server {
         max_fps: Option<f32>,
         keyframe_interval: Option<f64>,
     ) -> PyResult<Stream> {
-        let video = rtcast::VideoCodec::from_name(video).ok_or_else(|| {
-            raise(
-                Kind::UnsupportedCodec,
-                format!("unknown video codec '{video}'; rtcast takes: h264, vp8"),
-            )
-        })?;
+        let video: rtcast::VideoCodec = video.parse().map_err(to_py)?;
         let mut options = rtcast::StreamOptions {
             audio,
             video,

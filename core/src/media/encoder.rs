@@ -16,7 +16,7 @@ use crate::{Error, Result};
 
 /// Lowest bitrate the encoder is given: below this openh264 rejects the setting (it needs at
 /// least one bit per frame) and the picture would be useless anyway.
-const MIN_BITRATE_BPS: u32 = 30_000;
+pub(crate) const MIN_BITRATE_BPS: u32 = 30_000;
 
 /// openh264's own size limit (its README: "encoder errors when resolution exceeds 3840x2160").
 const MAX_ENCODER_LONG_SIDE: u32 = 3840;

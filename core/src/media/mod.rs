@@ -45,6 +45,18 @@ impl VideoCodec {
     }
 }
 
+impl std::str::FromStr for VideoCodec {
+    type Err = crate::Error;
+
+    /// A codec by name, as every binding takes it: [`VideoCodec::from_name`]; an unknown name is
+    /// `UnsupportedCodec` listing the valid ones.
+    fn from_str(s: &str) -> crate::Result<Self> {
+        Self::from_name(s).ok_or_else(|| {
+            crate::Error::UnsupportedCodec(format!("unknown video codec '{s}'; codecs: h264, vp8"))
+        })
+    }
+}
+
 impl std::fmt::Display for VideoCodec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {

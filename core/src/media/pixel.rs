@@ -55,8 +55,15 @@ impl PixelFormat {
         }
     }
 
-    /// The format with this name, ignoring ASCII case; `None` for an unknown name.
+    /// The format with this name, ignoring ASCII case, `"rgb"` and `"bgr"` also naming `rgb24`
+    /// and `bgr24`; `None` for an unknown name.
     pub fn from_name(s: &str) -> Option<Self> {
+        if s.eq_ignore_ascii_case("rgb") {
+            return Some(PixelFormat::Rgb24);
+        }
+        if s.eq_ignore_ascii_case("bgr") {
+            return Some(PixelFormat::Bgr24);
+        }
         Self::ALL
             .into_iter()
             .find(|f| f.name().eq_ignore_ascii_case(s))
@@ -101,15 +108,17 @@ impl fmt::Display for PixelFormat {
 }
 
 impl FromStr for PixelFormat {
-    type Err = String;
+    type Err = Error;
 
-    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+    /// A format by name, as every binding takes it: [`PixelFormat::from_name`]; an unknown name
+    /// is `InvalidFrame` listing the valid ones.
+    fn from_str(s: &str) -> Result<Self> {
         Self::from_name(s).ok_or_else(|| {
             let names: Vec<&str> = Self::ALL.iter().map(|f| f.name()).collect();
-            format!(
+            Error::InvalidFrame(format!(
                 "unknown pixel format '{s}'; valid formats: {}",
                 names.join(", ")
-            )
+            ))
         })
     }
 }
@@ -515,6 +524,22 @@ fn rgb_to_i420<const BPP: usize, const R: usize, const G: usize, const B: usize>
 mod tests {
     use super::*;
 
+    #[test]
+    fn names_are_parsed_once_here_for_every_language() {
+        assert_eq!("RGBA".parse::<PixelFormat>().unwrap(), PixelFormat::Rgba);
+        assert_eq!("rgb".parse::<PixelFormat>().unwrap(), PixelFormat::Rgb24);
+        assert_eq!("BGR".parse::<PixelFormat>().unwrap(), PixelFormat::Bgr24);
+        let e = "yuyv".parse::<PixelFormat>().unwrap_err();
+        assert!(matches!(e, Error::InvalidFrame(_)), "{e:?}");
+        assert!(e.to_string().contains("valid formats: i420, nv12"), "{e}");
+        let e = "av1".parse::<crate::VideoCodec>().unwrap_err();
+        assert!(matches!(e, Error::UnsupportedCodec(_)), "{e:?}");
+        assert_eq!(
+            "H.264".parse::<crate::VideoCodec>().unwrap(),
+            crate::VideoCodec::H264
+        );
+    }
+
     fn solid_rgb(format: PixelFormat, w: u32, h: u32, rgb: [u8; 3]) -> Vec<u8> {
         let px: Vec<u8> = match format {
             PixelFormat::Rgb24 => rgb.to_vec(),
@@ -555,10 +580,10 @@ mod tests {
     fn names_round_trip_and_unknown_name_lists_valid_ones() {
         for f in PixelFormat::ALL {
             assert_eq!(PixelFormat::from_name(f.name()), Some(f));
-            assert_eq!(f.name().parse::<PixelFormat>(), Ok(f));
+            assert_eq!(f.name().parse::<PixelFormat>().ok(), Some(f));
         }
         assert_eq!(PixelFormat::from_name("RGBA"), Some(PixelFormat::Rgba));
-        let err = "yuv".parse::<PixelFormat>().unwrap_err();
+        let err = "yuv".parse::<PixelFormat>().unwrap_err().to_string();
         assert!(err.contains("'yuv'") && err.contains("i420, nv12, rgb24, bgr24, rgba, bgra"));
         assert_eq!(PixelFormat::Nv12.plane_count(), 2);
         assert_eq!(PixelFormat::Bgra.plane_count(), 1);

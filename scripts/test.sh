@@ -14,6 +14,9 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --release --workspace --all-targets --features rtcast-ffi/test-hooks -- -D warnings
 
+echo "== cargo clippy (the library alone, without the program's features)"
+cargo clippy --release -p rtcast --no-default-features -- -D warnings
+
 echo "== cargo build (the C library and the binaries the tests run)"
 # `cargo test` does not build the cdylib/staticlib that the C tests link against.
 # test-hooks: the C library gets `rtcast_test_force_panic`, for the C test of panics at the boundary.

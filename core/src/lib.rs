@@ -30,6 +30,7 @@
 )]
 
 pub mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod error;
 pub mod event;

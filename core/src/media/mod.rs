@@ -7,6 +7,7 @@ pub mod encoder;
 pub mod gop;
 pub mod h264;
 pub mod packetizer;
+#[cfg(any(test, feature = "demo"))]
 pub mod pattern;
 pub mod pixel;
 pub mod vp8;

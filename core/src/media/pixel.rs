@@ -452,12 +452,14 @@ fn copy_plane(src: &[u8], stride: usize, dst: &mut [u8], row: usize, rows: usize
 }
 
 /// BT.601 limited-range luma of one pixel, 8-bit fixed point.
+#[cfg(any(test, feature = "demo"))]
 #[inline(always)]
 fn luma(r: i32, g: i32, b: i32) -> u8 {
     (((66 * r + 129 * g + 25 * b + 128) >> 8) + 16) as u8
 }
 
 /// One RGB colour in BT.601 limited range, as [`to_i420`] converts it; for drawing in I420.
+#[cfg(any(test, feature = "demo"))]
 pub(crate) fn rgb_to_yuv(r: u8, g: u8, b: u8) -> [u8; 3] {
     let (r, g, b) = (i32::from(r), i32::from(g), i32::from(b));
     [

@@ -64,6 +64,7 @@ impl PlaneTarget {
         });
         plane.open_stream(StreamInfo {
             id: 1,
+            counters: Default::default(),
             spec: TrackSpec {
                 stream: "fuzz".into(),
                 video_codec: crate::media::VideoCodec::H264,

@@ -60,7 +60,7 @@ pub use event::{Event, EventDispatcher, EventSink, Events, LeaveReason, Recv, Vi
 pub use media::encoder::EncoderConfig;
 pub use media::pixel::{PixelFormat, RawFrame};
 pub use media::VideoCodec;
-pub use metrics::ServerStats;
+pub use metrics::{ServerStats, Transport, ViewerStats};
 pub use server::{Census, Server};
 pub use signal::turn::TurnSecret;
 pub use stream::{Stream, StreamOptions, StreamStats};

@@ -50,6 +50,17 @@ impl ServerShared {
         self.lock_streams().get(name).cloned()
     }
 
+    /// Every stream's counters, for `/metrics`.
+    pub(crate) fn stream_snapshots(&self) -> Vec<crate::metrics::StreamSnapshot> {
+        self.lock_streams()
+            .values()
+            .map(|s| crate::metrics::StreamSnapshot {
+                stats: s.stats(),
+                counters: s.counters.clone(),
+            })
+            .collect()
+    }
+
     pub(crate) fn stream_names(&self) -> Vec<String> {
         self.lock_streams().keys().cloned().collect()
     }
@@ -494,6 +505,12 @@ impl Server {
         self.shared
             .metrics
             .snapshot(self.shared.lock_streams().len() as u64)
+    }
+
+    /// Every connected viewer's figures (sent, round-trip time, loss, jitter, bitrate), as its
+    /// media loop last published them (about once a second), by viewer id.
+    pub fn viewer_stats(&self) -> Vec<crate::metrics::ViewerStats> {
+        self.shared.metrics.viewer_stats(None)
     }
 
     /// Counters of every stream.

@@ -119,6 +119,8 @@ pub(crate) struct StreamShared {
     closed: AtomicBool,
     /// Coalesces the keyframe events to the host over the media loops.
     host_requests: Mutex<KeyframePolicy>,
+    /// Its viewers' counters, bumped by the media loops (`/metrics`).
+    pub counters: Arc<crate::metrics::StreamCounters>,
     video_frames: AtomicU64,
     audio_packets: AtomicU64,
     frames_dropped: AtomicU64,
@@ -174,6 +176,7 @@ impl StreamShared {
             loop_viewers: (0..loops).map(|_| AtomicUsize::new(0)).collect(),
             closed: AtomicBool::new(false),
             host_requests: Mutex::new(KeyframePolicy::default()),
+            counters: Default::default(),
             video_frames: AtomicU64::new(0),
             audio_packets: AtomicU64::new(0),
             frames_dropped: AtomicU64::new(0),
@@ -371,6 +374,11 @@ impl Stream {
     /// Counters of this stream.
     pub fn stats(&self) -> StreamStats {
         self.shared.stats()
+    }
+
+    /// The figures of this stream's connected viewers (see [`crate::Server::viewer_stats`]).
+    pub fn viewer_stats(&self) -> Vec<crate::metrics::ViewerStats> {
+        self.shared.metrics.viewer_stats(Some(&self.shared.name))
     }
 
     /// Whether the stream was removed or its server stopped.

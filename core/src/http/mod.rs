@@ -90,6 +90,7 @@ pub(crate) fn router(server: Arc<ServerShared>) -> Router {
         .route("/{stream}/whep", any(whep::endpoint))
         .route("/{stream}/whep/{id}", any(whep::resource))
         .route("/{stream}/media_info.json", get(whep::media_info))
+        .route("/{stream}/viewers.json", get(whep::viewers))
         .route("/{stream}/sessions/{id}", put(whep::session_stats))
         .route("/{stream}/sessions/{id}/{*rest}", put(whep::session_stats))
         .fallback(not_found)
@@ -154,11 +155,11 @@ async fn websocket(
 }
 
 async fn metrics(State(server): State<Arc<ServerShared>>) -> Response {
-    let streams = server.stream_names().len() as u64;
+    let streams = server.stream_snapshots();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         server.metrics.render_prometheus(
-            streams,
+            &streams,
             tokio::runtime::Handle::current()
                 .metrics()
                 .num_alive_tasks() as u64,

@@ -321,6 +321,7 @@ impl Driver {
             Control::OpenStream(shared) => {
                 self.plane.open_stream(StreamInfo {
                     id: shared.id,
+                    counters: shared.counters.clone(),
                     spec: TrackSpec {
                         stream: shared.name.clone(),
                         video_codec: shared.video_codec,

@@ -34,6 +34,8 @@ use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
+use rtc::rtcp::receiver_report::ReceiverReport;
+use rtc::rtcp::reception_report::ReceptionReport;
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp;
@@ -168,6 +170,8 @@ pub(crate) enum Output {
 pub(crate) struct StreamInfo {
     pub id: u64,
     pub spec: TrackSpec,
+    /// The stream's counters for `/metrics`, shared by every loop.
+    pub counters: Arc<crate::metrics::StreamCounters>,
 }
 
 /// The description made for a new viewer.
@@ -318,8 +322,27 @@ struct Viewer {
     first_video_sent: bool,
     next_report: Instant,
     estimate_bps: Option<u64>,
+    /// What it was sent and what it reported, published to the server's board.
+    figures: Figures,
     /// Its entry in the timer set.
     deadline: Option<Instant>,
+}
+
+/// A viewer's figures (see [`crate::metrics::ViewerStats`]).
+#[derive(Default)]
+struct Figures {
+    connected_at: Option<Instant>,
+    packets: u64,
+    bytes: u64,
+    nacks: u64,
+    plis: u64,
+    /// Bytes and time of the last publication, for the bitrate.
+    published: Option<(u64, Instant)>,
+    bitrate_bps: u64,
+    rtt: Option<Duration>,
+    fraction_lost: f64,
+    packets_lost: i64,
+    jitter_ms: f64,
 }
 
 /// A frame in a viewer's backlog, with the timestamp and stream index it is sent with.
@@ -538,6 +561,7 @@ impl MediaPlane {
             first_video_sent: false,
             next_report: now,
             estimate_bps: None,
+            figures: Figures::default(),
             deadline: None,
         };
         self.viewers.insert(id, Box::new(viewer));
@@ -784,6 +808,7 @@ impl MediaPlane {
             "DTLS connected"
         );
         v.phase = Phase::Connected;
+        v.figures.connected_at = Some(now);
         v.last_consent = now;
         v.next_report = now + REPORT_INTERVAL;
         self.admission.connected(v.remote.ip());
@@ -902,6 +927,24 @@ impl MediaPlane {
         };
         Metrics::add(&self.metrics.nacks, feedback.nacks);
         Metrics::add(&self.metrics.plis, feedback.plis);
+        if let Some(v) = self.viewers.get_mut(&id) {
+            let f = &mut v.figures;
+            f.nacks += feedback.nacks;
+            f.plis += feedback.plis;
+            if let Some(rr) = &feedback.report {
+                f.fraction_lost = f64::from(rr.fraction_lost) / 256.0;
+                // 24-bit signed (RFC 3550 §6.4.1).
+                f.packets_lost = i64::from(((rr.total_lost << 8) as i32) >> 8);
+                f.jitter_ms = f64::from(rr.jitter) * 1000.0 / f64::from(v.video.clock_rate);
+                if let Some(rtt) = round_trip(ntp_time(self.epoch, now), rr) {
+                    f.rtt = Some(rtt);
+                }
+            }
+            if let Some(st) = self.streams.get(&stream) {
+                Metrics::add(&st.info.counters.nacks, feedback.nacks);
+                Metrics::add(&st.info.counters.plis, feedback.plis);
+            }
+        }
         for seq in feedback.nacked {
             self.retransmit(id, seq);
         }
@@ -955,6 +998,10 @@ impl MediaPlane {
         let header = rtp_header(&v.video, seq, timestamp, marker);
         if let Some(data) = protect(&mut self.packet, srtp, &header, &payload) {
             Metrics::add(&self.metrics.retransmissions, 1);
+            v.figures.packets += 1;
+            v.figures.bytes += data.len() as u64;
+            Metrics::add(&st.info.counters.packets_sent, 1);
+            Metrics::add(&st.info.counters.bytes_sent, data.len() as u64);
             self.transmits.push_back(Transmit {
                 viewer: id,
                 proto: path.proto,
@@ -1082,6 +1129,7 @@ impl MediaPlane {
             }
         }
         let last = frame.payloads.len().saturating_sub(1);
+        let (mut packets, mut bytes) = (0u64, 0u64);
         for (i, payload) in frame.payloads.iter().enumerate() {
             // Video: the marker ends a frame. Audio: each Opus packet stands alone.
             let header = rtp_header(track, track.seq, timestamp, video && i == last);
@@ -1099,6 +1147,8 @@ impl MediaPlane {
             track.packets = track.packets.wrapping_add(1);
             track.octets = track.octets.wrapping_add(payload.len() as u32);
             track.last = Some((timestamp, now));
+            packets += 1;
+            bytes += data.len() as u64;
             self.transmits.push_back(Transmit {
                 viewer: id,
                 proto: path.proto,
@@ -1106,6 +1156,13 @@ impl MediaPlane {
                 to: path.remote,
                 data,
             });
+        }
+        v.figures.packets += packets;
+        v.figures.bytes += bytes;
+        let counters = self.streams.get(&v.stream).map(|st| &st.info.counters);
+        if let Some(c) = counters {
+            Metrics::add(&c.packets_sent, packets);
+            Metrics::add(&c.bytes_sent, bytes);
         }
         if video && !v.first_video_sent {
             tracing::debug!(
@@ -1115,7 +1172,11 @@ impl MediaPlane {
                 "first video frame sent"
             );
             v.first_video_sent = true;
-            self.metrics.observe_ttff(now.duration_since(v.started));
+            let ttff = now.duration_since(v.started);
+            self.metrics.observe_ttff(ttff);
+            if let Some(c) = counters {
+                c.observe_ttff(ttff);
+            }
         }
     }
 
@@ -1266,6 +1327,10 @@ impl MediaPlane {
             return;
         }
         v.next_report = now + REPORT_INTERVAL;
+        self.publish(now, id);
+        let Some(v) = self.viewers.get_mut(&id) else {
+            return;
+        };
         let (Some(path), Some(srtp)) = (v.pair, v.srtp.as_mut()) else {
             return;
         };
@@ -1291,15 +1356,62 @@ impl MediaPlane {
             return;
         };
         match srtp.protect_rtcp(&plain) {
-            Ok(data) => self.transmits.push_back(Transmit {
-                viewer: id,
-                proto: path.proto,
-                from: path.local,
-                to: path.remote,
-                data,
-            }),
+            Ok(data) => {
+                v.figures.packets += 1;
+                v.figures.bytes += data.len() as u64;
+                self.transmits.push_back(Transmit {
+                    viewer: id,
+                    proto: path.proto,
+                    from: path.local,
+                    to: path.remote,
+                    data,
+                })
+            }
             Err(e) => tracing::debug!(viewer = id, "{e}"),
         }
+    }
+
+    /// Publishes a connected viewer's figures to the server's board (about once a second, with
+    /// its sender reports).
+    fn publish(&mut self, now: Instant, id: ViewerId) {
+        let Some(v) = self.viewers.get_mut(&id) else {
+            return;
+        };
+        let (Some(pair), Some(connected_at)) = (v.pair, v.figures.connected_at) else {
+            return;
+        };
+        let Some(st) = self.streams.get(&v.stream) else {
+            return;
+        };
+        let f = &mut v.figures;
+        if let Some((bytes, at)) = f.published {
+            let secs = now.saturating_duration_since(at).as_secs_f64();
+            if secs > 0.0 {
+                f.bitrate_bps = ((f.bytes.saturating_sub(bytes)) as f64 * 8.0 / secs) as u64;
+            }
+        }
+        f.published = Some((f.bytes, now));
+        let stats = crate::metrics::ViewerStats {
+            id,
+            stream: st.info.spec.stream.clone(),
+            protocol: v.protocol,
+            transport: match pair.proto {
+                Proto::Udp => crate::metrics::Transport::Udp,
+                Proto::Tcp => crate::metrics::Transport::Tcp,
+            },
+            remote: pair.remote,
+            connected_ms: now.saturating_duration_since(connected_at).as_millis() as u64,
+            packets_sent: f.packets,
+            bytes_sent: f.bytes,
+            bitrate_bps: f.bitrate_bps,
+            rtt_ms: f.rtt.map(|d| d.as_secs_f64() * 1000.0),
+            fraction_lost: f.fraction_lost,
+            packets_lost: f.packets_lost,
+            jitter_ms: f.jitter_ms,
+            nacks: f.nacks,
+            plis: f.plis,
+        };
+        crate::metrics::lock(&self.metrics.board).insert(id, stats);
     }
 
     fn flush_dtls(&mut self, id: ViewerId) {
@@ -1362,6 +1474,7 @@ impl MediaPlane {
         let Some(v) = self.viewers.remove(&id) else {
             return;
         };
+        crate::metrics::lock(&self.metrics.board).remove(&id);
         self.metrics
             .sessions
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
@@ -1422,6 +1535,8 @@ pub(crate) struct Feedback {
     pub plis: u64,
     /// The last REMB estimate, bits per second.
     pub estimate: Option<u64>,
+    /// The last reception report about our video (in a receiver or sender report).
+    pub report: Option<ReceptionReport>,
 }
 
 /// Reads a viewer's decrypted RTCP compound packet; `video_ssrc` is the SSRC its NACKs must name.
@@ -1448,6 +1563,14 @@ pub(crate) fn read_feedback(
             f.plis += 1;
         } else if let Some(remb) = any.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
             f.estimate = Some(remb.bitrate.max(0.0) as u64);
+        } else if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
+            if let Some(r) = rr.reports.iter().find(|r| r.ssrc == video_ssrc) {
+                f.report = Some(r.clone());
+            }
+        } else if let Some(sr) = any.downcast_ref::<SenderReport>() {
+            if let Some(r) = sr.reports.iter().find(|r| r.ssrc == video_ssrc) {
+                f.report = Some(r.clone());
+            }
         }
     }
     Ok(f)
@@ -1491,6 +1614,22 @@ fn protect(
 /// `t + d`, or `None` past the range of `Instant` (a configured timeout of `Duration::MAX`).
 fn after(t: Instant, d: Duration) -> Option<Instant> {
     t.checked_add(d)
+}
+
+/// The round-trip time a reception report gives (RFC 3550 §6.4.1): the middle 32 bits of the
+/// NTP time `now` minus the time of our sender report it answers (LSR) minus the time the
+/// viewer held it (DLSR), in 1/65536 s. `None` before the viewer got a sender report, or for a
+/// report whose times do not add up.
+fn round_trip(now: u64, rr: &ReceptionReport) -> Option<Duration> {
+    if rr.last_sender_report == 0 {
+        return None;
+    }
+    let arrival = (now >> 16) as u32;
+    let rtt = arrival
+        .wrapping_sub(rr.last_sender_report)
+        .wrapping_sub(rr.delay);
+    // More than a minute: a clock jump or a report that does not fit.
+    (rtt < 60 << 16).then(|| Duration::from_secs_f64(f64::from(rtt) / 65536.0))
 }
 
 /// The NTP time (RFC 3550 §4: seconds since 1900, 32.32 fixed point) of an instant.

@@ -197,6 +197,7 @@ impl Harness {
         });
         plane.open_stream(StreamInfo {
             id: STREAM,
+            counters: Default::default(),
             spec: TrackSpec {
                 stream: "s".into(),
                 video_codec: VideoCodec::H264,
@@ -900,6 +901,7 @@ fn ufrags_and_viewer_ids_tell_their_media_loop() {
     });
     plane.open_stream(StreamInfo {
         id: STREAM,
+        counters: Default::default(),
         spec: TrackSpec {
             stream: "s".into(),
             video_codec: VideoCodec::H264,

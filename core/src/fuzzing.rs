@@ -11,11 +11,19 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{header, HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
+use tower::ServiceExt;
+
 use crate::config::{CandidatePolicy, Limits, Protocol};
+use crate::http::Remote;
 use crate::media::pixel::{to_i420, I420Buffer, PixelFormat, RawFrame};
 use crate::metrics::Metrics;
 use crate::plane::{MediaPlane, NewViewer, Path, PlaneConfig, Proto, StreamInfo};
+use crate::server::ServerShared;
 use crate::session::peer::{PeerTemplate, TrackSpec};
+use crate::signal::whep::TrickleFragment;
 use crate::{Server, ServerConfig, Stream, StreamOptions, VideoCodec};
 
 /// Runs `run` on the value in `cell`, made by `new` on first use. A panic (a crash the fuzzer
@@ -285,4 +293,357 @@ impl SdpTarget {
         }
         t.drain();
     }
+}
+
+/// `http`: a request to the HTTP port, end to end through the router (every route, the CORS
+/// layer, the extractors of paths, queries, headers and bodies) without a socket: served as
+/// `http::listen` serves a request hyper has read, with the peer's address in `ConnectInfo`.
+///
+/// Input: byte 0 picks the method (bits 0-2), whether the path names the live WHEP session
+/// (bit 3), an `If-Match` with its ETag (bit 4), the peer's address (bits 5-6) and a
+/// `Content-Length` of the body's (bit 7); byte 1 the route ([`ROUTES`], low nibble) and its
+/// stream (bits 4-5: `fuzz`, `locked`, the fuzzed segment, an unknown one). Then text lines: the
+/// fuzzed segment (a stream name, a session id, a path tail, or the whole path), the query, header
+/// lines (`name: value`, or a byte below 0x20 picking a name of [`HEADERS`] then the value) up to
+/// an empty line, and the body.
+pub fn http(data: &[u8]) {
+    static SITE: Mutex<Option<HttpTarget>> = Mutex::new(None);
+    with(&SITE, HttpTarget::new, |t| t.http(data));
+}
+
+/// `whep_patch`: a WHEP PATCH body (`application/trickle-ice-sdpfrag`, RFC 8840) to a live
+/// session, through the router as a client sends it, after the fragment parser alone. The
+/// session is POSTed (a valid offer whose ufrag is `fuzzufrag`) when there is none: a session
+/// ends after 64 candidates, or at the connect timeout.
+///
+/// Input: byte 0 picks the Content-Type (bits 0-1: the fragment's, with a parameter, SDP's, none),
+/// the `If-Match` (bits 2-3: none, the session's ETag, `*`, a stale one) and whether the path
+/// names the session under another stream (bit 4); the rest is the body.
+pub fn whep_patch(data: &[u8]) {
+    static SITE: Mutex<Option<HttpTarget>> = Mutex::new(None);
+    let Some((&flags, body)) = data.split_first() else {
+        return;
+    };
+    let fragment = String::from_utf8_lossy(body);
+    let parsed = TrickleFragment::parse(&fragment);
+    assert!(parsed.candidates.len() <= fragment.lines().count());
+    assert!(parsed
+        .candidates
+        .iter()
+        .all(|c| c.candidate.starts_with("candidate:")));
+    with(&SITE, HttpTarget::new, |t| t.whep_patch(flags, body));
+}
+
+/// Routes of the router; `{S}` is the stream, `{ID}` a session id, `{X}` the fuzzed segment.
+pub const ROUTES: [&str; 10] = [
+    "/",
+    "/metrics",
+    "/{S}/webrtc",
+    "/{S}/embed.html",
+    "/{S}/whep",
+    "/{S}/whep/{ID}",
+    "/{S}/media_info.json",
+    "/{S}/sessions/{ID}",
+    "/{S}/sessions/{ID}/{X}",
+    "/{X}",
+];
+
+/// Request headers rtcast (or axum, for the WebSocket upgrade) reads.
+pub const HEADERS: [&str; 16] = [
+    "content-type",
+    "authorization",
+    "if-match",
+    "origin",
+    "access-control-request-method",
+    "access-control-request-headers",
+    "access-control-request-private-network",
+    "content-length",
+    "connection",
+    "upgrade",
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "x-sid",
+    "accept",
+    "host",
+    "transfer-encoding",
+];
+
+const METHODS: [Method; 8] = [
+    Method::GET,
+    Method::POST,
+    Method::PATCH,
+    Method::DELETE,
+    Method::PUT,
+    Method::OPTIONS,
+    Method::HEAD,
+    Method::TRACE,
+];
+
+/// Peers' addresses: a few, so that the per-address limits are met as well as missed.
+const PEERS: [&str; 4] = [
+    "127.0.0.1:40000",
+    "127.0.0.2:40001",
+    "[::1]:40002",
+    "192.0.2.7:40003",
+];
+
+/// The token the `locked` stream wants (`Authorization: Bearer letmein` or `?token=letmein`).
+pub const TOKEN: &str = "letmein";
+/// The origin allowed by CORS (a listed one: `*` would echo none).
+pub const ORIGIN: &str = "https://player.example";
+/// The ICE ufrag of the offer behind the live session (a PATCH with another asks for a restart).
+pub const UFRAG: &str = "fuzzufrag";
+
+/// A server with two streams (`fuzz`: H.264 and Opus, open to all; `locked`: VP8 without audio,
+/// behind [`TOKEN`]) whose router is called on a runtime of the target's own, and one WHEP
+/// session of `fuzz` kept live.
+struct HttpTarget {
+    runtime: tokio::runtime::Runtime,
+    shared: Arc<ServerShared>,
+    app: axum::Router,
+    /// A recvonly offer (made once: making one takes milliseconds) with [`UFRAG`].
+    offer: String,
+    _host: (Server, [Stream; 2]),
+}
+
+/// A response, read whole.
+struct Reply {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+}
+
+impl HttpTarget {
+    // Setup from constants: a failure here is a broken harness, not an input to survive.
+    #[allow(clippy::expect_used)]
+    fn new() -> Self {
+        let mut config = ServerConfig::loopback();
+        config.cors_origins = vec![ORIGIN.to_owned()];
+        config.authorize = Some(Arc::new(|req: &crate::AuthRequest| {
+            req.stream != "locked" || req.token.as_deref() == Some(TOKEN)
+        }));
+        let server = Server::start(config).expect("a server");
+        let open = server.stream("fuzz").expect("a stream");
+        let locked = server
+            .stream_with(
+                "locked",
+                StreamOptions {
+                    audio: false,
+                    video: VideoCodec::Vp8,
+                    ..StreamOptions::default()
+                },
+            )
+            .expect("a stream");
+        let shared = server.fuzz_shared();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let offer = crate::session::peer::fuzz_offer()
+            .lines()
+            .map(|l| {
+                if l.starts_with("a=ice-ufrag:") {
+                    format!("a=ice-ufrag:{UFRAG}\r\n")
+                } else {
+                    format!("{l}\r\n")
+                }
+            })
+            .collect();
+        Self {
+            runtime,
+            app: crate::http::router(shared.clone()),
+            shared,
+            offer,
+            _host: (server, [open, locked]),
+        }
+    }
+
+    /// Serves one request and reads its response whole; checks what holds of every response.
+    fn serve(&mut self, req: Request<Body>, remote: SocketAddr) -> Reply {
+        let (mut parts, body) = req.into_parts();
+        parts.extensions.insert(ConnectInfo(Remote(remote)));
+        let req = Request::from_parts(parts, body);
+        let app = self.app.clone();
+        let (status, headers, read) = self.runtime.block_on(async move {
+            let Ok(res) = app.oneshot(req).await;
+            let (parts, body) = res.into_parts();
+            let read = axum::body::to_bytes(body, 1 << 20).await;
+            // Lets the tasks the request spawned (a WHEP session's reaper) run.
+            tokio::task::yield_now().await;
+            (parts.status, parts.headers, read)
+        });
+        let code = status.as_u16();
+        assert!((100..600).contains(&code), "status {code}");
+        // What a peer sends is refused with a 4xx saying why, or 503 when a limit is reached:
+        // a 500 is a fault of the server.
+        assert_ne!(status, StatusCode::INTERNAL_SERVER_ERROR, "{read:?}");
+        assert!(read.is_ok(), "the body of a {code} response cannot be read");
+        Reply { status, headers }
+    }
+
+    /// The live WHEP session of `fuzz` (its id and ETag), POSTed if there is none.
+    fn live_session(&mut self) -> Option<(String, String)> {
+        let live = |t: &Self| {
+            let sessions = t.shared.whep.lock().unwrap_or_else(|e| e.into_inner());
+            sessions
+                .iter()
+                .find(|(_, s)| s.stream == "fuzz")
+                .map(|(id, s)| (id.clone(), s.etag.clone()))
+        };
+        if let Some(found) = live(self) {
+            return Some(found);
+        }
+        let post = Request::post("/fuzz/whep")
+            .header(header::CONTENT_TYPE, "application/sdp")
+            .body(Body::from(self.offer.clone()))
+            .ok()?;
+        let reply = self.serve(post, SocketAddr::from(([127, 0, 0, 9], 9)));
+        if reply.status != StatusCode::CREATED {
+            return None;
+        }
+        assert!(reply.headers.contains_key(header::LOCATION));
+        live(self)
+    }
+
+    fn http(&mut self, data: &[u8]) {
+        let Some((&[how, route], rest)) = data.split_first_chunk::<2>() else {
+            return;
+        };
+        let mut lines = rest.split(|&b| b == b'\n');
+        let segment = lines.next().unwrap_or_default();
+        let query = lines.next().unwrap_or_default();
+        let mut headers = Vec::new();
+        for line in lines.by_ref() {
+            if line.is_empty() {
+                break;
+            }
+            headers.push(line);
+        }
+        let body: Vec<u8> = lines.collect::<Vec<_>>().join(&b'\n');
+
+        let live = if how & 0x08 != 0 || how & 0x10 != 0 {
+            self.live_session()
+        } else {
+            None
+        };
+        let segment_text = percent_encode(segment);
+        let stream = match (route >> 4) & 3 {
+            0 => "fuzz",
+            1 => "locked",
+            2 => segment_text.as_str(),
+            _ => "gone",
+        };
+        let id = match (&live, how & 0x08 != 0) {
+            (Some((id, _)), true) => id.as_str(),
+            _ => segment_text.as_str(),
+        };
+        let template = ROUTES
+            .get(usize::from(route & 0x0f) % ROUTES.len())
+            .copied()
+            .unwrap_or("/");
+        let mut uri = template
+            .replace("{S}", stream)
+            .replace("{ID}", id)
+            .replace("{X}", &segment_text);
+        if !query.is_empty() {
+            uri.push('?');
+            uri.push_str(&percent_encode(query));
+        }
+        let Ok(uri) = Uri::try_from(uri) else {
+            return;
+        };
+        let method = METHODS
+            .get(usize::from(how & 0x07))
+            .cloned()
+            .unwrap_or(Method::GET);
+        let body_len = body.len();
+        let mut req = Request::new(Body::from(body));
+        *req.method_mut() = method;
+        *req.uri_mut() = uri;
+        let h = req.headers_mut();
+        for line in headers {
+            let (name, value) = match line.split_first() {
+                Some((&pick, value)) if pick < 0x20 => {
+                    let name = HEADERS.get(usize::from(pick) % HEADERS.len()).copied();
+                    (name.map(HeaderName::from_static), value)
+                }
+                _ => {
+                    let Some(colon) = line.iter().position(|&b| b == b':') else {
+                        continue;
+                    };
+                    let (name, value) = line.split_at(colon);
+                    let value = value.get(1..).unwrap_or_default();
+                    (HeaderName::from_bytes(name).ok(), value.trim_ascii())
+                }
+            };
+            if let (Some(name), Ok(value)) = (name, HeaderValue::from_bytes(value)) {
+                h.append(name, value);
+            }
+        }
+        if let (Some((_, etag)), true) = (&live, how & 0x10 != 0) {
+            if let Ok(v) = HeaderValue::from_str(etag) {
+                h.insert(header::IF_MATCH, v);
+            }
+        }
+        if how & 0x80 != 0 {
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(body_len));
+        }
+        let peer = PEERS
+            .get(usize::from(how >> 5) & 3)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 1)));
+        self.serve(req, peer);
+    }
+
+    fn whep_patch(&mut self, flags: u8, body: &[u8]) {
+        let Some((id, etag)) = self.live_session() else {
+            return;
+        };
+        let stream = if flags & 0x10 == 0 { "fuzz" } else { "locked" };
+        let mut req = Request::patch(format!("/{stream}/whep/{id}"));
+        req = match flags & 3 {
+            0 => req.header(header::CONTENT_TYPE, "application/trickle-ice-sdpfrag"),
+            1 => req.header(
+                header::CONTENT_TYPE,
+                "Application/Trickle-ICE-SDPfrag; charset=utf-8",
+            ),
+            2 => req.header(header::CONTENT_TYPE, "application/sdp"),
+            _ => req,
+        };
+        req = match (flags >> 2) & 3 {
+            0 => req,
+            1 => req.header(header::IF_MATCH, etag),
+            2 => req.header(header::IF_MATCH, "*"),
+            _ => req.header(header::IF_MATCH, "\"stale\""),
+        };
+        let Ok(req) = req.body(Body::from(body.to_vec())) else {
+            return;
+        };
+        let reply = self.serve(req, SocketAddr::from(([127, 0, 0, 9], 9)));
+        if flags & 0x1f == 0 && std::str::from_utf8(body).is_ok() {
+            // The right type, no precondition, the session's own path: only an ICE restart
+            // (another ufrag), or a session that ended meanwhile, is refused.
+            assert!(
+                matches!(
+                    reply.status,
+                    StatusCode::NO_CONTENT | StatusCode::NOT_IMPLEMENTED | StatusCode::NOT_FOUND
+                ),
+                "{}",
+                reply.status
+            );
+        }
+    }
+}
+
+/// `bytes` as a URI's path or query: what a URI cannot hold percent-encoded (`%` itself is kept,
+/// so that bad escapes reach the extractors).
+fn percent_encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for &b in bytes {
+        if b.is_ascii_graphic() && !b"#?\"<>\\^`{|}".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }

@@ -79,3 +79,13 @@ fn vp8_opus() {
 fn raw_frame() {
     replay("raw_frame", fuzzing::raw_frame);
 }
+
+#[test]
+fn http() {
+    replay("http", fuzzing::http);
+}
+
+#[test]
+fn whep_patch() {
+    replay("whep_patch", fuzzing::whep_patch);
+}

@@ -8,6 +8,9 @@
 #
 #   scripts/fuzz.sh                 # every target, 10 minutes each
 #   scripts/fuzz.sh 60 sdp datagram # two targets, a minute each
+#
+# FUZZ_TARGET_DIR=DIR builds in DIR instead of fuzz/target (a worktree can share another's
+# build: a cold one takes minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +24,11 @@ fi
 # lets the stable toolchain of this machine take them too.
 export RUSTC_BOOTSTRAP=1
 
+build=()
+if [ -n "${FUZZ_TARGET_DIR:-}" ]; then
+    build=(--target-dir "$FUZZ_TARGET_DIR")
+fi
+
 targets=("$@")
 if [ "${#targets[@]}" -eq 0 ]; then
     mapfile -t targets < <(cargo fuzz list --fuzz-dir fuzz)
@@ -32,7 +40,8 @@ for t in "${targets[@]}"; do
     log="target/fuzz-logs/$t.log"
     echo "== fuzz $t for ${seconds}s"
     # -jobs/-workers stay at 1: the machine has two cores, and tests may run beside it.
-    cargo fuzz run --fuzz-dir fuzz --release "$t" "target/fuzz-corpus/$t" "fuzz/corpus/$t" -- \
+    cargo fuzz run --fuzz-dir fuzz --release "${build[@]}" "$t" \
+        "target/fuzz-corpus/$t" "fuzz/corpus/$t" -- \
         -max_total_time="$seconds" -print_final_stats=1 -rss_limit_mb=4096 -timeout=10 \
         >"$log" 2>&1 || {
         tail -n 40 "$log"

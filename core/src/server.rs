@@ -431,6 +431,13 @@ impl Server {
         true
     }
 
+    /// What the HTTP handlers share with the server, for the fuzz targets that call the router
+    /// without a socket.
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn fuzz_shared(&self) -> Arc<ServerShared> {
+        self.shared.clone()
+    }
+
     /// Names of the streams, sorted.
     pub fn streams(&self) -> Vec<String> {
         self.shared.stream_names()

@@ -7,8 +7,6 @@
 use std::path::{Path, PathBuf};
 
 use rtcast::fuzzing;
-use rtcast::media::pixel::{to_i420, I420Buffer, PixelFormat, RawFrame};
-use rtcast::{Server, ServerConfig, StreamOptions, VideoCodec};
 
 /// Every file of `fuzz/corpus/TARGET` and `fuzz/regressions/TARGET`.
 fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
@@ -30,7 +28,7 @@ fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     out
 }
 
-fn replay(target: &str, mut run: impl FnMut(&[u8])) {
+fn replay(target: &str, run: fn(&[u8])) {
     let inputs = inputs(target);
     assert!(
         !inputs.is_empty(),
@@ -54,88 +52,40 @@ fn rtcp() {
 
 #[test]
 fn tcp_frames() {
-    replay("tcp_frames", |d| {
-        fuzzing::tcp_frames(d);
-        fuzzing::stun_ufrag(d);
-    });
+    replay("tcp_frames", fuzzing::tcp_frames);
 }
 
 #[test]
 fn sdp() {
-    let mut t = fuzzing::SdpTarget::new();
-    replay("sdp", |d| t.run(d));
+    replay("sdp", fuzzing::sdp);
 }
 
 #[test]
 fn datagram() {
-    let mut t = fuzzing::PlaneTarget::new();
-    replay("datagram", |d| t.datagram(d));
+    replay("datagram", fuzzing::datagram);
 }
 
 #[test]
 fn h264() {
-    let server = Server::start(ServerConfig::loopback()).unwrap();
-    let stream = server.stream("fuzz").unwrap();
-    replay("h264", |d| {
-        let _ = rtcast::media::h264::split_annex_b(d);
-        let _ = rtcast::media::h264::access_units(d);
-        let _ = stream.push_h264(d, None);
-    });
+    replay("h264", fuzzing::h264);
 }
 
 #[test]
 fn vp8_opus() {
-    let server = Server::start(ServerConfig::loopback()).unwrap();
-    let options = StreamOptions {
-        video: VideoCodec::Vp8,
-        ..StreamOptions::default()
-    };
-    let stream = server.stream_with("fuzz", options).unwrap();
-    replay("vp8_opus", |d| {
-        let Some((&which, data)) = d.split_first() else {
-            return;
-        };
-        if which & 1 == 0 {
-            let _ = rtcast::media::vp8::parse_frame(data);
-            let _ = stream.push_vp8(data, None);
-        } else {
-            let _ = stream.push_opus(data, None);
-        }
-    });
+    replay("vp8_opus", fuzzing::vp8_opus);
 }
 
 #[test]
 fn raw_frame() {
-    // The same decoding of the input as fuzz/fuzz_targets/raw_frame.rs.
-    const FORMATS: [&str; 6] = ["i420", "nv12", "rgb24", "bgr24", "rgba", "bgra"];
-    replay("raw_frame", |data| {
-        if data.len() < 16 {
-            return;
-        }
-        let (head, pixels) = data.split_at(16);
-        let Some(format) = PixelFormat::from_name(FORMATS[usize::from(head[0]) % FORMATS.len()])
-        else {
-            return;
-        };
-        let (width, height) = (u32::from(head[1]), u32::from(head[2]));
-        let stride = |i: usize| usize::from(u16::from_le_bytes([head[3 + 2 * i], head[4 + 2 * i]]));
-        let cut = |i: usize| usize::from(head[9 + i]) * pixels.len() / 256;
-        let (a, rest) = pixels.split_at(cut(0).min(pixels.len()));
-        let (b, c) = rest.split_at(cut(1).min(rest.len()));
-        let frame = if head[12] & 1 == 0 {
-            RawFrame::packed(format, width, height, pixels)
-        } else {
-            RawFrame::with_planes(
-                format,
-                width,
-                height,
-                [a, b, c],
-                [stride(0), stride(1), stride(2)],
-            )
-        };
-        if let Ok(frame) = frame {
-            let mut out = I420Buffer::new(frame.width, frame.height);
-            assert_eq!(to_i420(&frame, &mut out).is_ok(), frame.validate().is_ok());
-        }
-    });
+    replay("raw_frame", fuzzing::raw_frame);
+}
+
+#[test]
+fn http() {
+    replay("http", fuzzing::http);
+}
+
+#[test]
+fn whep_patch() {
+    replay("whep_patch", fuzzing::whep_patch);
 }

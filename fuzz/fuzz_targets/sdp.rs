@@ -1,10 +1,4 @@
 //! SDP from a viewer: a WHEP offer, and a WebSocket answer to the server's offer.
+//! Input decoding: `rtcast::fuzzing::sdp` (the corpus replay in core/tests calls it too).
 #![no_main]
-use std::sync::Mutex;
-
-static TARGET: Mutex<Option<rtcast::fuzzing::SdpTarget>> = Mutex::new(None);
-
-libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let mut t = TARGET.lock().unwrap_or_else(|e| e.into_inner());
-    t.get_or_insert_with(rtcast::fuzzing::SdpTarget::new).run(data);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| rtcast::fuzzing::sdp(data));

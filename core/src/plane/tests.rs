@@ -1170,6 +1170,123 @@ fn write_fuzz_seeds() {
     let mut i420 = vec![0u8, 16, 16, 16, 0, 8, 0, 8, 0, 171, 213, 0, 1, 0, 0, 0];
     i420.extend(std::iter::repeat_n(90u8, 16 * 16 * 3 / 2));
     write("raw_frame", "i420-planes", &i420);
+    // HTTP requests (`fuzzing::http`): method and flags, route and stream, then lines: the
+    // fuzzed segment, the query, headers, an empty line, the body.
+    let offer = crate::session::peer::fuzz_offer();
+    let request = |how: u8, route: u8, segment: &str, query: &str, headers: &[&str], body: &str| {
+        let mut seed = vec![how, route];
+        seed.extend_from_slice(format!("{segment}\n{query}\n").as_bytes());
+        for h in headers {
+            seed.extend_from_slice(format!("{h}\n").as_bytes());
+        }
+        seed.extend_from_slice(format!("\n{body}").as_bytes());
+        seed
+    };
+    let (get, post, patch, delete, put, options) = (0, 1, 2, 3, 4, 5);
+    let (live_id, live_etag, length) = (0x08, 0x10, 0x80);
+    let locked = 0x10;
+    let upgrade = [
+        "connection: Upgrade",
+        "upgrade: websocket",
+        "sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==",
+        "sec-websocket-version: 13",
+    ];
+    let sdp = ["content-type: application/sdp"];
+    let frag = "a=ice-ufrag:fuzzufrag\r\na=mid:0\r\n\
+                a=candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host\r\na=end-of-candidates\r\n";
+    for (name, seed) in [
+        ("index", request(get, 0, "", "", &[], "")),
+        ("metrics", request(get, 1, "", "", &[], "")),
+        ("embed", request(get, 3, "", "", &[], "")),
+        ("media-info", request(get, 6 | locked, "", "", &[], "")),
+        ("ws-upgrade", request(get, 2, "", "token=x", &upgrade, "")),
+        ("ws-plain", request(get, 2 | 0x20, "cam", "", &[], "")),
+        ("whep-post", request(post | length, 4, "", "", &sdp, &offer)),
+        (
+            "whep-post-token",
+            request(
+                post,
+                4 | locked,
+                "",
+                "",
+                &[sdp[0], "authorization: Bearer letmein"],
+                &offer,
+            ),
+        ),
+        (
+            "whep-post-no-token",
+            request(post, 4 | locked, "", "", &sdp, &offer),
+        ),
+        (
+            "whep-post-query-token",
+            request(post, 4 | locked, "", "token=no", &sdp, &offer),
+        ),
+        (
+            "whep-preflight",
+            request(
+                options,
+                4,
+                "",
+                "",
+                &[
+                    "origin: https://player.example",
+                    "access-control-request-method: POST",
+                    "access-control-request-headers: content-type, authorization",
+                    "access-control-request-private-network: true",
+                ],
+                "",
+            ),
+        ),
+        (
+            "whep-patch",
+            request(
+                patch | live_id | live_etag,
+                5,
+                "",
+                "",
+                &["content-type: application/trickle-ice-sdpfrag"],
+                frag,
+            ),
+        ),
+        (
+            "whep-patch-unknown",
+            request(patch, 5, "nosuchid", "", &[], frag),
+        ),
+        ("whep-delete", request(delete | live_id, 5, "", "", &[], "")),
+        (
+            "whep-get",
+            request(get, 4, "", "", &["origin: https://evil.example"], ""),
+        ),
+        (
+            "session-stats",
+            request(put, 8, "tracks", "", &[], "{\"bitrate\":1}"),
+        ),
+        ("raw-path", request(get, 9, "a/%zz/b", "x=%", &[], "")),
+        (
+            "too-large",
+            request(post, 4, "", "", &["content-length: 99999999"], ""),
+        ),
+    ] {
+        write("http", name, &seed);
+    }
+    // WHEP PATCH bodies (`fuzzing::whep_patch`): flags (Content-Type, If-Match, path), the body.
+    let patch_seed = |flags: u8, body: &str| [&[flags], body.as_bytes()].concat();
+    write("whep_patch", "candidate", &patch_seed(0, frag));
+    write("whep_patch", "if-match", &patch_seed(0b0100, frag));
+    write("whep_patch", "if-match-stale", &patch_seed(0b1100, frag));
+    write(
+        "whep_patch",
+        "restart",
+        &patch_seed(
+            0,
+            "a=ice-ufrag:other\r\na=ice-pwd:0123456789abcdef01234567\r\n",
+        ),
+    );
+    write(
+        "whep_patch",
+        "end-of-candidates",
+        &patch_seed(0b0001, "a=end-of-candidates\r\n"),
+    );
 }
 
 #[test]

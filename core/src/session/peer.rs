@@ -291,8 +291,14 @@ impl PeerTemplate {
                 t.set_direction(dir);
             }
         }
-        let answer = pc.create_answer(None)?;
-        pc.set_local_description(now, answer)?;
+        // What fails from here on fails on the offer's content (an m-line whose payload types
+        // name no codec rtc knows leaves its sender without codecs): the viewer's fault, not ours.
+        let unanswerable = |e: rtc::shared::error::Error| {
+            Error::InvalidData(format!("the offer cannot be answered: {e}"))
+        };
+        let answer = pc.create_answer(None).map_err(unanswerable)?;
+        pc.set_local_description(now, answer)
+            .map_err(unanswerable)?;
         let sdp = pc
             .local_description()
             .map(|d| d.sdp)
@@ -761,6 +767,21 @@ mod tests {
                 Err(e) => panic!("{e}"),
                 Ok(p) => panic!("answered with pt {}", p.video_pt),
             }
+        }
+    }
+
+    #[test]
+    fn offer_whose_audio_names_no_codec_is_invalid_data() {
+        // Found by the `http` fuzz target (fuzz/regressions/http): the audio m-line offers
+        // payload type 111, whose rtpmap is gone; it was answered with a 500.
+        let sdp: String = fuzz_offer()
+            .split_inclusive('\n')
+            .filter(|l| !l.contains("opus/48000"))
+            .collect();
+        match template().new_answering_peer(Instant::now(), &spec(true), sdp) {
+            Err(Error::InvalidData(m)) => assert!(m.contains("cannot be answered"), "{m}"),
+            Err(e) => panic!("{e}"),
+            Ok(p) => panic!("answered with pt {}", p.video_pt),
         }
     }
 

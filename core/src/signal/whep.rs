@@ -365,11 +365,8 @@ async fn patch(
     let Ok(frag) = std::str::from_utf8(&body) else {
         return text(StatusCode::BAD_REQUEST, "the body is not an SDP fragment");
     };
-    let ufrag = frag
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("a=ice-ufrag:"))
-        .map(str::trim);
-    if let (Some(new), Some(old)) = (ufrag, session.remote_ufrag.as_deref()) {
+    let frag = TrickleFragment::parse(frag);
+    if let (Some(new), Some(old)) = (frag.ufrag, session.remote_ufrag.as_deref()) {
         if new != old {
             return text(
                 StatusCode::NOT_IMPLEMENTED,
@@ -377,27 +374,49 @@ async fn patch(
             );
         }
     }
-    let mut mid = Some("0".to_owned());
-    for line in frag.lines().map(str::trim) {
-        if let Some(m) = line.strip_prefix("a=mid:") {
-            mid = Some(m.to_owned());
-        } else if let Some(c) = line.strip_prefix("a=candidate:") {
-            let candidate = RTCIceCandidateInit {
-                candidate: format!("candidate:{c}"),
-                sdp_mid: mid.clone(),
-                sdp_mline_index: Some(0),
-                ..Default::default()
-            };
-            let cmd = Control::RemoteCandidate {
-                viewer: session.viewer,
-                candidate,
-            };
-            if server.control(cmd).await.is_err() {
-                return text(StatusCode::SERVICE_UNAVAILABLE, "the server is stopping");
-            }
+    for candidate in frag.candidates {
+        let cmd = Control::RemoteCandidate {
+            viewer: session.viewer,
+            candidate,
+        };
+        if server.control(cmd).await.is_err() {
+            return text(StatusCode::SERVICE_UNAVAILABLE, "the server is stopping");
         }
     }
     StatusCode::NO_CONTENT.into_response()
+}
+
+/// What rtcast reads of a PATCH body (`application/trickle-ice-sdpfrag`, RFC 8840): the first
+/// `a=ice-ufrag` (another one than the offer's asks for an ICE restart), and the candidates, each
+/// with the `a=mid` above it (`0` before any).
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct TrickleFragment<'a> {
+    pub ufrag: Option<&'a str>,
+    pub candidates: Vec<RTCIceCandidateInit>,
+}
+
+impl<'a> TrickleFragment<'a> {
+    pub(crate) fn parse(frag: &'a str) -> Self {
+        let ufrag = frag
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("a=ice-ufrag:"))
+            .map(str::trim);
+        let mut mid = Some("0".to_owned());
+        let mut candidates = Vec::new();
+        for line in frag.lines().map(str::trim) {
+            if let Some(m) = line.strip_prefix("a=mid:") {
+                mid = Some(m.to_owned());
+            } else if let Some(c) = line.strip_prefix("a=candidate:") {
+                candidates.push(RTCIceCandidateInit {
+                    candidate: format!("candidate:{c}"),
+                    sdp_mid: mid.clone(),
+                    sdp_mline_index: Some(0),
+                    ..Default::default()
+                });
+            }
+        }
+        Self { ufrag, candidates }
+    }
 }
 
 async fn delete(server: Arc<ServerShared>, stream: String, id: String) -> Response {
@@ -524,4 +543,33 @@ pub(crate) async fn cors(
         }
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TrickleFragment;
+
+    #[test]
+    fn trickle_fragment_gives_each_candidate_the_mid_above_it() {
+        let frag = concat!(
+            "a=ice-ufrag: abcd \r\na=ice-pwd:x\r\n",
+            "a=candidate:1 1 udp 1 10.0.0.1 9 typ host\r\n",
+            "a=mid:1\r\na=candidate:2 1 udp 1 10.0.0.2 9 typ host\r\na=end-of-candidates\r\n",
+        );
+        let f = TrickleFragment::parse(frag);
+        assert_eq!(f.ufrag, Some("abcd"));
+        let got: Vec<_> = f
+            .candidates
+            .iter()
+            .map(|c| (c.candidate.as_str(), c.sdp_mid.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("candidate:1 1 udp 1 10.0.0.1 9 typ host", Some("0")),
+                ("candidate:2 1 udp 1 10.0.0.2 9 typ host", Some("1")),
+            ]
+        );
+        assert_eq!(TrickleFragment::parse(""), TrickleFragment::default());
+    }
 }

@@ -164,6 +164,20 @@ enum rtcast_leave_reason {
 };
 
 /**
+ * What a viewer's media travels on.
+ */
+enum rtcast_transport {
+  /**
+   * UDP (the usual).
+   */
+  RTCAST_TRANSPORT_UDP = 1,
+  /**
+   * ICE-TCP (RFC 6544), for viewers whose network blocks UDP.
+   */
+  RTCAST_TRANSPORT_TCP = 2,
+};
+
+/**
  * Raw pixel layouts accepted by `rtcast_stream_push_frame` (passed as a `uint32_t`).
  */
 enum rtcast_pixel_format {
@@ -410,6 +424,69 @@ struct rtcast_stream_stats {
    * Keyframes asked for (coalesced).
    */
   uint64_t keyframe_requests;
+};
+
+/**
+ * One connected viewer's figures, filled by `rtcast_stream_viewer_stats`, as its media loop
+ * last published them (about once a second).
+ */
+struct rtcast_viewer_stats {
+  /**
+   * Viewer id (as in `rtcast_event`).
+   */
+  uint64_t id;
+  /**
+   * Signalling protocol it came through.
+   */
+  enum rtcast_protocol protocol;
+  /**
+   * What its media travels on.
+   */
+  enum rtcast_transport transport;
+  /**
+   * `ip:port` of its media, NUL-terminated.
+   */
+  char remote[64];
+  /**
+   * Milliseconds since its media connected.
+   */
+  uint64_t connected_ms;
+  /**
+   * RTP and RTCP packets sent to it.
+   */
+  uint64_t packets_sent;
+  /**
+   * Bytes of those packets.
+   */
+  uint64_t bytes_sent;
+  /**
+   * Bits per second sent to it over the last second or so.
+   */
+  uint64_t bitrate_bps;
+  /**
+   * Round-trip time from its receiver reports, ms; -1 before the first.
+   */
+  double rtt_ms;
+  /**
+   * Share of its video packets lost since its previous receiver report, 0 to 1.
+   */
+  double fraction_lost;
+  /**
+   * Video packets it lost in all.
+   */
+  int64_t packets_lost;
+  /**
+   * Interarrival jitter of its video, ms.
+   */
+  double jitter_ms;
+  /**
+   * NACK messages it sent.
+   */
+  uint64_t nacks;
+  /**
+   * PLI/FIR messages it sent.
+   */
+  uint64_t plis;
 };
 
 #ifdef __cplusplus
@@ -946,6 +1023,22 @@ enum rtcast_result rtcast_stream_push_frame_packed(const struct rtcast_stream *s
  */
 enum rtcast_result rtcast_stream_stats(const struct rtcast_stream *stream,
                                        struct rtcast_stream_stats *out_stats);
+
+/**
+ * Fills `out` (room for `capacity` entries) with the figures of the stream's connected viewers,
+ * by id, and writes how many there are into `*out_count`. When there are more than
+ * `capacity`: `RTCAST_ERR_BUFFER_TOO_SMALL`, `out` untouched and `*out_count` says how many
+ * there are (call again with more room; `out` may be NULL when `capacity` is 0, to ask for the
+ * count). Any thread.
+ *
+ * # Safety
+ * `stream` must be NULL or a live stream handle; `out` NULL or writable for `capacity`
+ * entries; `out_count` NULL or writable.
+ */
+enum rtcast_result rtcast_stream_viewer_stats(const struct rtcast_stream *stream,
+                                              struct rtcast_viewer_stats *out,
+                                              size_t capacity,
+                                              size_t *out_count);
 
 /**
  * Creates stream options with the defaults: H.264 video, an Opus audio track, and for raw

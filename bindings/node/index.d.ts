@@ -46,6 +46,8 @@ export declare class Server {
   unref(): this
   /** Undoes `unref()`: a running server keeps the process alive again. */
   ref(): this
+  /** Every connected viewer's figures (round-trip time, loss, jitter, bitrate...), by id. */
+  viewerStats(): Array<ViewerStats>
   /** Counters of the whole server. */
   stats(): ServerStats
   /** The player page of a stream, e.g. `http://127.0.0.1:8080/cam/embed.html`. */
@@ -85,6 +87,8 @@ export declare class Stream {
   get closed(): boolean
   /** Counters of this stream. */
   stats(): StreamStats
+  /** The figures of this stream's connected viewers, by id. */
+  viewerStats(): Array<ViewerStats>
   /**
    * Pushes a raw frame: copies it and returns; the built-in H.264 encoder encodes it once for
    * every viewer on the stream's encoder thread (with no viewer nothing is encoded). Throws `ERR_RTCAST_INVALID_FRAME` when `data`
@@ -358,4 +362,41 @@ export interface ViewerLeftEvent {
   viewer: number
   /** Why it left. */
   reason: 'closed' | 'connection_lost' | 'timeout' | 'shutdown'
+}
+
+/**
+ * One connected viewer's figures (`server.viewerStats()`, `stream.viewerStats()`), as its media
+ * loop last published them (about once a second).
+ */
+export interface ViewerStats {
+  /** Viewer id. */
+  id: number
+  /** Stream name. */
+  stream: string
+  /** Signalling protocol it came through. */
+  protocol: 'websocket' | 'whep'
+  /** What its media travels on (`'tcp'`: ICE-TCP). */
+  transport: 'udp' | 'tcp'
+  /** `ip:port` of its media. */
+  remote: string
+  /** Milliseconds since its media connected. */
+  connectedMs: number
+  /** RTP and RTCP packets sent to it. */
+  packetsSent: number
+  /** Bytes of those packets. */
+  bytesSent: number
+  /** Bits per second sent to it over the last second or so. */
+  bitrateBps: number
+  /** Round-trip time from its receiver reports, ms; absent before the first. */
+  rttMs?: number
+  /** Share of its video packets lost since its previous receiver report, 0 to 1. */
+  fractionLost: number
+  /** Video packets it lost in all. */
+  packetsLost: number
+  /** Interarrival jitter of its video, ms. */
+  jitterMs: number
+  /** NACK messages it sent. */
+  nacks: number
+  /** PLI/FIR messages it sent. */
+  plis: number
 }

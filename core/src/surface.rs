@@ -9,7 +9,7 @@
 use crate::config::{Limits, ServerConfig};
 use crate::event::Event;
 use crate::media::encoder::EncoderConfig;
-use crate::metrics::ServerStats;
+use crate::metrics::{ServerStats, ViewerStats};
 use crate::stream::{StreamOptions, StreamStats};
 
 /// `ServerConfig` fields, with `limits` spelled out as its `Limits` fields.
@@ -133,6 +133,50 @@ pub fn stream_stats() -> Vec<&'static str> {
         "frames_dropped",
         "frames_encoded",
         "keyframe_requests",
+    ]
+}
+
+/// Never called: compiled for its exhaustive destructuring, so that a new field fails to build
+/// until [`viewer_stats`] lists it.
+#[allow(dead_code)]
+fn viewer_stats_fields(v: &ViewerStats) {
+    let ViewerStats {
+        id: _,
+        stream: _,
+        protocol: _,
+        transport: _,
+        remote: _,
+        connected_ms: _,
+        packets_sent: _,
+        bytes_sent: _,
+        bitrate_bps: _,
+        rtt_ms: _,
+        fraction_lost: _,
+        packets_lost: _,
+        jitter_ms: _,
+        nacks: _,
+        plis: _,
+    } = v;
+}
+
+/// `ViewerStats` fields.
+pub fn viewer_stats() -> Vec<&'static str> {
+    vec![
+        "id",
+        "stream",
+        "protocol",
+        "transport",
+        "remote",
+        "connected_ms",
+        "packets_sent",
+        "bytes_sent",
+        "bitrate_bps",
+        "rtt_ms",
+        "fraction_lost",
+        "packets_lost",
+        "jitter_ms",
+        "nacks",
+        "plis",
     ]
 }
 

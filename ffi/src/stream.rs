@@ -2,9 +2,12 @@
 
 use std::time::Duration;
 
-use rtcast_core::{PixelFormat, RawFrame, Stream, StreamStats};
+use std::ffi::c_char;
+
+use rtcast_core::{PixelFormat, Protocol, RawFrame, Stream, StreamStats, Transport, ViewerStats};
 
 use crate::error::{guard, guard_void, rtcast_result, Failure, FfiResult};
+use crate::event::rtcast_protocol;
 use crate::handle::{self, borrow, out, Handle};
 
 /// Pass as `pts_us` to stamp a push with the wall clock.
@@ -104,6 +107,85 @@ impl From<StreamStats> for rtcast_stream_stats {
             frames_dropped: s.frames_dropped,
             frames_encoded: s.frames_encoded,
             keyframe_requests: s.keyframe_requests,
+        }
+    }
+}
+
+/// What a viewer's media travels on.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
+pub enum rtcast_transport {
+    /// UDP (the usual).
+    RTCAST_TRANSPORT_UDP = 1,
+    /// ICE-TCP (RFC 6544), for viewers whose network blocks UDP.
+    RTCAST_TRANSPORT_TCP = 2,
+}
+
+/// One connected viewer's figures, filled by `rtcast_stream_viewer_stats`, as its media loop
+/// last published them (about once a second).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct rtcast_viewer_stats {
+    /// Viewer id (as in `rtcast_event`).
+    pub id: u64,
+    /// Signalling protocol it came through.
+    pub protocol: rtcast_protocol,
+    /// What its media travels on.
+    pub transport: rtcast_transport,
+    /// `ip:port` of its media, NUL-terminated.
+    pub remote: [c_char; 64],
+    /// Milliseconds since its media connected.
+    pub connected_ms: u64,
+    /// RTP and RTCP packets sent to it.
+    pub packets_sent: u64,
+    /// Bytes of those packets.
+    pub bytes_sent: u64,
+    /// Bits per second sent to it over the last second or so.
+    pub bitrate_bps: u64,
+    /// Round-trip time from its receiver reports, ms; -1 before the first.
+    pub rtt_ms: f64,
+    /// Share of its video packets lost since its previous receiver report, 0 to 1.
+    pub fraction_lost: f64,
+    /// Video packets it lost in all.
+    pub packets_lost: i64,
+    /// Interarrival jitter of its video, ms.
+    pub jitter_ms: f64,
+    /// NACK messages it sent.
+    pub nacks: u64,
+    /// PLI/FIR messages it sent.
+    pub plis: u64,
+}
+
+impl From<&ViewerStats> for rtcast_viewer_stats {
+    fn from(v: &ViewerStats) -> Self {
+        let mut remote = [0 as c_char; 64];
+        let text = v.remote.to_string();
+        // An address with its port is at most 47 bytes; the last byte stays NUL.
+        for (slot, b) in remote.iter_mut().take(63).zip(text.bytes()) {
+            *slot = b as c_char;
+        }
+        Self {
+            id: v.id,
+            protocol: match v.protocol {
+                Protocol::WebSocket => rtcast_protocol::RTCAST_PROTOCOL_WEBSOCKET,
+                Protocol::Whep => rtcast_protocol::RTCAST_PROTOCOL_WHEP,
+            },
+            transport: match v.transport {
+                Transport::Udp => rtcast_transport::RTCAST_TRANSPORT_UDP,
+                Transport::Tcp => rtcast_transport::RTCAST_TRANSPORT_TCP,
+            },
+            remote,
+            connected_ms: v.connected_ms,
+            packets_sent: v.packets_sent,
+            bytes_sent: v.bytes_sent,
+            bitrate_bps: v.bitrate_bps,
+            rtt_ms: v.rtt_ms.unwrap_or(-1.0),
+            fraction_lost: v.fraction_lost,
+            packets_lost: v.packets_lost,
+            jitter_ms: v.jitter_ms,
+            nacks: v.nacks,
+            plis: v.plis,
         }
     }
 }
@@ -324,6 +406,50 @@ pub unsafe extern "C" fn rtcast_stream_stats(
         let stream = borrow(stream)?;
         let slot = out(out_stats, "out_stats")?;
         *slot = stream.stream.stats().into();
+        Ok(())
+    })
+}
+
+/// Fills `out` (room for `capacity` entries) with the figures of the stream's connected viewers,
+/// by id, and writes how many there are into `*out_count`. When there are more than
+/// `capacity`: `RTCAST_ERR_BUFFER_TOO_SMALL`, `out` untouched and `*out_count` says how many
+/// there are (call again with more room; `out` may be NULL when `capacity` is 0, to ask for the
+/// count). Any thread.
+///
+/// # Safety
+/// `stream` must be NULL or a live stream handle; `out` NULL or writable for `capacity`
+/// entries; `out_count` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn rtcast_stream_viewer_stats(
+    stream: *const rtcast_stream,
+    out: *mut rtcast_viewer_stats,
+    capacity: usize,
+    out_count: *mut usize,
+) -> rtcast_result {
+    guard("rtcast_stream_viewer_stats", || {
+        let stream = borrow(stream)?;
+        let count = crate::handle::out(out_count, "out_count")?;
+        if out.is_null() && capacity > 0 {
+            return Err(Failure::new(
+                rtcast_result::RTCAST_ERR_NULL,
+                "out is NULL with a capacity above 0",
+            ));
+        }
+        let all = stream.stream.viewer_stats();
+        *count = all.len();
+        if all.len() > capacity {
+            return Err(Failure::new(
+                rtcast_result::RTCAST_ERR_BUFFER_TOO_SMALL,
+                format!(
+                    "{} viewers, room for {capacity}: call again with more room",
+                    all.len()
+                ),
+            ));
+        }
+        for (i, v) in all.iter().enumerate() {
+            // SAFETY: the caller gave room for `capacity` entries, and i < all.len() <= capacity.
+            unsafe { out.add(i).write(v.into()) };
+        }
         Ok(())
     })
 }

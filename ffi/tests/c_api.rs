@@ -107,7 +107,8 @@ fn asan_build_serves_a_viewer_from_three_pushing_threads_without_memory_errors_o
     options.stop_after_frames = Some(10);
     let refused = runtime.block_on(run_viewer(options));
     let mut options = ViewerOptions::new(format!("{url}?token=good"), Duration::from_secs(20));
-    options.stop_after_frames = Some(10);
+    // Two seconds of frames: its figures are published about once a second.
+    options.stop_after_frames = Some(60);
     let report = runtime.block_on(run_viewer(options));
 
     // The program stops by itself once the viewer left; give ASan time for its leak check.
@@ -149,7 +150,7 @@ fn asan_build_serves_a_viewer_from_three_pushing_threads_without_memory_errors_o
     );
     assert!(status.success(), "{context}");
     assert!(
-        rest.contains("done joined=1 left=1 admitted=1 refused=1 calls=2"),
+        rest.contains("done joined=1 left=1 admitted=1 refused=1 calls=2 figures=1"),
         "{context}"
     );
     let refused = refused.unwrap_or_else(|e| panic!("refused viewer: {e}\n{context}"));

@@ -105,7 +105,8 @@ fn c_struct_fields(header: &str, name: &str) -> BTreeSet<String> {
             l.trim_end_matches(';')
                 .split([' ', '*'])
                 .next_back()
-                .map(str::to_owned)
+                // An array field: `char remote[64]`.
+                .map(|n| n.split('[').next().unwrap_or(n).to_owned())
         })
         .collect()
 }
@@ -159,6 +160,19 @@ fn c_has_every_setting_option_stats_field_and_event() {
         "stream stats fields",
         &stream_stats,
         &c_struct_fields(&h, "rtcast_stream_stats"),
+        &[],
+        str::to_owned,
+    );
+    // Per stream in C too: the stream is the handle asked.
+    let viewer_stats: Vec<&str> = rtcast::surface::viewer_stats()
+        .into_iter()
+        .filter(|n| *n != "stream")
+        .collect();
+    check(
+        "C",
+        "viewer stats fields",
+        &viewer_stats,
+        &c_struct_fields(&h, "rtcast_viewer_stats"),
         &[],
         str::to_owned,
     );
@@ -243,6 +257,14 @@ fn python_has_every_setting_option_stats_field_and_event() {
         &[],
         str::to_owned,
     );
+    check(
+        "Python",
+        "ViewerStats properties",
+        &rtcast::surface::viewer_stats(),
+        &py_properties(&pyi, "ViewerStats"),
+        &[],
+        str::to_owned,
+    );
     let event = py_properties(&pyi, "Event");
     let kinds = block(&pyi, "class Event:", "class ").join("\n");
     for (name, fields) in rtcast::surface::events() {
@@ -320,6 +342,14 @@ fn node_has_every_setting_option_stats_field_and_event() {
         "StreamStats members",
         &rtcast::surface::stream_stats(),
         &ts_members(&dts, "StreamStats"),
+        &[],
+        camel_owned,
+    );
+    check(
+        "Node",
+        "ViewerStats members",
+        &rtcast::surface::viewer_stats(),
+        &ts_members(&dts, "ViewerStats"),
         &[],
         camel_owned,
     );

@@ -16,7 +16,7 @@ use rtcast_core::{
 
 use crate::error::{BResult, Failure, OrThrow};
 use crate::events::{self, Kind, Listener, Listeners};
-use crate::stream::{Stream, StreamOptions};
+use crate::stream::{Stream, StreamOptions, ViewerStats};
 
 /// How a server is started; every field is optional. Read from JS only (it holds a function).
 #[napi(object, object_to_js = false)]
@@ -490,6 +490,13 @@ impl Server {
             *slot = Some(keep_alive(&env)?);
         }
         Ok(self)
+    }
+
+    /// Every connected viewer's figures (round-trip time, loss, jitter, bitrate...), by id.
+    #[napi]
+    pub fn viewer_stats(&self, env: Env) -> napi::Result<Vec<ViewerStats>> {
+        let all = self.shared.with(|s| s.viewer_stats()).or_throw(&env)?;
+        Ok(all.into_iter().map(Into::into).collect())
     }
 
     /// Counters of the whole server.

@@ -116,6 +116,67 @@ pub struct StreamStats {
     pub keyframe_requests: i64,
 }
 
+/// One connected viewer's figures (`server.viewerStats()`, `stream.viewerStats()`), as its media
+/// loop last published them (about once a second).
+#[napi(object)]
+pub struct ViewerStats {
+    /// Viewer id.
+    pub id: i64,
+    /// Stream name.
+    pub stream: String,
+    /// Signalling protocol it came through.
+    #[napi(ts_type = "'websocket' | 'whep'")]
+    pub protocol: String,
+    /// What its media travels on (`'tcp'`: ICE-TCP).
+    #[napi(ts_type = "'udp' | 'tcp'")]
+    pub transport: String,
+    /// `ip:port` of its media.
+    pub remote: String,
+    /// Milliseconds since its media connected.
+    pub connected_ms: i64,
+    /// RTP and RTCP packets sent to it.
+    pub packets_sent: i64,
+    /// Bytes of those packets.
+    pub bytes_sent: i64,
+    /// Bits per second sent to it over the last second or so.
+    pub bitrate_bps: i64,
+    /// Round-trip time from its receiver reports, ms; absent before the first.
+    pub rtt_ms: Option<f64>,
+    /// Share of its video packets lost since its previous receiver report, 0 to 1.
+    pub fraction_lost: f64,
+    /// Video packets it lost in all.
+    pub packets_lost: i64,
+    /// Interarrival jitter of its video, ms.
+    pub jitter_ms: f64,
+    /// NACK messages it sent.
+    pub nacks: i64,
+    /// PLI/FIR messages it sent.
+    pub plis: i64,
+}
+
+impl From<rtcast_core::ViewerStats> for ViewerStats {
+    fn from(v: rtcast_core::ViewerStats) -> Self {
+        let n = |v: u64| v.min(i64::MAX as u64) as i64;
+        Self {
+            id: n(v.id),
+            stream: v.stream,
+            protocol: v.protocol.name().to_owned(),
+            transport: v.transport.name().to_owned(),
+            remote: v.remote.to_string(),
+            connected_ms: n(v.connected_ms),
+            packets_sent: n(v.packets_sent),
+            bytes_sent: n(v.bytes_sent),
+            bitrate_bps: n(v.bitrate_bps),
+            rtt_ms: v.rtt_ms,
+            fraction_lost: v.fraction_lost,
+            packets_lost: v.packets_lost,
+            jitter_ms: v.jitter_ms,
+            nacks: n(v.nacks),
+            plis: n(v.plis),
+        }
+    }
+}
+
 /// A live stream, got from `server.stream(name)`. Pushes may come at any rate; none waits for the
 /// network (a slow viewer drops frames and waits for the next keyframe). Bad input throws an
 /// `Error` with a `code` and changes nothing. Pushes run with `catch_unwind`: a panic in rtcast
@@ -170,6 +231,16 @@ impl Stream {
             frames_encoded: n(s.frames_encoded),
             keyframe_requests: n(s.keyframe_requests),
         }
+    }
+
+    /// The figures of this stream's connected viewers, by id.
+    #[napi]
+    pub fn viewer_stats(&self) -> Vec<ViewerStats> {
+        self.stream
+            .viewer_stats()
+            .into_iter()
+            .map(Into::into)
+            .collect()
     }
 
     /// Pushes a raw frame: copies it and returns; the built-in H.264 encoder encodes it once for

@@ -71,6 +71,17 @@ test('raw RGBA frames of solid colours are shown in that colour by a WebSocket v
       assert.throws(() => stream.pushH264(Buffer.from('not h264')), { code: 'ERR_RTCAST_INVALID_DATA' })
     }
     assert.equal(server.stats().viewers, 1)
+    // The viewer's figures, as its media loop publishes them (about once a second); Chromium's
+    // receiver reports give the round-trip time.
+    const figures = await poll('the viewer\'s figures', () => {
+      const [v] = stream.viewerStats()
+      return v && v.bitrateBps > 0 && v.rttMs !== undefined ? v : undefined
+    })
+    assert.equal(figures.id, viewer.viewer)
+    assert.equal(figures.protocol, 'websocket')
+    assert.equal(figures.transport, 'udp')
+    assert.ok(figures.bytesSent > 0 && figures.rttMs >= 0, JSON.stringify(figures))
+    assert.deepEqual(server.viewerStats().map((v) => v.id), [viewer.viewer])
     const left = nextEvent(server, 'viewerLeft')
     await page.close()
     const gone = await left

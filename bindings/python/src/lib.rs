@@ -23,6 +23,7 @@ fn _rtcast(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<event::Event>()?;
     m.add_class::<stats::ServerStats>()?;
     m.add_class::<stats::StreamStats>()?;
+    m.add_class::<stats::ViewerStats>()?;
     error::register(m)?;
     let close_all = wrap_pyfunction!(server::_close_all, m)?;
     m.add_function(close_all.clone())?;

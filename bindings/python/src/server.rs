@@ -14,7 +14,7 @@ use pyo3::PyTraverseError;
 
 use crate::error::{raise, to_py, Kind};
 use crate::event::{EventThread, Listeners};
-use crate::stats::{ServerStats, StreamStats};
+use crate::stats::{ServerStats, StreamStats, ViewerStats};
 use crate::stream::Stream;
 
 /// What a Python `Server` owns; shared with the exit hook through a weak reference.
@@ -403,6 +403,14 @@ impl Server {
     /// Counters of the whole server.
     fn stats(&self, py: Python<'_>) -> ServerStats {
         self.with(py, |s| s.stats()).into()
+    }
+
+    /// Every connected viewer's figures (round-trip time, loss, jitter, bitrate...), by id.
+    fn viewer_stats(&self, py: Python<'_>) -> Vec<ViewerStats> {
+        self.with(py, |s| s.viewer_stats())
+            .into_iter()
+            .map(Into::into)
+            .collect()
     }
 
     /// Counters of every stream.

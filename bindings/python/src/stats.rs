@@ -125,3 +125,81 @@ impl StreamStats {
         )
     }
 }
+
+/// One connected viewer's figures (`Server.viewer_stats()`, `Stream.viewer_stats()`), as its
+/// media loop last published them (about once a second).
+#[pyclass(module = "rtcast", name = "ViewerStats", frozen, get_all)]
+#[derive(Clone, Debug)]
+pub struct ViewerStats {
+    /// Viewer id.
+    pub id: u64,
+    /// Stream name.
+    pub stream: String,
+    /// "websocket" or "whep".
+    pub protocol: &'static str,
+    /// "udp" or "tcp" (ICE-TCP).
+    pub transport: &'static str,
+    /// "ip:port" of its media.
+    pub remote: String,
+    /// Milliseconds since its media connected.
+    pub connected_ms: u64,
+    /// RTP and RTCP packets sent to it.
+    pub packets_sent: u64,
+    /// Bytes of those packets.
+    pub bytes_sent: u64,
+    /// Bits per second sent to it over the last second or so.
+    pub bitrate_bps: u64,
+    /// Round-trip time from its receiver reports, ms; None before the first.
+    pub rtt_ms: Option<f64>,
+    /// Share of its video packets lost since its previous receiver report, 0 to 1.
+    pub fraction_lost: f64,
+    /// Video packets it lost in all.
+    pub packets_lost: i64,
+    /// Interarrival jitter of its video, ms.
+    pub jitter_ms: f64,
+    /// NACK messages it sent.
+    pub nacks: u64,
+    /// PLI/FIR messages it sent.
+    pub plis: u64,
+}
+
+impl From<rtcast::ViewerStats> for ViewerStats {
+    fn from(v: rtcast::ViewerStats) -> Self {
+        Self {
+            id: v.id,
+            stream: v.stream,
+            protocol: v.protocol.name(),
+            transport: v.transport.name(),
+            remote: v.remote.to_string(),
+            connected_ms: v.connected_ms,
+            packets_sent: v.packets_sent,
+            bytes_sent: v.bytes_sent,
+            bitrate_bps: v.bitrate_bps,
+            rtt_ms: v.rtt_ms,
+            fraction_lost: v.fraction_lost,
+            packets_lost: v.packets_lost,
+            jitter_ms: v.jitter_ms,
+            nacks: v.nacks,
+            plis: v.plis,
+        }
+    }
+}
+
+#[pymethods]
+impl ViewerStats {
+    fn __repr__(&self) -> String {
+        format!(
+            "ViewerStats(id={}, stream={:?}, protocol={:?}, transport={:?}, remote={:?}, \
+             bitrate_bps={}, rtt_ms={:?}, fraction_lost={}, jitter_ms={})",
+            self.id,
+            self.stream,
+            self.protocol,
+            self.transport,
+            self.remote,
+            self.bitrate_bps,
+            self.rtt_ms,
+            self.fraction_lost,
+            self.jitter_ms
+        )
+    }
+}

@@ -10,7 +10,7 @@ use pyo3::types::{PyBytes, PyString, PyTuple};
 
 use crate::error::to_py;
 use crate::frame::FrameArrays;
-use crate::stats::StreamStats;
+use crate::stats::{StreamStats, ViewerStats};
 
 /// A live stream that viewers watch and the host pushes into. Got from `Server.stream()`.
 /// Every push may be called from any thread and never waits for the network.
@@ -122,6 +122,15 @@ impl Stream {
     /// Counters of this stream.
     fn stats(&self) -> StreamStats {
         self.inner.stats().into()
+    }
+
+    /// The figures of this stream's connected viewers, by id.
+    fn viewer_stats(&self) -> Vec<ViewerStats> {
+        self.inner
+            .viewer_stats()
+            .into_iter()
+            .map(Into::into)
+            .collect()
     }
 
     /// Pushes one raw frame, encoded once (H.264) by the built-in encoder for every viewer.

@@ -41,6 +41,18 @@ def test_solid_colour_frames_of_every_format_arrive_with_their_colour_and_size()
                 await viewer.connect(server.whep_url("colours"))
                 await viewer.wait_for_colour(red, size=(320, 240))
 
+                # The viewer's figures, as its media loop publishes them (about once a second).
+                for _ in range(50):
+                    figures = stream.viewer_stats()
+                    if figures and figures[0].bitrate_bps > 0:
+                        break
+                    await asyncio.sleep(0.1)
+                [mine] = figures
+                assert (mine.stream, mine.protocol, mine.transport) == ("colours", "whep", "udp")
+                assert mine.bytes_sent > 0 and mine.bitrate_bps > 0, mine
+                assert mine.remote.startswith("127.0.0.1:"), mine
+                assert [v.id for v in server.viewer_stats()] == [mine.id]
+
                 # rgba: alpha is ignored.
                 rgba = np.dstack([solid_rgb(320, 240, green), np.full((240, 320), 7, np.uint8)])
                 pusher.set(rgba)

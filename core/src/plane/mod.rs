@@ -1384,11 +1384,11 @@ impl MediaPlane {
             return;
         };
         let f = &mut v.figures;
-        if let Some((bytes, at)) = f.published {
-            let secs = now.saturating_duration_since(at).as_secs_f64();
-            if secs > 0.0 {
-                f.bitrate_bps = ((f.bytes.saturating_sub(bytes)) as f64 * 8.0 / secs) as u64;
-            }
+        // Since the last publication, or since it connected for the first one.
+        let (bytes, at) = f.published.unwrap_or((0, connected_at));
+        let secs = now.saturating_duration_since(at).as_secs_f64();
+        if secs > 0.0 {
+            f.bitrate_bps = ((f.bytes.saturating_sub(bytes)) as f64 * 8.0 / secs) as u64;
         }
         f.published = Some((f.bytes, now));
         let stats = crate::metrics::ViewerStats {

@@ -352,6 +352,15 @@ static void test_push_arguments(struct rtcast_stream *stream) {
     struct rtcast_stream_stats stats;
     EXPECT(rtcast_stream_stats(NULL, &stats), RTCAST_ERR_NULL);
     EXPECT(rtcast_stream_stats(stream, NULL), RTCAST_ERR_NULL);
+
+    /* No viewer: the count is 0, and asking for it needs no room. */
+    size_t count = 99;
+    OK(rtcast_stream_viewer_stats(stream, NULL, 0, &count));
+    CHECK(count == 0);
+    struct rtcast_viewer_stats figures[2];
+    EXPECT(rtcast_stream_viewer_stats(NULL, figures, 2, &count), RTCAST_ERR_NULL);
+    EXPECT(rtcast_stream_viewer_stats(stream, figures, 2, NULL), RTCAST_ERR_NULL);
+    EXPECT(rtcast_stream_viewer_stats(stream, NULL, 2, &count), RTCAST_ERR_NULL);
 }
 
 static void test_stream_options(struct rtcast_server *server) {

@@ -123,8 +123,18 @@ int main(void) {
     pthread_create(&threads[1], NULL, push_audio, audio);
     pthread_create(&threads[2], NULL, push_video, side);
     struct rtcast_stream_stats stats;
+    struct rtcast_viewer_stats figures[4];
+    int figures_seen = 0;
     while (!atomic_load(&stop)) {
         must(rtcast_stream_stats(video, &stats), "stream_stats");
+        size_t n = 0;
+        must(rtcast_stream_viewer_stats(video, figures, 4, &n), "stream_viewer_stats");
+        if (n == 1 && figures[0].bytes_sent > 0 && figures[0].bitrate_bps > 0 &&
+            figures[0].protocol == RTCAST_PROTOCOL_WEBSOCKET &&
+            figures[0].transport == RTCAST_TRANSPORT_UDP &&
+            strncmp(figures[0].remote, "127.0.0.1:", 10) == 0) {
+            figures_seen = 1;
+        }
         sleep_ms(100);
         if (stats.video_frames >= 30 * 30) {
             break; /* the video thread ran out of time: no viewer came */
@@ -143,8 +153,8 @@ int main(void) {
     rtcast_stream_free(audio);
     rtcast_stream_free(side);
     rtcast_server_free(server);
-    printf("done joined=%d left=%d admitted=%d refused=%d calls=%d\n", atomic_load(&joined),
-           atomic_load(&left), atomic_load(&admitted), atomic_load(&refused),
-           atomic_load(&auth_calls));
+    printf("done joined=%d left=%d admitted=%d refused=%d calls=%d figures=%d\n",
+           atomic_load(&joined), atomic_load(&left), atomic_load(&admitted),
+           atomic_load(&refused), atomic_load(&auth_calls), figures_seen);
     return atomic_load(&joined) >= 1 && atomic_load(&left) >= 1 ? 0 : 3;
 }

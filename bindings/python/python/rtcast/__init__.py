@@ -26,6 +26,7 @@ from ._rtcast import (
     StreamStats,
     TlsError,
     UnsupportedCodecError,
+    ViewerStats,
     __version__,
 )
 from ._aio import EventStream
@@ -49,5 +50,6 @@ __all__ = [
     "StreamStats",
     "TlsError",
     "UnsupportedCodecError",
+    "ViewerStats",
     "__version__",
 ]

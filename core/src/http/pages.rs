@@ -1,5 +1,5 @@
-//! Pages that need no build step and no CDN: the stream list, the embeddable player, and the
-//! figures of every stream and viewer in one JSON document.
+//! Pages that need no build step and no CDN: the live dashboard (and the JSON it polls) and the
+//! embeddable player.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -8,32 +8,21 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Response};
 
 use crate::metrics::ViewerStats;
 use crate::server::ServerShared;
 
 const EMBED_HTML: &str = include_str!("assets/embed.html");
+const DASHBOARD_HTML: &str = include_str!("assets/dashboard.html");
 
-pub(super) async fn index(State(server): State<Arc<ServerShared>>) -> Response {
-    let mut items = String::new();
-    for name in server.stream_names() {
-        let n = escape(&name);
-        items.push_str(&format!(
-            "<li><a href=\"/{n}/embed.html\">{n}</a> <code>/{n}/webrtc</code></li>\n"
-        ));
-    }
-    if items.is_empty() {
-        items.push_str("<li>no stream yet</li>\n");
-    }
-    super::html(format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>rtcast</title></head>\
-         <body style=\"font-family:sans-serif\"><h1>rtcast streams</h1><ul>\n{items}</ul>\
-         <p><a href=\"/metrics\">metrics</a></p></body></html>\n"
-    ))
+/// `GET /`: the live dashboard. A static page: everything it shows comes from `/stats.json`,
+/// which it polls every second, so no stream name is ever put into its HTML here.
+pub(super) async fn index() -> Response {
+    ([(header::CACHE_CONTROL, "no-cache")], Html(DASHBOARD_HTML)).into_response()
 }
 
-/// `GET /stats.json`: every figure a dashboard draws, read in one go. The server's counters, then per
+/// `GET /stats.json`: what the dashboard draws, read in one go. The server's counters, then per
 /// stream (by name) its counters, the bytes and packets sent to its viewers, its time to first
 /// frame (count, and mean in ms: `null` before a first viewer got a frame) and every connected
 /// viewer's figures as the media loops last published them.

@@ -506,6 +506,30 @@ impl Page {
             .map_err(|e| self.cdp.error(format!("unexpected pixels {value}: {e}")))
     }
 
+    /// Lays the page out as on a `width`x`height` CSS-pixel screen at 1 device pixel per CSS
+    /// pixel (`Emulation.setDeviceMetricsOverride`), e.g. before a [`Page::screenshot`].
+    pub async fn set_viewport(&self, width: u32, height: u32) -> Result<(), Error> {
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            json!({ "width": width, "height": height, "deviceScaleFactor": 1, "mobile": false }),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Writes what the page's viewport shows now to `path` as a PNG (`Page.captureScreenshot`).
+    pub async fn screenshot(&self, path: &Path) -> Result<(), Error> {
+        use base64::Engine as _;
+        let shot = self
+            .call("Page.captureScreenshot", json!({ "format": "png" }))
+            .await?;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(str_field(&shot, "data")?)
+            .map_err(|e| Error::new(format!("Page.captureScreenshot: bad base64: {e}")))?;
+        std::fs::write(path, png)
+            .map_err(|e| Error::new(format!("cannot write {}: {e}", path.display())))
+    }
+
     /// The console messages, uncaught exceptions and browser log entries of this page so far,
     /// one line each (`console.log: …`, `uncaught exception: …`, `log.error [network]: …`).
     pub fn console(&self) -> Vec<String> {

@@ -84,6 +84,7 @@ pub(crate) fn tls_config(tls: &TlsConfig) -> Result<TlsAcceptor> {
 pub(crate) fn router(server: Arc<ServerShared>) -> Router {
     Router::new()
         .route("/", get(pages::index))
+        .route("/stats.json", get(pages::stats))
         .route("/metrics", get(metrics))
         .route("/{stream}/webrtc", get(websocket))
         .route("/{stream}/embed.html", get(pages::embed))

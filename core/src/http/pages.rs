@@ -1,31 +1,74 @@
-//! Pages that need no build step and no CDN: the stream list and the embeddable player.
+//! Pages that need no build step and no CDN: the live dashboard (and the JSON it polls) and the
+//! embeddable player.
 
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
 
+use crate::metrics::ViewerStats;
 use crate::server::ServerShared;
 
 const EMBED_HTML: &str = include_str!("assets/embed.html");
+const DASHBOARD_HTML: &str = include_str!("assets/dashboard.html");
 
-pub(super) async fn index(State(server): State<Arc<ServerShared>>) -> Response {
-    let mut items = String::new();
-    for name in server.stream_names() {
-        let n = escape(&name);
-        items.push_str(&format!(
-            "<li><a href=\"/{n}/embed.html\">{n}</a> <code>/{n}/webrtc</code></li>\n"
-        ));
+/// `GET /`: the live dashboard. A static page: everything it shows comes from `/stats.json`,
+/// which it polls every second, so no stream name is ever put into its HTML here.
+pub(super) async fn index() -> Response {
+    ([(header::CACHE_CONTROL, "no-cache")], Html(DASHBOARD_HTML)).into_response()
+}
+
+/// `GET /stats.json`: what the dashboard draws, read in one go. The server's counters, then per
+/// stream (by name) its counters, the bytes and packets sent to its viewers, its time to first
+/// frame (count, and mean in ms: `null` before a first viewer got a frame) and every connected
+/// viewer's figures as the media loops last published them.
+pub(super) async fn stats(State(server): State<Arc<ServerShared>>) -> Response {
+    let streams = server.stream_snapshots();
+    let mut viewers: BTreeMap<String, Vec<ViewerStats>> = BTreeMap::new();
+    for v in server.metrics.viewer_stats(None) {
+        viewers.entry(v.stream.clone()).or_default().push(v);
     }
-    if items.is_empty() {
-        items.push_str("<li>no stream yet</li>\n");
-    }
-    super::html(format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>rtcast</title></head>\
-         <body style=\"font-family:sans-serif\"><h1>rtcast streams</h1><ul>\n{items}</ul>\
-         <p><a href=\"/metrics\">metrics</a></p></body></html>\n"
-    ))
+    let time_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let list: Vec<serde_json::Value> = streams
+        .iter()
+        .map(|s| {
+            let c = &s.counters;
+            let ttff_count = c.ttff_count.load(Relaxed);
+            let ttff_mean_ms = (ttff_count > 0)
+                .then(|| c.ttff_sum_us.load(Relaxed) as f64 / ttff_count as f64 / 1000.0);
+            serde_json::json!({
+                "name": s.stats.name,
+                "stats": s.stats,
+                "egress": {
+                    "packets_sent": c.packets_sent.load(Relaxed),
+                    "bytes_sent": c.bytes_sent.load(Relaxed),
+                    "nacks": c.nacks.load(Relaxed),
+                    "plis": c.plis.load(Relaxed),
+                },
+                "ttff": { "count": ttff_count, "mean_ms": ttff_mean_ms },
+                "viewers": viewers.remove(&s.stats.name).unwrap_or_default(),
+            })
+        })
+        .collect();
+    let body = serde_json::json!({
+        "time_ms": time_ms,
+        "server": server.metrics.snapshot(streams.len() as u64),
+        "streams": list,
+    });
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 pub(super) async fn embed(

@@ -263,6 +263,24 @@ pub unsafe extern "C" fn rtcast_server_remove_stream(
     })
 }
 
+/// Writes `url(server, name)` into the caller's buffer, as the three URL calls do.
+///
+/// # Safety
+/// As `rtcast_server_url`.
+unsafe fn write_url(
+    server: *const rtcast_server,
+    name: *const c_char,
+    buf: *mut c_char,
+    len: usize,
+    out_len: *mut usize,
+    url: fn(&Server, &str) -> String,
+) -> FfiResult {
+    let server = borrow(server)?;
+    let name = str_arg(name, "name")?;
+    let url = server.with(|s| Ok(url(s, name)))?;
+    write_str(&url, buf, len, out_len)
+}
+
 /// Writes the player page URL of stream `name` (`http://127.0.0.1:8080/NAME/embed.html`),
 /// NUL-terminated, into `buf` of `len` bytes and its length without the NUL into `*out_len`.
 /// Too small a buffer: `RTCAST_ERR_BUFFER_TOO_SMALL`, `buf` untouched, `*out_len` = length
@@ -281,10 +299,7 @@ pub unsafe extern "C" fn rtcast_server_url(
     out_len: *mut usize,
 ) -> rtcast_result {
     guard("rtcast_server_url", || {
-        let server = borrow(server)?;
-        let name = str_arg(name, "name")?;
-        let url = server.with(|s| Ok(s.url(name)))?;
-        write_str(&url, buf, len, out_len)
+        write_url(server, name, buf, len, out_len, Server::url)
     })
 }
 
@@ -302,10 +317,7 @@ pub unsafe extern "C" fn rtcast_server_ws_url(
     out_len: *mut usize,
 ) -> rtcast_result {
     guard("rtcast_server_ws_url", || {
-        let server = borrow(server)?;
-        let name = str_arg(name, "name")?;
-        let url = server.with(|s| Ok(s.ws_url(name)))?;
-        write_str(&url, buf, len, out_len)
+        write_url(server, name, buf, len, out_len, Server::ws_url)
     })
 }
 
@@ -323,10 +335,7 @@ pub unsafe extern "C" fn rtcast_server_whep_url(
     out_len: *mut usize,
 ) -> rtcast_result {
     guard("rtcast_server_whep_url", || {
-        let server = borrow(server)?;
-        let name = str_arg(name, "name")?;
-        let url = server.with(|s| Ok(s.whep_url(name)))?;
-        write_str(&url, buf, len, out_len)
+        write_url(server, name, buf, len, out_len, Server::whep_url)
     })
 }
 

@@ -94,22 +94,7 @@ async fn viewer_figures_and_labelled_metrics_agree_and_leave_with_their_viewers(
         .collect();
     assert_eq!(listed, obs, "{json:#}");
     let first = &json["viewers"][0];
-    for field in [
-        "stream",
-        "protocol",
-        "transport",
-        "remote",
-        "connected_ms",
-        "packets_sent",
-        "bytes_sent",
-        "bitrate_bps",
-        "rtt_ms",
-        "fraction_lost",
-        "packets_lost",
-        "jitter_ms",
-        "nacks",
-        "plis",
-    ] {
+    for field in rtcast::surface::viewer_stats() {
         assert!(
             !first[field].is_null(),
             "viewers.json lacks {field}: {first:#}"

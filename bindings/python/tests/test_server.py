@@ -94,19 +94,21 @@ def test_candidate_policy_udp_only_turns_ice_tcp_off():
         assert server.tcp_port == 0
 
 
+async def client_offer() -> str:
+    """A recvonly video offer from aiortc, as a WHEP player POSTs it."""
+    pc = RTCPeerConnection()
+    pc.addTransceiver("video", direction="recvonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    sdp = pc.localDescription.sdp
+    await pc.close()
+    return sdp
+
+
 def test_turn_secret_gives_each_whep_viewer_rest_credentials_of_the_shared_secret():
     secret = "north-shore"
     turn = {"urls": ["turn:127.0.0.1:3478?transport=udp"], "secret": secret, "ttl": 600}
 
-    async def offer() -> str:
-        pc = RTCPeerConnection()
-        pc.addTransceiver("video", direction="recvonly")
-        await pc.setLocalDescription(await pc.createOffer())
-        sdp = pc.localDescription.sdp
-        await pc.close()
-        return sdp
-
-    sdp = asyncio.run(offer())
+    sdp = asyncio.run(client_offer())
     with loopback_server(turn_secret=turn) as server:
         server.stream("cam")
         req = urllib.request.Request(
@@ -137,15 +139,7 @@ def test_authorize_refuses_one_viewer_and_admits_another():
         asked.append((req.stream, req.token, req.protocol, req.remote))
         return req.token == "good"
 
-    async def offer() -> str:
-        pc = RTCPeerConnection()
-        pc.addTransceiver("video", direction="recvonly")
-        await pc.setLocalDescription(await pc.createOffer())
-        sdp = pc.localDescription.sdp
-        await pc.close()
-        return sdp
-
-    sdp = asyncio.run(offer())
+    sdp = asyncio.run(client_offer())
     with loopback_server(authorize=authorize) as server:
         server.stream("cam")
 

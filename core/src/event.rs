@@ -277,12 +277,7 @@ fn dispatch(mut events: Events, mut sink: impl EventSink, stop: &AtomicBool) -> 
     let stopped = || stop.load(Ordering::Acquire);
     loop {
         match block_on(events.recv(), stopped, None) {
-            Wait::Ready(Some(e)) => {
-                let dropped = sink.deliver(e);
-                if dropped > 0 {
-                    events.dropped(dropped);
-                }
-            }
+            Wait::Ready(Some(e)) => hand_over(&mut events, &mut sink, e),
             Wait::Ready(None) => {
                 sink.end();
                 return events;
@@ -290,14 +285,19 @@ fn dispatch(mut events: Events, mut sink: impl EventSink, stop: &AtomicBool) -> 
             Wait::Interrupted | Wait::TimedOut => {
                 // Deliver what was queued before the stop.
                 while let Some(e) = events.try_recv() {
-                    let dropped = sink.deliver(e);
-                    if dropped > 0 {
-                        events.dropped(dropped);
-                    }
+                    hand_over(&mut events, &mut sink, e);
                 }
                 return events;
             }
         }
+    }
+}
+
+/// Gives `e` to `sink`, counting on the subscription what the sink dropped.
+fn hand_over(events: &mut Events, sink: &mut impl EventSink, e: Event) {
+    let dropped = sink.deliver(e);
+    if dropped > 0 {
+        events.dropped(dropped);
     }
 }
 

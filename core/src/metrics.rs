@@ -47,6 +47,12 @@ pub(crate) struct StreamCounters {
 }
 
 impl StreamCounters {
+    /// Counts `packets` of `bytes` in all sent to one of the stream's viewers.
+    pub(crate) fn sent(&self, packets: u64, bytes: u64) {
+        self.packets_sent.fetch_add(packets, Relaxed);
+        self.bytes_sent.fetch_add(bytes, Relaxed);
+    }
+
     pub(crate) fn observe_ttff(&self, d: Duration) {
         observe(&self.ttff_buckets, &self.ttff_count, &self.ttff_sum_us, d);
     }

@@ -91,7 +91,7 @@ pub(crate) fn router(server: Arc<ServerShared>) -> Router {
         .route("/{stream}/whep", any(whep::endpoint))
         .route("/{stream}/whep/{id}", any(whep::resource))
         .route("/{stream}/media_info.json", get(whep::media_info))
-        .route("/{stream}/viewers.json", get(whep::viewers))
+        .route("/{stream}/viewers.json", get(pages::viewers))
         .route("/{stream}/sessions/{id}", put(whep::session_stats))
         .route("/{stream}/sessions/{id}/{*rest}", put(whep::session_stats))
         .fallback(not_found)

@@ -71,18 +71,39 @@ pub(super) async fn stats(State(server): State<Arc<ServerShared>>) -> Response {
         .into_response()
 }
 
+/// `GET /STREAM/viewers.json`: the stream's connected viewers and their figures.
+pub(super) async fn viewers(
+    State(server): State<Arc<ServerShared>>,
+    Path(stream): Path<String>,
+) -> Response {
+    if server.find_stream(&stream).is_none() {
+        return unknown_stream(&server, &stream);
+    }
+    let viewers = server.metrics.viewer_stats(Some(&stream));
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::json!({ "stream": stream, "viewers": viewers }).to_string(),
+    )
+        .into_response()
+}
+
 pub(super) async fn embed(
     State(server): State<Arc<ServerShared>>,
     Path(stream): Path<String>,
 ) -> Response {
     if server.find_stream(&stream).is_none() {
-        return (
-            StatusCode::NOT_FOUND,
-            format!("{}\n", server.stream_not_found(&stream)),
-        )
-            .into_response();
+        return unknown_stream(&server, &stream);
     }
     super::html(EMBED_HTML.replace("{{STREAM}}", &escape(&stream)))
+}
+
+/// 404 naming the streams there are.
+fn unknown_stream(server: &ServerShared, stream: &str) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        format!("{}\n", server.stream_not_found(stream)),
+    )
+        .into_response()
 }
 
 fn escape(s: &str) -> String {

@@ -138,6 +138,19 @@ pub(crate) struct Transmit {
     pub data: BytesMut,
 }
 
+impl Transmit {
+    /// `data` for `viewer`, out on `path` (from its local end to its remote one).
+    fn on(viewer: ViewerId, path: Path, data: BytesMut) -> Self {
+        Self {
+            viewer,
+            proto: path.proto,
+            from: path.local,
+            to: path.remote,
+            data,
+        }
+    }
+}
+
 /// What the plane tells a viewer's signalling task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Notice {
@@ -343,6 +356,13 @@ struct Figures {
     fraction_lost: f64,
     packets_lost: i64,
     jitter_ms: f64,
+}
+
+impl Figures {
+    fn sent(&mut self, packets: u64, bytes: u64) {
+        self.packets += packets;
+        self.bytes += bytes;
+    }
 }
 
 /// A frame in a viewer's backlog, with the timestamp and stream index it is sent with.
@@ -685,7 +705,7 @@ impl MediaPlane {
     }
 
     fn on_stun(&mut self, now: Instant, path: Path, data: &[u8]) {
-        let (local, from) = (path.local, path.remote);
+        let from = path.remote;
         let Some(id) = crate::net::stun::local_ufrag(data).and_then(|u| self.by_ufrag.get(u))
         else {
             return; // not ours: a stray, or a viewer already gone
@@ -730,13 +750,11 @@ impl MediaPlane {
             v.pair = Some(path);
             v.nominated |= answered.nominated;
         }
-        self.transmits.push_back(Transmit {
-            viewer: id,
-            proto: path.proto,
-            from: local,
-            to: from,
-            data: BytesMut::from(&answered.response[..]),
-        });
+        self.transmits.push_back(Transmit::on(
+            id,
+            path,
+            BytesMut::from(&answered.response[..]),
+        ));
         self.start_dtls_client(now, id);
         self.rearm(now, id);
     }
@@ -998,17 +1016,9 @@ impl MediaPlane {
         let header = rtp_header(&v.video, seq, timestamp, marker);
         if let Some(data) = protect(&mut self.packet, srtp, &header, &payload) {
             Metrics::add(&self.metrics.retransmissions, 1);
-            v.figures.packets += 1;
-            v.figures.bytes += data.len() as u64;
-            Metrics::add(&st.info.counters.packets_sent, 1);
-            Metrics::add(&st.info.counters.bytes_sent, data.len() as u64);
-            self.transmits.push_back(Transmit {
-                viewer: id,
-                proto: path.proto,
-                from: path.local,
-                to: path.remote,
-                data,
-            });
+            v.figures.sent(1, data.len() as u64);
+            st.info.counters.sent(1, data.len() as u64);
+            self.transmits.push_back(Transmit::on(id, path, data));
         }
     }
 
@@ -1149,20 +1159,12 @@ impl MediaPlane {
             track.last = Some((timestamp, now));
             packets += 1;
             bytes += data.len() as u64;
-            self.transmits.push_back(Transmit {
-                viewer: id,
-                proto: path.proto,
-                from: path.local,
-                to: path.remote,
-                data,
-            });
+            self.transmits.push_back(Transmit::on(id, path, data));
         }
-        v.figures.packets += packets;
-        v.figures.bytes += bytes;
+        v.figures.sent(packets, bytes);
         let counters = self.streams.get(&v.stream).map(|st| &st.info.counters);
         if let Some(c) = counters {
-            Metrics::add(&c.packets_sent, packets);
-            Metrics::add(&c.bytes_sent, bytes);
+            c.sent(packets, bytes);
         }
         if video && !v.first_video_sent {
             tracing::debug!(
@@ -1357,15 +1359,8 @@ impl MediaPlane {
         };
         match srtp.protect_rtcp(&plain) {
             Ok(data) => {
-                v.figures.packets += 1;
-                v.figures.bytes += data.len() as u64;
-                self.transmits.push_back(Transmit {
-                    viewer: id,
-                    proto: path.proto,
-                    from: path.local,
-                    to: path.remote,
-                    data,
-                })
+                v.figures.sent(1, data.len() as u64);
+                self.transmits.push_back(Transmit::on(id, path, data))
             }
             Err(e) => tracing::debug!(viewer = id, "{e}"),
         }
@@ -1421,13 +1416,7 @@ impl MediaPlane {
         while let Some(data) = v.dtls.poll_transmit() {
             // DTLS goes where the viewer's checks come from.
             let Some(path) = v.pair else { continue };
-            self.transmits.push_back(Transmit {
-                viewer: id,
-                proto: path.proto,
-                from: path.local,
-                to: path.remote,
-                data,
-            });
+            self.transmits.push_back(Transmit::on(id, path, data));
         }
     }
 

@@ -435,22 +435,6 @@ async fn delete(server: Arc<ServerShared>, stream: String, id: String) -> Respon
 }
 
 /// `GET /STREAM/media_info.json`: the tracks, as Flussonic's player expects before it offers.
-/// `/STREAM/viewers.json`: the stream's connected viewers and their figures.
-pub(crate) async fn viewers(
-    State(server): State<Arc<ServerShared>>,
-    Path(stream): Path<String>,
-) -> Response {
-    if server.find_stream(&stream).is_none() {
-        return unknown_stream(&server, &stream);
-    }
-    let viewers = server.metrics.viewer_stats(Some(&stream));
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        serde_json::json!({ "stream": stream, "viewers": viewers }).to_string(),
-    )
-        .into_response()
-}
-
 pub(crate) async fn media_info(
     State(server): State<Arc<ServerShared>>,
     Path(stream): Path<String>,

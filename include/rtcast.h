@@ -33,6 +33,11 @@
 #define RTCAST_PTS_NOW -1
 
 /**
+ * Most renditions a stream carries (`rtcast_stream_options_add_rendition`).
+ */
+#define RTCAST_MAX_RENDITIONS 8
+
+/**
  * What a fallible call returns. `RTCAST_OK` is 0; on any other code the call changed nothing
  * and `rtcast_last_error_message` tells what was wrong on this thread.
  */
@@ -127,14 +132,21 @@ enum rtcast_event_kind {
    */
   RTCAST_EVENT_VIEWER_LEFT = 2,
   /**
-   * A viewer needs a keyframe and rtcast has none: push one soon (coalesced, at most one per
-   * stream every 500 ms; streams fed raw frames never ask). `stream` is set.
+   * A viewer needs a keyframe of `rendition` and rtcast has none: push one soon (coalesced,
+   * at most one per stream and rendition every 500 ms; streams fed raw frames never ask).
+   * `stream` and `rendition` are set.
    */
   RTCAST_EVENT_KEYFRAME_REQUESTED = 3,
   /**
    * Estimated bandwidth toward the slowest viewer of `stream`, in `bps`.
    */
   RTCAST_EVENT_BITRATE_HINT = 4,
+  /**
+   * A viewer was moved from one rendition of its stream to another (at a keyframe of it): its
+   * bandwidth estimate fell under its rendition or held above a better one, or it asked for
+   * one. `stream`, `viewer`, `from`, `to` and `estimate_bps` are set.
+   */
+  RTCAST_EVENT_RENDITION_SWITCHED = 5,
 };
 
 /**
@@ -253,9 +265,9 @@ struct rtcast_stream;
 
 /**
  * Settings a stream is created with (opaque). Made by `rtcast_stream_options_new`, changed by
- * the `rtcast_stream_options_set_*` calls, read (not consumed) by `rtcast_server_stream_with`,
- * freed by `rtcast_stream_options_free` exactly once. Not synchronized: do not change one
- * from two threads at once.
+ * the `rtcast_stream_options_set_*` and `rtcast_stream_options_add_rendition` calls, read (not
+ * consumed) by `rtcast_server_stream_with`, freed by `rtcast_stream_options_free` exactly once.
+ * Not synchronized: do not change one from two threads at once.
  */
 struct rtcast_stream_options;
 
@@ -327,6 +339,25 @@ struct rtcast_event {
    * Bits per second of a bitrate hint; 0 otherwise.
    */
   uint64_t bps;
+  /**
+   * The rendition a keyframe is requested for ("v1" for a stream of one), NUL-terminated;
+   * "" otherwise; never NULL.
+   */
+  const char *rendition;
+  /**
+   * The rendition a switched viewer had ("v1", "v2", ...), NUL-terminated; "" otherwise;
+   * never NULL.
+   */
+  const char *from;
+  /**
+   * The rendition a switched viewer has now, NUL-terminated; "" otherwise; never NULL.
+   */
+  const char *to;
+  /**
+   * A switched viewer's bandwidth estimate when the switch was decided, bits per second (0
+   * when it had none); 0 otherwise.
+   */
+  uint64_t estimate_bps;
 };
 
 /**
@@ -487,6 +518,15 @@ struct rtcast_viewer_stats {
    * PLI/FIR messages it sent.
    */
   uint64_t plis;
+  /**
+   * The rendition it is sent ("v1", "v2", ...; "v1" for a stream of one), NUL-terminated.
+   */
+  char rendition[16];
+  /**
+   * Its bandwidth estimate, bits per second (from transport-wide congestion control feedback
+   * where it sends it, else its REMB); -1 before the first.
+   */
+  int64_t estimate_bps;
 };
 
 #ifdef __cplusplus
@@ -930,8 +970,9 @@ void rtcast_stream_free(struct rtcast_stream *stream);
  * Pushes one H.264 access unit in Annex B form (start codes; constrained baseline or main, no
  * B-frames). `pts_us` is its media time in microseconds from any fixed origin, or
  * `RTCAST_PTS_NOW`. Keyframes should carry SPS and PPS. The data is copied: the buffer may be
- * reused once the call returns. Errors: `RTCAST_ERR_INVALID_DATA` (not Annex B),
- * `RTCAST_ERR_CLOSED` (stream removed or server stopped). Any thread (see `rtcast_stream`).
+ * reused once the call returns. Errors: `RTCAST_ERR_INVALID_DATA` (not Annex B; a stream with
+ * several renditions, which takes `rtcast_stream_push_h264_rendition`), `RTCAST_ERR_CLOSED`
+ * (stream removed or server stopped). Any thread (see `rtcast_stream`).
  *
  * # Safety
  * `stream` must be NULL or a live stream handle; `data` NULL or readable for `len` bytes.
@@ -942,11 +983,47 @@ enum rtcast_result rtcast_stream_push_h264(const struct rtcast_stream *stream,
                                            int64_t pts_us);
 
 /**
+ * Pushes one H.264 access unit of the rendition named `rendition` ("v1", "v2", ... in the order
+ * of `rtcast_stream_options_add_rendition`) into a stream with a ladder of renditions, as
+ * `rtcast_stream_push_h264` does. Push every rendition's frame of an instant with the same
+ * `pts_us`: a viewer moved from one rendition to another then sees one continuous track.
+ * Errors: `RTCAST_ERR_INVALID_DATA` (no rendition of that name, with the stream's renditions in
+ * the message; not Annex B), `RTCAST_ERR_INVALID_ARGUMENT` (`rendition` not UTF-8),
+ * `RTCAST_ERR_UNSUPPORTED` (a VP8 stream), `RTCAST_ERR_CLOSED`. Any thread (see `rtcast_stream`).
+ *
+ * # Safety
+ * `stream` must be NULL or a live stream handle; `rendition` NULL or a NUL-terminated string;
+ * `data` NULL or readable for `len` bytes.
+ */
+enum rtcast_result rtcast_stream_push_h264_rendition(const struct rtcast_stream *stream,
+                                                     const char *rendition,
+                                                     const uint8_t *data,
+                                                     size_t len,
+                                                     int64_t pts_us);
+
+/**
+ * Pushes one VP8 frame of the rendition named `rendition` into a VP8 stream with a ladder of
+ * renditions, as `rtcast_stream_push_h264_rendition` does for H.264. Errors as
+ * `rtcast_stream_push_vp8`, and `RTCAST_ERR_INVALID_DATA` for a rendition the stream does not
+ * have. Any thread (see `rtcast_stream`).
+ *
+ * # Safety
+ * `stream` must be NULL or a live stream handle; `rendition` NULL or a NUL-terminated string;
+ * `data` NULL or readable for `len` bytes.
+ */
+enum rtcast_result rtcast_stream_push_vp8_rendition(const struct rtcast_stream *stream,
+                                                    const char *rendition,
+                                                    const uint8_t *data,
+                                                    size_t len,
+                                                    int64_t pts_us);
+
+/**
  * Pushes one VP8 frame, as a VP8 encoder produces it (frame tag first; the payload of an IVF or
  * WebM frame). The stream must have been created with `RTCAST_CODEC_VP8`
  * (`rtcast_server_stream_with`). `pts_us` as for `rtcast_stream_push_h264`. The data is copied.
  * Errors: `RTCAST_ERR_UNSUPPORTED` (an H.264 stream), `RTCAST_ERR_INVALID_DATA` (not a VP8
- * frame), `RTCAST_ERR_CLOSED`. Any thread (see `rtcast_stream`).
+ * frame; a stream with several renditions, which takes `rtcast_stream_push_vp8_rendition`),
+ * `RTCAST_ERR_CLOSED`. Any thread (see `rtcast_stream`).
  *
  * # Safety
  * `stream` must be NULL or a live stream handle; `data` NULL or readable for `len` bytes.
@@ -1107,6 +1184,41 @@ enum rtcast_result rtcast_stream_options_set_encoder_max_fps(struct rtcast_strea
  */
 enum rtcast_result rtcast_stream_options_set_keyframe_interval_ms(struct rtcast_stream_options *options,
                                                                   uint32_t milliseconds);
+
+/**
+ * Lets the built-in encoder of a stream of one rendition follow its slowest viewer: its bitrate
+ * goes down to that viewer's bandwidth estimate, but not under `floor_bps`, and back up to the
+ * encoder bitrate (`rtcast_stream_options_set_encoder_bitrate`) as the estimate recovers.
+ * 0 (the default) keeps the bitrate fixed. A ladder of renditions
+ * (`rtcast_stream_options_add_rendition`) serves slow viewers without lowering the others'
+ * quality; this setting does not apply to one.
+ *
+ * # Safety
+ * `options` must be NULL or a live handle.
+ */
+enum rtcast_result rtcast_stream_options_set_follow_viewers_floor_bps(struct rtcast_stream_options *options,
+                                                                      uint32_t floor_bps);
+
+/**
+ * Adds a video rendition to the stream's ladder, after those added before: best first, each
+ * with a lower bitrate than the one before, at most `RTCAST_MAX_RENDITIONS`. Each viewer is
+ * sent the best rendition its network carries. The renditions are named by their place:
+ * "v1" (the first added), "v2", ... Raw frames are scaled to each rendition's size and encoded
+ * once per rendition at its bitrate; encoded video is pushed per rendition with
+ * `rtcast_stream_push_h264_rendition` / `rtcast_stream_push_vp8_rendition` (the plain pushes
+ * then fail with `RTCAST_ERR_INVALID_DATA`). With none added, the stream has one rendition.
+ *
+ * Width and height must be even and at least 16; `bitrate_bps` at least 30000.
+ * Errors: `RTCAST_ERR_INVALID_ARGUMENT` (a size or bitrate out of range, a bitrate not lower
+ * than the previous rendition's, one rendition too many), and the ladder is unchanged.
+ *
+ * # Safety
+ * `options` must be NULL or a live handle.
+ */
+enum rtcast_result rtcast_stream_options_add_rendition(struct rtcast_stream_options *options,
+                                                       uint32_t width,
+                                                       uint32_t height,
+                                                       uint32_t bitrate_bps);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -34,9 +34,10 @@ export declare class Server {
   /** Names of the streams, sorted. */
   streams(): Array<string>
   /**
-   * Registers `listener` for an event: `'viewer'`, `'viewerLeft'`, `'keyframeRequest'` or
-   * `'bitrate'`. Listeners run on the JS thread, in the order events happened; they never keep
-   * the process alive by themselves and are released by `close()`. Returns the server.
+   * Registers `listener` for an event: `'viewer'`, `'viewerLeft'`, `'keyframeRequest'`,
+   * `'renditionSwitch'` or `'bitrate'`. Listeners run on the JS thread, in the order events
+   * happened; they never keep the process alive by themselves and are released by `close()`.
+   * Returns the server.
    */
   on<K extends keyof ServerEvents>(event: K, listener: (event: ServerEvents[K]) => void): this
   /**
@@ -97,16 +98,19 @@ export declare class Stream {
   pushFrame(frame: VideoFrame): void
   /**
    * Pushes one H.264 access unit in Annex B form (start codes; constrained baseline or main, no
-   * B-frames). Keyframes should carry SPS and PPS. Throws `ERR_RTCAST_INVALID_DATA` when it is
-   * not Annex B H.264.
+   * B-frames). Keyframes should carry SPS and PPS. A stream with several renditions takes each
+   * one's video with `{ rendition: 'v1' }`, `'v2'`... Throws `ERR_RTCAST_INVALID_DATA` when it
+   * is not Annex B H.264, names a rendition the stream does not have, or names none on a
+   * stream of several.
    */
-  pushH264(data: Uint8Array, options?: PushOptions | undefined | null): void
+  pushH264(data: Uint8Array, options?: VideoPushOptions | undefined | null): void
   /**
    * Pushes one VP8 frame as a VP8 encoder outputs it (frame tag first, as stored in IVF or
-   * WebM), on a stream created with `video: 'vp8'`. Throws `ERR_RTCAST_INVALID_DATA` when it is
-   * not a VP8 frame, `ERR_RTCAST_UNSUPPORTED` on an H.264 stream.
+   * WebM), on a stream created with `video: 'vp8'`; `rendition` as for `pushH264`. Throws
+   * `ERR_RTCAST_INVALID_DATA` when it is not a VP8 frame or for a rendition as `pushH264`
+   * does, `ERR_RTCAST_UNSUPPORTED` on an H.264 stream.
    */
-  pushVp8(data: Uint8Array, options?: PushOptions | undefined | null): void
+  pushVp8(data: Uint8Array, options?: VideoPushOptions | undefined | null): void
   /**
    * Pushes one Opus packet (typically 20 ms). Throws `ERR_RTCAST_INVALID_DATA` when it is empty
    * or too large to be Opus, `ERR_RTCAST_UNSUPPORTED` on a stream created with `audio: false`.
@@ -145,18 +149,52 @@ export interface IceServer {
 }
 
 /**
- * `server.on('keyframeRequest', ...)`: a viewer needs a keyframe and rtcast has none; push one
- * soon. Coalesced (at most one per stream every 500 ms); streams fed raw frames never ask.
+ * `server.on('keyframeRequest', ...)`: a viewer needs a keyframe of a rendition and rtcast has
+ * none; push one soon. Coalesced (at most one per stream and rendition every 500 ms); streams
+ * fed raw frames never ask.
  */
 export interface KeyframeRequestEvent {
   /** Stream name. */
   stream: string
+  /** The rendition that needs it (`'v1'` for a stream of one). */
+  rendition: string
 }
 
 /** Options of an encoded push. */
 export interface PushOptions {
   /** Media time in milliseconds from any fixed origin; omitted: the wall clock. */
   timestamp?: number
+}
+
+/** One video rendition of a stream's ladder (`StreamOptions.renditions`). */
+export interface Rendition {
+  /** Width in pixels (even, at least 16): raw frames are scaled to it. */
+  width: number
+  /** Height in pixels (even, at least 16). */
+  height: number
+  /**
+   * Bits per second: the built-in encoder's target for it, and what a viewer's bandwidth
+   * estimate must carry to be sent it.
+   */
+  bitrateBps: number
+}
+
+/**
+ * `server.on('renditionSwitch', ...)`: a viewer was moved to another rendition of its stream
+ * (at a keyframe of it): its bandwidth estimate fell under its rendition or held above a better
+ * one, or it asked for one.
+ */
+export interface RenditionSwitchEvent {
+  /** Stream name. */
+  stream: string
+  /** Viewer id. */
+  viewer: number
+  /** The rendition it had (`'v1'`, `'v2'`...). */
+  from: string
+  /** The rendition it has now. */
+  to: string
+  /** Its bandwidth estimate when the switch was decided, bits per second (0 when it had none). */
+  estimateBps: number
 }
 
 /** The event names `server.on` takes, and what each listener receives. */
@@ -167,6 +205,8 @@ export interface ServerEvents {
   viewerLeft: ViewerLeftEvent
   /** A keyframe is needed. */
   keyframeRequest: KeyframeRequestEvent
+  /** A viewer was moved to another rendition. */
+  renditionSwitch: RenditionSwitchEvent
   /** A bitrate hint. */
   bitrate: BitrateEvent
 }
@@ -288,6 +328,19 @@ export interface StreamOptions {
    * the periodic keyframe off: viewers still get one when they join).
    */
   keyframeIntervalMs?: number
+  /**
+   * A ladder of video renditions, best first with decreasing bitrates (at most 8), named by
+   * their place: `'v1'`, `'v2'`... Each viewer is sent the best one its network carries. Raw
+   * frames are scaled and encoded once per rendition; encoded video is pushed per rendition
+   * (`pushH264(data, { rendition: 'v2' })`). Default: one rendition, the frames as pushed.
+   */
+  renditions?: Array<Rendition>
+  /**
+   * Lets the built-in encoder of a stream of one rendition lower its bitrate to its slowest
+   * viewer's bandwidth estimate, not under this floor, bits per second (default: a fixed
+   * bitrate).
+   */
+  followViewersFloorBps?: number
 }
 
 /** Counters of one stream. */
@@ -340,6 +393,18 @@ export interface VideoFrame {
   format: 'rgba' | 'bgra' | 'rgb24' | 'bgr24' | 'i420' | 'nv12'
   /** Media time in milliseconds from any fixed origin; omitted: the wall clock. */
   timestamp?: number
+}
+
+/** Options of an encoded video push (`pushH264`, `pushVp8`). */
+export interface VideoPushOptions {
+  /** Media time in milliseconds from any fixed origin; omitted: the wall clock. */
+  timestamp?: number
+  /**
+   * The rendition the video is of, `'v1'`, `'v2'`...: required on a stream with several
+   * renditions (`StreamOptions.renditions`). Push every rendition's frame of an instant with
+   * the same `timestamp`.
+   */
+  rendition?: string
 }
 
 /** `server.on('viewer', ...)`: a viewer's media is connected; frames flow to it from now on. */
@@ -399,4 +464,8 @@ export interface ViewerStats {
   nacks: number
   /** PLI/FIR messages it sent. */
   plis: number
+  /** The rendition it is sent: `'v1'`, `'v2'`... (`'v1'` for a stream of one). */
+  rendition: string
+  /** Its bandwidth estimate, bits per second; absent before the first. */
+  estimateBps?: number
 }

@@ -45,15 +45,34 @@ pub enum Event {
         reason: LeaveReason,
     },
     /// A viewer needs a keyframe and rtcast has none to give: push one soon. Coalesced, at most
-    /// one per stream every 500 ms. Streams fed raw frames never ask: the built-in encoder makes one.
+    /// one per stream and rendition every 500 ms. Streams fed raw frames never ask: the built-in
+    /// encoder makes one.
     KeyframeRequested {
         /// Stream name.
         stream: String,
+        /// The rendition that needs it (`v1` for a stream of one rendition).
+        rendition: String,
+    },
+    /// A viewer was moved to another rendition of its stream (at a keyframe of it): its
+    /// bandwidth estimate fell under its rendition or held above a better one, or it asked for
+    /// a rendition (Flussonic's `request_tracks`).
+    RenditionSwitched {
+        /// Stream name.
+        stream: String,
+        /// Viewer id.
+        viewer: ViewerId,
+        /// The rendition it had (`v1`, `v2`, …).
+        from: String,
+        /// The rendition it has now.
+        to: String,
+        /// Its bandwidth estimate when the switch was decided, bits per second (0 when none).
+        estimate_bps: u64,
     },
     /// What the slowest viewer of a stream can receive, bits per second: the lowest of the
-    /// viewers' own bandwidth estimates (REMB, which browsers send). Reported when it moves by
-    /// more than 10%, at most once a second per stream. A host encoding for everyone may lower
-    /// its bitrate toward it, or keep it for the other viewers: rtcast does not change it.
+    /// viewers' bandwidth estimates (transport-wide congestion control on adaptive streams, else
+    /// REMB). Reported when it moves by more than 10%, at most once a second per stream. A host
+    /// encoding for everyone may lower its bitrate toward it, or keep it for the other viewers;
+    /// the built-in encoder follows it when `EncoderConfig::follow_viewers_floor_bps` is set.
     BitrateHint {
         /// Stream name.
         stream: String,

@@ -185,11 +185,15 @@ impl PlaneTarget {
         plane.open_stream(StreamInfo {
             id: 1,
             counters: Default::default(),
+            // Two renditions: its viewers' RTCP reaches the congestion controller and the
+            // rendition choice too.
+            ladder: vec![2_000_000, 600_000],
             spec: TrackSpec {
                 stream: "fuzz".into(),
                 video_codec: crate::media::VideoCodec::H264,
                 video_ssrc: 0x1234_5678,
                 audio_ssrc: Some(0x8765_4321),
+                adaptive: true,
             },
         });
         let now = Instant::now();
@@ -221,6 +225,7 @@ impl PlaneTarget {
                     remote: path.remote,
                     started: now,
                     offer_sdp: offer,
+                    rendition: None,
                 },
             );
             let Ok(created) = created else { continue };
@@ -280,6 +285,7 @@ impl SdpTarget {
             remote: SocketAddr::from(([127, 0, 0, 1], 7000)),
             started: t.now,
             offer_sdp,
+            rendition: None,
         };
         let offered = viewer(Some(text.clone()));
         let bare = viewer(None);

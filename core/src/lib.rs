@@ -63,7 +63,7 @@ pub use media::VideoCodec;
 pub use metrics::{ServerStats, Transport, ViewerStats};
 pub use server::{Census, Server};
 pub use signal::turn::TurnSecret;
-pub use stream::{Stream, StreamOptions, StreamStats};
+pub use stream::{Rendition, Stream, StreamOptions, StreamStats, MAX_RENDITIONS};
 
 /// The version of this library.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

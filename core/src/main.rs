@@ -128,6 +128,30 @@ struct DemoArgs {
     /// pattern compresses to ~0.3 Mbit/s); for benchmarks.
     #[arg(long)]
     noise: bool,
+    /// A rendition of an adaptive ladder, WIDTHxHEIGHT@KBPS; repeat it, best first
+    /// (`--rendition 1280x720@2000 --rendition 640x360@600 --rendition 320x180@200`). Each viewer
+    /// gets the best one its network carries; each is encoded once (--bitrate is then unused).
+    #[arg(long = "rendition", value_name = "WxH@KBPS", value_parser = parse_rendition)]
+    renditions: Vec<rtcast::Rendition>,
+    /// Let the encoder follow the slowest viewer's bandwidth, down to this many kbit/s (a
+    /// stream of one rendition).
+    #[arg(long, value_name = "KBPS")]
+    follow_viewers: Option<u32>,
+}
+
+fn parse_rendition(s: &str) -> Result<rtcast::Rendition, String> {
+    let (size, kbps) = s
+        .split_once('@')
+        .ok_or_else(|| format!("rendition '{s}' must look like 640x360@600"))?;
+    let (width, height) = parse_size(size)?;
+    let kbps: u32 = kbps
+        .parse()
+        .map_err(|_| format!("bad kbit/s in rendition '{s}'"))?;
+    Ok(rtcast::Rendition {
+        width,
+        height,
+        bitrate_bps: kbps.saturating_mul(1000),
+    })
 }
 
 fn parse_size(s: &str) -> Result<(u32, u32), String> {
@@ -203,6 +227,8 @@ fn demo(args: DemoArgs) -> rtcast::Result<()> {
     let mut options = rtcast::StreamOptions::default();
     options.encoder.bitrate_bps = args.bitrate.saturating_mul(1000);
     options.encoder.max_fps = args.fps as f32;
+    options.encoder.follow_viewers_floor_bps = args.follow_viewers.map(|k| k.saturating_mul(1000));
+    options.renditions = args.renditions;
     let stream = server.stream_with("demo", options)?;
     let source = DemoSource::start(
         stream,

@@ -126,6 +126,11 @@ pub struct ViewerStats {
     pub nacks: u64,
     /// PLI/FIR messages it sent.
     pub plis: u64,
+    /// The rendition it is sent (`v1`, `v2`, …; `v1` for a stream of one).
+    pub rendition: String,
+    /// Its bandwidth estimate, bits per second: from transport-wide congestion control feedback
+    /// where it sends it, else its REMB; `None` before either.
+    pub estimate_bps: Option<u64>,
 }
 
 /// A snapshot of the server's counters.

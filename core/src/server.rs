@@ -110,7 +110,8 @@ impl ServerShared {
         let i = match &cmd {
             Control::Answer { viewer, .. }
             | Control::RemoteCandidate { viewer, .. }
-            | Control::CloseViewer { viewer, .. } => loop_of_viewer(*viewer, loops),
+            | Control::CloseViewer { viewer, .. }
+            | Control::RequestRendition { viewer, .. } => loop_of_viewer(*viewer, loops),
             _ => self.next_loop.fetch_add(1, Relaxed) % loops.max(1),
         };
         let tx = self.control_tx.get(i).ok_or(Error::ServerStopped)?;
@@ -353,8 +354,8 @@ impl Server {
     }
 
     /// The stream called `name`, created with `options` if it does not exist yet. An existing
-    /// stream is returned if its video codec and audio match `options` (encoder settings are
-    /// those it was created with); otherwise `InvalidConfig` says what differs.
+    /// stream is returned if its video codec, audio and renditions match `options` (encoder
+    /// settings are those it was created with); otherwise `InvalidConfig` says what differs.
     pub fn stream_with(&self, name: &str, options: StreamOptions) -> Result<Stream> {
         self.get_or_create(name, Some(options))
     }
@@ -384,6 +385,14 @@ impl Server {
                         if o.audio { "audio" } else { "no audio" },
                     )));
                 }
+            }
+            if let Some(o) = options.as_ref().filter(|o| o.renditions != s.renditions) {
+                return Err(Error::InvalidConfig(format!(
+                    "stream '{name}' exists with {} rendition(s); asked for {} different ones \
+                     (remove it first to change its ladder)",
+                    s.rendition_count(),
+                    o.renditions.len()
+                )));
             }
             return Ok(Stream { shared: s.clone() });
         }

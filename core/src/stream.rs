@@ -13,7 +13,7 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 use crate::event::Event;
-use crate::media::encode_worker::{EncodeWorker, EncodedSink};
+use crate::media::encode_worker::{EncodeWorker, EncodedSink, Rung};
 use crate::media::encoder::{check_encoder_size, EncodedVideo, EncoderConfig};
 use crate::media::h264::ParameterSets;
 use crate::media::packetizer::{
@@ -32,6 +32,37 @@ use crate::{Error, Result};
 /// not Opus.
 const MAX_OPUS_PACKET: usize = 1275 * 3;
 
+/// Most renditions a stream may carry.
+pub const MAX_RENDITIONS: usize = 8;
+
+/// One video rendition of a stream's ladder. The renditions of a stream are named by their
+/// place in [`StreamOptions::renditions`], as Flussonic names tracks: `v1` (the first, the best),
+/// `v2`, …
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rendition {
+    /// Width in pixels: raw frames are scaled to it; for pushed video, what
+    /// `media_info.json` announces.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Bits per second: the built-in encoder's target for it, and what a viewer's bandwidth
+    /// estimate must carry for rtcast to send it this rendition.
+    pub bitrate_bps: u32,
+}
+
+impl Rendition {
+    /// The track name of the rendition at `index` of a ladder: `v1`, `v2`, …
+    pub fn track_name(index: usize) -> String {
+        format!("v{}", index + 1)
+    }
+
+    /// The index of a track name (`v1` → 0), if it names one of `count` renditions.
+    pub fn index_of(name: &str, count: usize) -> Option<usize> {
+        let n: usize = name.strip_prefix('v')?.parse().ok()?;
+        (1..=count).contains(&n).then(|| n - 1)
+    }
+}
+
 /// Options of a stream, fixed when it is created.
 #[derive(Debug, Clone)]
 pub struct StreamOptions {
@@ -42,6 +73,12 @@ pub struct StreamOptions {
     pub video: VideoCodec,
     /// Settings of the built-in encoder used by [`Stream::push_frame`].
     pub encoder: EncoderConfig,
+    /// A ladder of video renditions, best first (strictly decreasing bitrates), each viewer
+    /// getting the best one its network carries; raw frames are scaled and encoded once per
+    /// rendition, encoded video is pushed per rendition ([`Stream::push_h264_rendition`]).
+    /// Empty (the default): one rendition, the pushed frames as they are, at the encoder's
+    /// bitrate.
+    pub renditions: Vec<Rendition>,
 }
 
 impl StreamOptions {
@@ -62,7 +99,47 @@ impl StreamOptions {
                 crate::media::encoder::MIN_BITRATE_BPS
             )));
         }
+        if self.renditions.len() > MAX_RENDITIONS {
+            return Err(Error::InvalidConfig(format!(
+                "{} renditions; a stream carries at most {MAX_RENDITIONS}",
+                self.renditions.len()
+            )));
+        }
+        for (i, r) in self.renditions.iter().enumerate() {
+            let name = Rendition::track_name(i);
+            if r.width < 16 || r.height < 16 || r.width % 2 == 1 || r.height % 2 == 1 {
+                return Err(Error::InvalidConfig(format!(
+                    "rendition {name} is {}x{}: width and height must be even and at least 16",
+                    r.width, r.height
+                )));
+            }
+            check_encoder_size(r.width, r.height)
+                .map_err(|e| Error::InvalidConfig(format!("rendition {name}: {e}")))?;
+            if r.bitrate_bps < crate::media::encoder::MIN_BITRATE_BPS {
+                return Err(Error::InvalidConfig(format!(
+                    "rendition {name}: bitrate {} bit/s is under the encoder's least, {} bit/s",
+                    r.bitrate_bps,
+                    crate::media::encoder::MIN_BITRATE_BPS
+                )));
+            }
+            if let Some(before) = i.checked_sub(1).and_then(|b| self.renditions.get(b)) {
+                if r.bitrate_bps >= before.bitrate_bps {
+                    return Err(Error::InvalidConfig(format!(
+                        "rendition {name} ({} bit/s) must have a lower bitrate than {} ({} bit/s): \
+                         renditions are listed best first",
+                        r.bitrate_bps,
+                        Rendition::track_name(i - 1),
+                        before.bitrate_bps
+                    )));
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// How many renditions the stream carries (one when none are listed).
+    pub(crate) fn rendition_count(&self) -> usize {
+        self.renditions.len().max(1)
     }
 }
 
@@ -72,6 +149,7 @@ impl Default for StreamOptions {
             audio: true,
             video: VideoCodec::default(),
             encoder: EncoderConfig::default(),
+            renditions: Vec::new(),
         }
     }
 }
@@ -83,14 +161,15 @@ pub struct StreamStats {
     pub name: String,
     /// Viewers connected now.
     pub viewers: usize,
-    /// Video frames pushed (raw or encoded).
+    /// Video frames pushed (raw or encoded; of a ladder, those of its first rendition).
     pub video_frames: u64,
     /// Audio packets pushed.
     pub audio_packets: u64,
     /// Frames dropped because the event loop or the built-in encoder was behind (the host pushed
     /// faster than they run).
     pub frames_dropped: u64,
-    /// Raw frames encoded by the built-in encoder (0 with no viewers: nothing is encoded then).
+    /// Raw frames encoded by the built-in encoder (0 with no viewers: nothing is encoded then;
+    /// of a ladder, counted once per frame, not per rendition).
     pub frames_encoded: u64,
     /// Keyframes asked for (coalesced).
     pub keyframe_requests: u64,
@@ -102,6 +181,8 @@ pub(crate) struct StreamShared {
     pub video_codec: VideoCodec,
     pub video_ssrc: u32,
     pub audio_ssrc: Option<u32>,
+    /// The ladder as configured (empty: one rendition).
+    pub renditions: Vec<Rendition>,
     /// One queue per media loop: each loop gets every frame once.
     media_tx: Vec<FrameSender>,
     events: broadcast::Sender<Event>,
@@ -110,15 +191,18 @@ pub(crate) struct StreamShared {
     encoder_config: EncoderConfig,
     /// The built-in encoder's thread, started by the first raw frame that needs encoding.
     encode_worker: Mutex<Option<EncodeWorker>>,
-    /// Set when a viewer needs a keyframe and the built-in encoder can make one.
-    force_keyframe: AtomicBool,
+    /// Per rendition: set when a viewer needs a keyframe and the built-in encoder can make one.
+    force_keyframe: Vec<AtomicBool>,
     /// Whether the host feeds raw frames (the encoder answers keyframe requests) or encoded video.
     raw_source: AtomicBool,
     /// Connected viewers per media loop.
     loop_viewers: Vec<AtomicUsize>,
+    /// Per media loop: the bandwidth its slowest viewer can receive (0: none known), for an
+    /// encoder that follows its viewers.
+    loop_slowest: Vec<AtomicU64>,
     closed: AtomicBool,
-    /// Coalesces the keyframe events to the host over the media loops.
-    host_requests: Mutex<KeyframePolicy>,
+    /// Coalesces the keyframe events to the host over the media loops, per rendition.
+    host_requests: Mutex<Vec<KeyframePolicy>>,
     /// Its viewers' counters, bumped by the media loops (`/metrics`).
     pub counters: Arc<crate::metrics::StreamCounters>,
     video_frames: AtomicU64,
@@ -130,15 +214,23 @@ pub(crate) struct StreamShared {
 
 struct Input {
     start: Instant,
+    /// One clock for every rendition: a frame's timestamp is the same in each, so a viewer
+    /// moved from one to another sees its timestamps go on.
     video_clock: RtpClock,
     audio_clock: RtpClock,
+    renditions: Vec<RenditionInput>,
+    /// Per media loop and rendition (`loop * renditions + rendition`): a video frame was
+    /// dropped since the last one that went through, and the next video frame of the rendition
+    /// must tell the loop (audio frames neither set nor clear it: each Opus packet decodes alone).
+    video_gap: Vec<bool>,
+}
+
+/// What packetizing one rendition's encoded video keeps between frames.
+#[derive(Default)]
+struct RenditionInput {
     params: ParameterSets,
     packetizer: H264Packetizer,
     vp8: Vp8Packetizer,
-    /// Per media loop: a video frame was dropped since the last one that went through, and the
-    /// next video frame must tell the loop (audio frames neither set nor clear it: each Opus
-    /// packet decodes alone).
-    video_gap: Vec<bool>,
 }
 
 impl StreamShared {
@@ -151,12 +243,14 @@ impl StreamShared {
         metrics: Arc<Metrics>,
     ) -> Self {
         let loops = media_tx.len();
+        let count = options.rendition_count();
         Self {
             name,
             id,
             video_codec: options.video,
             video_ssrc: rand::random(),
             audio_ssrc: options.audio.then(rand::random),
+            renditions: options.renditions.clone(),
             media_tx,
             events,
             metrics,
@@ -164,18 +258,17 @@ impl StreamShared {
                 start: Instant::now(),
                 video_clock: RtpClock::new(VIDEO_CLOCK_RATE),
                 audio_clock: RtpClock::new(OPUS_CLOCK_RATE),
-                params: ParameterSets::default(),
-                packetizer: H264Packetizer::default(),
-                vp8: Vp8Packetizer::default(),
-                video_gap: vec![false; loops],
+                renditions: (0..count).map(|_| RenditionInput::default()).collect(),
+                video_gap: vec![false; loops * count],
             }),
             encoder_config: options.encoder,
             encode_worker: Mutex::new(None),
-            force_keyframe: AtomicBool::new(false),
+            force_keyframe: (0..count).map(|_| AtomicBool::new(false)).collect(),
             raw_source: AtomicBool::new(false),
             loop_viewers: (0..loops).map(|_| AtomicUsize::new(0)).collect(),
+            loop_slowest: (0..loops).map(|_| AtomicU64::new(0)).collect(),
             closed: AtomicBool::new(false),
-            host_requests: Mutex::new(KeyframePolicy::default()),
+            host_requests: Mutex::new(vec![KeyframePolicy::default(); count]),
             counters: Default::default(),
             video_frames: AtomicU64::new(0),
             audio_packets: AtomicU64::new(0),
@@ -209,12 +302,21 @@ impl StreamShared {
         self.raw_source.load(Relaxed)
     }
 
-    /// A media loop asks for a keyframe (it coalesced its viewers' requests): the encoder makes
-    /// one at the next raw frame; a host pushing encoded video gets an event, coalesced again
-    /// here over the loops by the same policy.
-    pub(crate) fn request_keyframe(&self) {
+    /// How many renditions the stream carries.
+    pub(crate) fn rendition_count(&self) -> usize {
+        self.force_keyframe.len()
+    }
+
+    /// A media loop asks for a keyframe of a rendition (it coalesced its viewers' requests):
+    /// the encoder makes one at the next raw frame; a host pushing encoded video gets an event,
+    /// coalesced again here over the loops by the same policy.
+    pub(crate) fn request_keyframe(&self, rendition: usize) {
         if self.is_raw_source() {
-            if !self.force_keyframe.swap(true, Relaxed) {
+            let newly = self
+                .force_keyframe
+                .get(rendition)
+                .is_some_and(|f| !f.swap(true, Relaxed));
+            if newly {
                 self.count_keyframe_request();
             }
             return;
@@ -223,14 +325,37 @@ impl StreamShared {
             .host_requests
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .request(Instant::now(), false);
+            .get_mut(rendition)
+            .is_some_and(|p| p.request(Instant::now(), false));
         if !asked {
             return;
         }
         self.count_keyframe_request();
         let _ = self.events.send(Event::KeyframeRequested {
             stream: self.name.clone(),
+            rendition: Rendition::track_name(rendition),
         });
+    }
+
+    /// The bitrates of the renditions, best first (the encoder's for a stream of one).
+    pub(crate) fn ladder(&self) -> Vec<u32> {
+        if self.renditions.is_empty() {
+            return vec![self.encoder_config.bitrate_bps];
+        }
+        self.renditions.iter().map(|r| r.bitrate_bps).collect()
+    }
+
+    /// Whether the stream adapts to its viewers' bandwidth: several renditions to choose from,
+    /// or an encoder that follows them.
+    pub(crate) fn is_adaptive(&self) -> bool {
+        self.rendition_count() > 1 || self.encoder_config.follow_viewers_floor_bps.is_some()
+    }
+
+    /// Media loop `index`'s bitrate hint (its slowest viewer's estimate).
+    pub(crate) fn follow_viewers(&self, index: usize, bps: u64) {
+        if let Some(s) = self.loop_slowest.get(index) {
+            s.store(bps.max(1), Relaxed);
+        }
     }
 
     /// Media loop `index`'s count of connected viewers.
@@ -248,6 +373,55 @@ impl StreamShared {
     fn count_keyframe_request(&self) {
         self.keyframe_requests.fetch_add(1, Relaxed);
         Metrics::add(&self.metrics.keyframe_requests, 1);
+    }
+
+    /// What the encoder thread encodes: the stream's renditions, or one at the encoder's
+    /// settings and the pushed frames' size.
+    fn rungs(&self) -> Vec<Rung> {
+        if self.renditions.is_empty() {
+            return vec![Rung {
+                config: self.encoder_config,
+                size: None,
+            }];
+        }
+        self.renditions
+            .iter()
+            .map(|r| Rung {
+                config: EncoderConfig {
+                    bitrate_bps: r.bitrate_bps,
+                    ..self.encoder_config
+                },
+                size: Some((r.width, r.height)),
+            })
+            .collect()
+    }
+
+    /// The index of a rendition by its track name, or `InvalidData` listing the names.
+    fn rendition_index(&self, name: &str) -> Result<usize> {
+        Rendition::index_of(name, self.rendition_count()).ok_or_else(|| self.no_rendition(name))
+    }
+
+    fn no_rendition(&self, name: &str) -> Error {
+        let names: Vec<String> = (0..self.rendition_count())
+            .map(Rendition::track_name)
+            .collect();
+        Error::InvalidData(format!(
+            "stream '{}' has no rendition '{name}'; its renditions are {}",
+            self.name,
+            names.join(", ")
+        ))
+    }
+
+    /// Refuses a push without a rendition into a stream of several.
+    fn check_single(&self, what: &str) -> Result<()> {
+        if self.rendition_count() == 1 {
+            return Ok(());
+        }
+        Err(Error::InvalidData(format!(
+            "stream '{}' has {} renditions: push each one's frames with {what}_rendition",
+            self.name,
+            self.rendition_count()
+        )))
     }
 
     fn check_open(&self) -> Result<()> {
@@ -278,9 +452,11 @@ impl StreamShared {
     /// built-in encoder.
     fn submit(&self, input: &mut Input, frame: MediaFrame, raw_source: bool) {
         let video = frame.kind == TrackKind::Video;
+        let (count, rendition) = (self.rendition_count(), frame.rendition);
         let frame = Arc::new(frame);
         let mut dropped = false;
-        for (tx, gap) in self.media_tx.iter().zip(input.video_gap.iter_mut()) {
+        let gaps = input.video_gap.iter_mut().skip(rendition).step_by(count);
+        for (tx, gap) in self.media_tx.iter().zip(gaps) {
             let msg = MediaInput {
                 stream: self.id,
                 frame: frame.clone(),
@@ -311,24 +487,53 @@ impl StreamShared {
 }
 
 impl EncodedSink for StreamShared {
-    fn take_keyframe_request(&self) -> bool {
-        self.force_keyframe.swap(false, Relaxed)
+    fn take_keyframe_request(&self, rendition: usize) -> bool {
+        self.force_keyframe
+            .get(rendition)
+            .is_some_and(|f| f.swap(false, Relaxed))
     }
 
-    fn restore_keyframe_request(&self) {
-        self.force_keyframe.store(true, Relaxed);
+    fn restore_keyframe_request(&self, rendition: usize) {
+        if let Some(f) = self.force_keyframe.get(rendition) {
+            f.store(true, Relaxed);
+        }
     }
 
-    fn deliver(&self, encoded: EncodedVideo, pts: Duration) -> bool {
+    /// With `follow_viewers_floor_bps` and one rendition: the slowest viewer's estimate over
+    /// every loop, between the floor and the configured bitrate.
+    fn target_bitrate(&self, rendition: usize) -> Option<u32> {
+        let floor = self.encoder_config.follow_viewers_floor_bps?;
+        if rendition != 0 || self.rendition_count() != 1 {
+            return None;
+        }
+        let ceiling = self.encoder_config.bitrate_bps;
+        let slowest = self
+            .loop_slowest
+            .iter()
+            .zip(&self.loop_viewers)
+            .filter(|(_, viewers)| viewers.load(Relaxed) > 0)
+            .map(|(s, _)| s.load(Relaxed))
+            .filter(|&s| s > 0)
+            .min();
+        let bps = slowest.map_or(u64::from(ceiling), |s| s.min(u64::from(ceiling)));
+        Some((bps as u32).max(floor.min(ceiling)))
+    }
+
+    fn deliver(&self, rendition: usize, encoded: EncodedVideo, pts: Duration) -> bool {
         if self.closed.load(Relaxed) {
             return false;
         }
-        self.frames_encoded.fetch_add(1, Relaxed);
+        if rendition == 0 {
+            self.frames_encoded.fetch_add(1, Relaxed);
+        }
         let mut input = self.input();
-        let packetized = input
+        let Some(r) = input.renditions.get_mut(rendition) else {
+            return false;
+        };
+        let packetized = r
             .params
             .access_unit(&encoded.data)
-            .and_then(|au| Ok((input.packetizer.packetize(&au)?, au.keyframe)));
+            .and_then(|au| Ok((r.packetizer.packetize(&au)?, au.keyframe)));
         let (payloads, keyframe) = match packetized {
             Ok(p) => p,
             Err(e) => {
@@ -338,7 +543,8 @@ impl EncodedSink for StreamShared {
             }
         };
         let ts = input.video_clock.timestamp(pts);
-        let frame = MediaFrame::new(TrackKind::Video, ts, keyframe, payloads);
+        let frame =
+            MediaFrame::new(TrackKind::Video, ts, keyframe, payloads).of_rendition(rendition);
         self.submit(&mut input, frame, true);
         true
     }
@@ -389,19 +595,51 @@ impl Stream {
     /// Pushes one H.264 access unit in Annex B form (start codes; constrained baseline or main,
     /// no B-frames). `pts` is the frame's media time from any fixed origin; `None` takes the wall
     /// clock. Keyframes should carry SPS and PPS; if they do not, the last ones seen are added.
+    ///
+    /// A stream with several renditions takes each one's video through
+    /// [`Stream::push_h264_rendition`] instead.
     pub fn push_h264(&self, data: &[u8], pts: Option<Duration>) -> Result<()> {
+        self.shared.check_single("push_h264")?;
+        self.push_h264_to(0, data, pts)
+    }
+
+    /// Pushes one H.264 access unit of the rendition named `rendition` (`v1`, `v2`, … in the
+    /// order of [`StreamOptions::renditions`]), as [`Stream::push_h264`] does. Push every
+    /// rendition's frame of an instant with the same `pts`: a viewer moved from one rendition to
+    /// another then sees one continuous track.
+    pub fn push_h264_rendition(
+        &self,
+        rendition: &str,
+        data: &[u8],
+        pts: Option<Duration>,
+    ) -> Result<()> {
+        let index = self.shared.rendition_index(rendition)?;
+        self.push_h264_to(index, data, pts)
+    }
+
+    fn push_h264_to(&self, rendition: usize, data: &[u8], pts: Option<Duration>) -> Result<()> {
         let s = &*self.shared;
         s.check_open()?;
         s.check_codec(VideoCodec::H264, "push_h264")?;
         let mut input = s.input();
-        let au = input.params.access_unit(data)?;
-        let payloads = input.packetizer.packetize(&au)?;
+        let Input {
+            renditions,
+            video_clock,
+            start,
+            ..
+        } = &mut *input;
+        let r = renditions
+            .get_mut(rendition)
+            .ok_or_else(|| s.no_rendition(&Rendition::track_name(rendition)))?;
+        let au = r.params.access_unit(data)?;
+        let payloads = r.packetizer.packetize(&au)?;
         s.raw_source.store(false, Relaxed);
-        s.video_frames.fetch_add(1, Relaxed);
-        let ts = input
-            .video_clock
-            .timestamp(pts.unwrap_or_else(|| input.start.elapsed()));
-        let frame = MediaFrame::new(TrackKind::Video, ts, au.keyframe, payloads);
+        if rendition == 0 {
+            s.video_frames.fetch_add(1, Relaxed);
+        }
+        let ts = video_clock.timestamp(pts.unwrap_or_else(|| start.elapsed()));
+        let frame =
+            MediaFrame::new(TrackKind::Video, ts, au.keyframe, payloads).of_rendition(rendition);
         s.submit(&mut input, frame, false);
         Ok(())
     }
@@ -410,18 +648,45 @@ impl Stream {
     /// payload). The stream must have been created with [`VideoCodec::Vp8`]. `pts` as in
     /// [`Stream::push_h264`].
     pub fn push_vp8(&self, data: &[u8], pts: Option<Duration>) -> Result<()> {
+        self.shared.check_single("push_vp8")?;
+        self.push_vp8_to(0, data, pts)
+    }
+
+    /// Pushes one VP8 frame of the rendition named `rendition`, as
+    /// [`Stream::push_h264_rendition`] does for H.264.
+    pub fn push_vp8_rendition(
+        &self,
+        rendition: &str,
+        data: &[u8],
+        pts: Option<Duration>,
+    ) -> Result<()> {
+        let index = self.shared.rendition_index(rendition)?;
+        self.push_vp8_to(index, data, pts)
+    }
+
+    fn push_vp8_to(&self, rendition: usize, data: &[u8], pts: Option<Duration>) -> Result<()> {
         let s = &*self.shared;
         s.check_open()?;
         s.check_codec(VideoCodec::Vp8, "push_vp8")?;
         let info = vp8::parse_frame(data)?;
         let mut input = s.input();
-        let payloads = input.vp8.packetize(data)?;
+        let Input {
+            renditions,
+            video_clock,
+            start,
+            ..
+        } = &mut *input;
+        let r = renditions
+            .get_mut(rendition)
+            .ok_or_else(|| s.no_rendition(&Rendition::track_name(rendition)))?;
+        let payloads = r.vp8.packetize(data)?;
         s.raw_source.store(false, Relaxed);
-        s.video_frames.fetch_add(1, Relaxed);
-        let ts = input
-            .video_clock
-            .timestamp(pts.unwrap_or_else(|| input.start.elapsed()));
-        let frame = MediaFrame::new(TrackKind::Video, ts, info.keyframe, payloads);
+        if rendition == 0 {
+            s.video_frames.fetch_add(1, Relaxed);
+        }
+        let ts = video_clock.timestamp(pts.unwrap_or_else(|| start.elapsed()));
+        let frame =
+            MediaFrame::new(TrackKind::Video, ts, info.keyframe, payloads).of_rendition(rendition);
         s.submit(&mut input, frame, false);
         Ok(())
     }
@@ -475,7 +740,7 @@ impl Stream {
         check_encoder_size(frame.width, frame.height)?;
         s.raw_source.store(true, Relaxed);
         s.video_frames.fetch_add(1, Relaxed);
-        if s.viewers() == 0 && !s.force_keyframe.load(Relaxed) {
+        if s.viewers() == 0 && !s.force_keyframe.iter().any(|f| f.load(Relaxed)) {
             return Ok(());
         }
         let pts = match pts {
@@ -488,7 +753,7 @@ impl Stream {
         let worker = match &mut *slot {
             Some(worker) => worker,
             empty => empty.insert(EncodeWorker::start(
-                s.encoder_config,
+                s.rungs(),
                 Arc::downgrade(&self.shared),
             )?),
         };
@@ -535,6 +800,92 @@ mod tests {
             shared: Arc::new(shared),
         };
         (stream, media_rx)
+    }
+
+    #[test]
+    fn an_encoder_that_follows_its_viewers_takes_the_slowest_loops_hint_within_its_bounds() {
+        let shared = |options: &StreamOptions| {
+            let (media_tx, _) = crate::net::frames::channel(1);
+            let (media_tx2, _) = crate::net::frames::channel(1);
+            let (events, _) = broadcast::channel(4);
+            StreamShared::new(
+                "s".into(),
+                1,
+                options,
+                vec![media_tx, media_tx2],
+                events,
+                Arc::new(Metrics::default()),
+            )
+        };
+        let mut o = StreamOptions::default();
+        o.encoder.bitrate_bps = 2_000_000;
+        assert_eq!(shared(&o).target_bitrate(0), None, "fixed by default");
+
+        o.encoder.follow_viewers_floor_bps = Some(300_000);
+        let s = shared(&o);
+        assert_eq!(
+            s.target_bitrate(0),
+            Some(2_000_000),
+            "no hint yet: the configured rate"
+        );
+        s.set_viewers(0, 1);
+        s.set_viewers(1, 2);
+        s.follow_viewers(0, 900_000);
+        s.follow_viewers(1, 1_500_000);
+        assert_eq!(s.target_bitrate(0), Some(900_000), "the slowest loop's");
+        s.follow_viewers(0, 100_000);
+        assert_eq!(s.target_bitrate(0), Some(300_000), "not under the floor");
+        s.set_viewers(0, 0);
+        assert_eq!(
+            s.target_bitrate(0),
+            Some(1_500_000),
+            "a loop without viewers says nothing"
+        );
+        s.follow_viewers(1, 9_000_000);
+        assert_eq!(
+            s.target_bitrate(0),
+            Some(2_000_000),
+            "not over the configured rate"
+        );
+
+        o.renditions = vec![
+            Rendition {
+                width: 640,
+                height: 360,
+                bitrate_bps: 600_000,
+            },
+            Rendition {
+                width: 320,
+                height: 180,
+                bitrate_bps: 200_000,
+            },
+        ];
+        assert_eq!(
+            shared(&o).target_bitrate(0),
+            None,
+            "a ladder has its own bitrates"
+        );
+    }
+
+    #[test]
+    fn renditions_are_checked_and_pushed_by_name() {
+        let mut o = StreamOptions::default();
+        let r = |width, height, bitrate_bps| Rendition {
+            width,
+            height,
+            bitrate_bps,
+        };
+        o.renditions = vec![r(640, 360, 600_000), r(320, 180, 700_000)];
+        let e = o.validate().unwrap_err().to_string();
+        assert!(e.contains("v2") && e.contains("best first"), "{e}");
+        o.renditions = vec![r(641, 360, 600_000)];
+        assert!(o.validate().unwrap_err().to_string().contains("even"));
+        o.renditions = vec![r(640, 360, 600_000); MAX_RENDITIONS + 1];
+        assert!(o.validate().unwrap_err().to_string().contains("at most"));
+        assert_eq!(Rendition::index_of("v2", 3), Some(1));
+        assert_eq!(Rendition::index_of("v4", 3), None);
+        assert_eq!(Rendition::index_of("x1", 3), None);
+        assert_eq!(Rendition::index_of("v0", 3), None);
     }
 
     const P_SLICE: &[u8] = &[0, 0, 0, 1, 0x41, 0x9a, 0x02, 0x04];

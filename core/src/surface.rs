@@ -67,11 +67,13 @@ pub fn stream_options() -> Vec<&'static str> {
         audio: _,
         video: _,
         encoder,
+        renditions: _,
     } = StreamOptions::default();
     let EncoderConfig {
         bitrate_bps: _,
         max_fps: _,
         keyframe_interval: _,
+        follow_viewers_floor_bps: _,
     } = encoder;
     vec![
         "audio",
@@ -79,6 +81,8 @@ pub fn stream_options() -> Vec<&'static str> {
         "bitrate_bps",
         "max_fps",
         "keyframe_interval",
+        "follow_viewers_floor_bps",
+        "renditions",
     ]
 }
 
@@ -156,6 +160,8 @@ fn viewer_stats_fields(v: &ViewerStats) {
         jitter_ms: _,
         nacks: _,
         plis: _,
+        rendition: _,
+        estimate_bps: _,
     } = v;
 }
 
@@ -177,6 +183,8 @@ pub fn viewer_stats() -> Vec<&'static str> {
         "jitter_ms",
         "nacks",
         "plis",
+        "rendition",
+        "estimate_bps",
     ]
 }
 
@@ -196,7 +204,17 @@ fn event_kind(e: &Event) -> &'static str {
             viewer: _,
             reason: _,
         } => "viewer_left",
-        Event::KeyframeRequested { stream: _ } => "keyframe_requested",
+        Event::KeyframeRequested {
+            stream: _,
+            rendition: _,
+        } => "keyframe_requested",
+        Event::RenditionSwitched {
+            stream: _,
+            viewer: _,
+            from: _,
+            to: _,
+            estimate_bps: _,
+        } => "rendition_switched",
         Event::BitrateHint { stream: _, bps: _ } => "bitrate_hint",
     }
 }
@@ -209,7 +227,11 @@ pub fn events() -> Vec<(&'static str, Vec<&'static str>)> {
             vec!["stream", "viewer", "protocol", "remote"],
         ),
         ("viewer_left", vec!["stream", "viewer", "reason"]),
-        ("keyframe_requested", vec!["stream"]),
+        ("keyframe_requested", vec!["stream", "rendition"]),
+        (
+            "rendition_switched",
+            vec!["stream", "viewer", "from", "to", "estimate_bps"],
+        ),
         ("bitrate_hint", vec!["stream", "bps"]),
     ]
 }

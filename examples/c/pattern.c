@@ -49,10 +49,15 @@ static void on_event(const struct rtcast_event *e, void *userdata) {
         printf("viewer %llu left %s\n", (unsigned long long)e->viewer, e->stream);
         break;
     case RTCAST_EVENT_KEYFRAME_REQUESTED:
-        printf("keyframe requested on %s\n", e->stream);
+        printf("keyframe requested on %s (%s)\n", e->stream, e->rendition);
         break;
     case RTCAST_EVENT_BITRATE_HINT:
         printf("bitrate hint for %s: %llu bit/s\n", e->stream, (unsigned long long)e->bps);
+        break;
+    case RTCAST_EVENT_RENDITION_SWITCHED:
+        printf("viewer %llu of %s switched from %s to %s at %llu bit/s\n",
+               (unsigned long long)e->viewer, e->stream, e->from, e->to,
+               (unsigned long long)e->estimate_bps);
         break;
     }
     fflush(stdout);

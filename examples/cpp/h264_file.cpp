@@ -143,11 +143,16 @@ void on_event(const rtcast_event *e, void *userdata) noexcept {
         break;
     case RTCAST_EVENT_KEYFRAME_REQUESTED:
         // A file cannot make a keyframe on demand; the next one in the file will do.
-        std::printf("keyframe requested on %s\n", e->stream);
+        std::printf("keyframe requested on %s (%s)\n", e->stream, e->rendition);
         break;
     case RTCAST_EVENT_BITRATE_HINT:
         std::printf("bitrate hint for %s: %llu bit/s\n", e->stream,
                     static_cast<unsigned long long>(e->bps));
+        break;
+    case RTCAST_EVENT_RENDITION_SWITCHED:
+        std::printf("viewer %llu of %s switched from %s to %s at %llu bit/s\n",
+                    static_cast<unsigned long long>(e->viewer), e->stream, e->from, e->to,
+                    static_cast<unsigned long long>(e->estimate_bps));
         break;
     }
     std::fflush(stdout);

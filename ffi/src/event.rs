@@ -17,11 +17,16 @@ pub enum rtcast_event_kind {
     RTCAST_EVENT_VIEWER_JOINED = 1,
     /// A viewer that had joined is gone. `stream`, `viewer` and `leave_reason` are set.
     RTCAST_EVENT_VIEWER_LEFT = 2,
-    /// A viewer needs a keyframe and rtcast has none: push one soon (coalesced, at most one per
-    /// stream every 500 ms; streams fed raw frames never ask). `stream` is set.
+    /// A viewer needs a keyframe of `rendition` and rtcast has none: push one soon (coalesced,
+    /// at most one per stream and rendition every 500 ms; streams fed raw frames never ask).
+    /// `stream` and `rendition` are set.
     RTCAST_EVENT_KEYFRAME_REQUESTED = 3,
     /// Estimated bandwidth toward the slowest viewer of `stream`, in `bps`.
     RTCAST_EVENT_BITRATE_HINT = 4,
+    /// A viewer was moved from one rendition of its stream to another (at a keyframe of it): its
+    /// bandwidth estimate fell under its rendition or held above a better one, or it asked for
+    /// one. `stream`, `viewer`, `from`, `to` and `estimate_bps` are set.
+    RTCAST_EVENT_RENDITION_SWITCHED = 5,
 }
 
 /// Signalling protocol a viewer came through.
@@ -74,6 +79,17 @@ pub struct rtcast_event {
     pub leave_reason: rtcast_leave_reason,
     /// Bits per second of a bitrate hint; 0 otherwise.
     pub bps: u64,
+    /// The rendition a keyframe is requested for ("v1" for a stream of one), NUL-terminated;
+    /// "" otherwise; never NULL.
+    pub rendition: *const c_char,
+    /// The rendition a switched viewer had ("v1", "v2", ...), NUL-terminated; "" otherwise;
+    /// never NULL.
+    pub from: *const c_char,
+    /// The rendition a switched viewer has now, NUL-terminated; "" otherwise; never NULL.
+    pub to: *const c_char,
+    /// A switched viewer's bandwidth estimate when the switch was decided, bits per second (0
+    /// when it had none); 0 otherwise.
+    pub estimate_bps: u64,
 }
 
 /// Receives server events. Runs on the server's one event thread (named "rtcast-events"), one
@@ -147,8 +163,13 @@ fn deliver(target: &Target, event: &Event) {
         protocol: rtcast_protocol::RTCAST_PROTOCOL_NONE,
         leave_reason: rtcast_leave_reason::RTCAST_LEAVE_NONE,
         bps: 0,
+        rendition: empty.as_ptr(),
+        from: empty.as_ptr(),
+        to: empty.as_ptr(),
+        estimate_bps: 0,
     };
-    let mut remote = None;
+    // The strings the event points to, kept until the callback returns.
+    let (mut remote, mut rendition_name, mut from_name, mut to_name) = (None, None, None, None);
     let stream = match event {
         Event::ViewerJoined {
             stream,
@@ -180,7 +201,24 @@ fn deliver(target: &Target, event: &Event) {
             };
             stream
         }
-        Event::KeyframeRequested { stream } => stream,
+        Event::KeyframeRequested { stream, rendition } => {
+            rendition_name = Some(c_string(rendition));
+            stream
+        }
+        Event::RenditionSwitched {
+            stream,
+            viewer,
+            from,
+            to,
+            estimate_bps,
+        } => {
+            out.kind = rtcast_event_kind::RTCAST_EVENT_RENDITION_SWITCHED;
+            out.viewer = *viewer;
+            out.estimate_bps = *estimate_bps;
+            from_name = Some(c_string(from));
+            to_name = Some(c_string(to));
+            stream
+        }
         Event::BitrateHint { stream, bps } => {
             out.kind = rtcast_event_kind::RTCAST_EVENT_BITRATE_HINT;
             out.bps = *bps;
@@ -191,8 +229,15 @@ fn deliver(target: &Target, event: &Event) {
     };
     let stream = c_string(stream);
     out.stream = stream.as_ptr();
-    if let Some(r) = &remote {
-        out.remote = r.as_ptr();
+    for (field, text) in [
+        (&mut out.remote, &remote),
+        (&mut out.rendition, &rendition_name),
+        (&mut out.from, &from_name),
+        (&mut out.to, &to_name),
+    ] {
+        if let Some(text) = text {
+            *field = text.as_ptr();
+        }
     }
     // SAFETY: the host registered this callback for these events; `out` and its strings live
     // until it returns.

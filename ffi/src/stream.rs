@@ -6,7 +6,7 @@ use std::ffi::c_char;
 
 use rtcast_core::{PixelFormat, Protocol, RawFrame, Stream, StreamStats, Transport, ViewerStats};
 
-use crate::error::{guard, guard_void, rtcast_result, Failure, FfiResult};
+use crate::error::{guard, guard_void, rtcast_result, str_arg, Failure, FfiResult};
 use crate::event::rtcast_protocol;
 use crate::handle::{self, borrow, out, Handle};
 
@@ -155,16 +155,19 @@ pub struct rtcast_viewer_stats {
     pub nacks: u64,
     /// PLI/FIR messages it sent.
     pub plis: u64,
+    /// The rendition it is sent ("v1", "v2", ...; "v1" for a stream of one), NUL-terminated.
+    pub rendition: [c_char; 16],
+    /// Its bandwidth estimate, bits per second (from transport-wide congestion control feedback
+    /// where it sends it, else its REMB); -1 before the first.
+    pub estimate_bps: i64,
 }
 
 impl From<&ViewerStats> for rtcast_viewer_stats {
     fn from(v: &ViewerStats) -> Self {
-        let mut remote = [0 as c_char; 64];
-        let text = v.remote.to_string();
-        // An address with its port is at most 47 bytes; the last byte stays NUL.
-        for (slot, b) in remote.iter_mut().take(63).zip(text.bytes()) {
-            *slot = b as c_char;
-        }
+        // An address with its port is at most 47 bytes, a rendition name 2; the last byte of
+        // each array stays NUL.
+        let remote = fixed_str(&v.remote.to_string());
+        let rendition = fixed_str(&v.rendition);
         Self {
             id: v.id,
             protocol: match v.protocol {
@@ -186,8 +189,21 @@ impl From<&ViewerStats> for rtcast_viewer_stats {
             jitter_ms: v.jitter_ms,
             nacks: v.nacks,
             plis: v.plis,
+            rendition,
+            estimate_bps: v
+                .estimate_bps
+                .map_or(-1, |bps| i64::try_from(bps).unwrap_or(i64::MAX)),
         }
     }
+}
+
+/// `text` in a NUL-terminated array of `N` bytes, cut to `N - 1` bytes if longer.
+fn fixed_str<const N: usize>(text: &str) -> [c_char; N] {
+    let mut out = [0 as c_char; N];
+    for (slot, b) in out.iter_mut().take(N.saturating_sub(1)).zip(text.bytes()) {
+        *slot = b as c_char;
+    }
+    out
 }
 
 /// `RTCAST_PTS_NOW` or a non-negative number of microseconds.
@@ -227,8 +243,9 @@ pub unsafe extern "C" fn rtcast_stream_free(stream: *mut rtcast_stream) {
 /// Pushes one H.264 access unit in Annex B form (start codes; constrained baseline or main, no
 /// B-frames). `pts_us` is its media time in microseconds from any fixed origin, or
 /// `RTCAST_PTS_NOW`. Keyframes should carry SPS and PPS. The data is copied: the buffer may be
-/// reused once the call returns. Errors: `RTCAST_ERR_INVALID_DATA` (not Annex B),
-/// `RTCAST_ERR_CLOSED` (stream removed or server stopped). Any thread (see `rtcast_stream`).
+/// reused once the call returns. Errors: `RTCAST_ERR_INVALID_DATA` (not Annex B; a stream with
+/// several renditions, which takes `rtcast_stream_push_h264_rendition`), `RTCAST_ERR_CLOSED`
+/// (stream removed or server stopped). Any thread (see `rtcast_stream`).
 ///
 /// # Safety
 /// `stream` must be NULL or a live stream handle; `data` NULL or readable for `len` bytes.
@@ -247,11 +264,65 @@ pub unsafe extern "C" fn rtcast_stream_push_h264(
     })
 }
 
+/// Pushes one H.264 access unit of the rendition named `rendition` ("v1", "v2", ... in the order
+/// of `rtcast_stream_options_add_rendition`) into a stream with a ladder of renditions, as
+/// `rtcast_stream_push_h264` does. Push every rendition's frame of an instant with the same
+/// `pts_us`: a viewer moved from one rendition to another then sees one continuous track.
+/// Errors: `RTCAST_ERR_INVALID_DATA` (no rendition of that name, with the stream's renditions in
+/// the message; not Annex B), `RTCAST_ERR_INVALID_ARGUMENT` (`rendition` not UTF-8),
+/// `RTCAST_ERR_UNSUPPORTED` (a VP8 stream), `RTCAST_ERR_CLOSED`. Any thread (see `rtcast_stream`).
+///
+/// # Safety
+/// `stream` must be NULL or a live stream handle; `rendition` NULL or a NUL-terminated string;
+/// `data` NULL or readable for `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn rtcast_stream_push_h264_rendition(
+    stream: *const rtcast_stream,
+    rendition: *const c_char,
+    data: *const u8,
+    len: usize,
+    pts_us: i64,
+) -> rtcast_result {
+    guard("rtcast_stream_push_h264_rendition", || {
+        let stream = borrow(stream)?;
+        let rendition = str_arg(rendition, "rendition")?;
+        let data = bytes(data, len, "data")?;
+        let pts = pts(pts_us)?;
+        Ok(stream.stream.push_h264_rendition(rendition, data, pts)?)
+    })
+}
+
+/// Pushes one VP8 frame of the rendition named `rendition` into a VP8 stream with a ladder of
+/// renditions, as `rtcast_stream_push_h264_rendition` does for H.264. Errors as
+/// `rtcast_stream_push_vp8`, and `RTCAST_ERR_INVALID_DATA` for a rendition the stream does not
+/// have. Any thread (see `rtcast_stream`).
+///
+/// # Safety
+/// `stream` must be NULL or a live stream handle; `rendition` NULL or a NUL-terminated string;
+/// `data` NULL or readable for `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn rtcast_stream_push_vp8_rendition(
+    stream: *const rtcast_stream,
+    rendition: *const c_char,
+    data: *const u8,
+    len: usize,
+    pts_us: i64,
+) -> rtcast_result {
+    guard("rtcast_stream_push_vp8_rendition", || {
+        let stream = borrow(stream)?;
+        let rendition = str_arg(rendition, "rendition")?;
+        let data = bytes(data, len, "data")?;
+        let pts = pts(pts_us)?;
+        Ok(stream.stream.push_vp8_rendition(rendition, data, pts)?)
+    })
+}
+
 /// Pushes one VP8 frame, as a VP8 encoder produces it (frame tag first; the payload of an IVF or
 /// WebM frame). The stream must have been created with `RTCAST_CODEC_VP8`
 /// (`rtcast_server_stream_with`). `pts_us` as for `rtcast_stream_push_h264`. The data is copied.
 /// Errors: `RTCAST_ERR_UNSUPPORTED` (an H.264 stream), `RTCAST_ERR_INVALID_DATA` (not a VP8
-/// frame), `RTCAST_ERR_CLOSED`. Any thread (see `rtcast_stream`).
+/// frame; a stream with several renditions, which takes `rtcast_stream_push_vp8_rendition`),
+/// `RTCAST_ERR_CLOSED`. Any thread (see `rtcast_stream`).
 ///
 /// # Safety
 /// `stream` must be NULL or a live stream handle; `data` NULL or readable for `len` bytes.

@@ -1,6 +1,6 @@
 //! `rtcast_stream_options`: the tracks and encoder settings a stream is created with.
 
-use rtcast_core::{StreamOptions, VideoCodec};
+use rtcast_core::{Rendition, StreamOptions, VideoCodec};
 
 use crate::error::{guard, guard_void, rtcast_result, Failure, FfiResult};
 use crate::handle::{self, borrow, out, Handle};
@@ -16,10 +16,14 @@ pub enum rtcast_video_codec {
     RTCAST_CODEC_VP8 = 1,
 }
 
+/// Most renditions a stream carries (`rtcast_stream_options_add_rendition`).
+pub const RTCAST_MAX_RENDITIONS: u32 = 8;
+const _: () = assert!(RTCAST_MAX_RENDITIONS as usize == rtcast_core::MAX_RENDITIONS);
+
 /// Settings a stream is created with (opaque). Made by `rtcast_stream_options_new`, changed by
-/// the `rtcast_stream_options_set_*` calls, read (not consumed) by `rtcast_server_stream_with`,
-/// freed by `rtcast_stream_options_free` exactly once. Not synchronized: do not change one
-/// from two threads at once.
+/// the `rtcast_stream_options_set_*` and `rtcast_stream_options_add_rendition` calls, read (not
+/// consumed) by `rtcast_server_stream_with`, freed by `rtcast_stream_options_free` exactly once.
+/// Not synchronized: do not change one from two threads at once.
 pub struct rtcast_stream_options {
     magic: u64,
     inner: StreamOptions,
@@ -184,6 +188,70 @@ pub unsafe extern "C" fn rtcast_stream_options_set_keyframe_interval_ms(
     guard("rtcast_stream_options_set_keyframe_interval_ms", || {
         with_options(options, |o| {
             o.encoder.keyframe_interval = std::time::Duration::from_millis(u64::from(milliseconds));
+            Ok(())
+        })
+    })
+}
+
+/// Lets the built-in encoder of a stream of one rendition follow its slowest viewer: its bitrate
+/// goes down to that viewer's bandwidth estimate, but not under `floor_bps`, and back up to the
+/// encoder bitrate (`rtcast_stream_options_set_encoder_bitrate`) as the estimate recovers.
+/// 0 (the default) keeps the bitrate fixed. A ladder of renditions
+/// (`rtcast_stream_options_add_rendition`) serves slow viewers without lowering the others'
+/// quality; this setting does not apply to one.
+///
+/// # Safety
+/// `options` must be NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn rtcast_stream_options_set_follow_viewers_floor_bps(
+    options: *mut rtcast_stream_options,
+    floor_bps: u32,
+) -> rtcast_result {
+    guard("rtcast_stream_options_set_follow_viewers_floor_bps", || {
+        with_options(options, |o| {
+            o.encoder.follow_viewers_floor_bps = (floor_bps > 0).then_some(floor_bps);
+            Ok(())
+        })
+    })
+}
+
+/// Adds a video rendition to the stream's ladder, after those added before: best first, each
+/// with a lower bitrate than the one before, at most `RTCAST_MAX_RENDITIONS`. Each viewer is
+/// sent the best rendition its network carries. The renditions are named by their place:
+/// "v1" (the first added), "v2", ... Raw frames are scaled to each rendition's size and encoded
+/// once per rendition at its bitrate; encoded video is pushed per rendition with
+/// `rtcast_stream_push_h264_rendition` / `rtcast_stream_push_vp8_rendition` (the plain pushes
+/// then fail with `RTCAST_ERR_INVALID_DATA`). With none added, the stream has one rendition.
+///
+/// Width and height must be even and at least 16; `bitrate_bps` at least 30000.
+/// Errors: `RTCAST_ERR_INVALID_ARGUMENT` (a size or bitrate out of range, a bitrate not lower
+/// than the previous rendition's, one rendition too many), and the ladder is unchanged.
+///
+/// # Safety
+/// `options` must be NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn rtcast_stream_options_add_rendition(
+    options: *mut rtcast_stream_options,
+    width: u32,
+    height: u32,
+    bitrate_bps: u32,
+) -> rtcast_result {
+    guard("rtcast_stream_options_add_rendition", || {
+        with_options(options, |o| {
+            let mut renditions = o.renditions.clone();
+            renditions.push(Rendition {
+                width,
+                height,
+                bitrate_bps,
+            });
+            // The core's check of a ladder, made with the default options around it: an error is
+            // the ladder's, reported now rather than when the stream is created.
+            let checked = StreamOptions {
+                renditions,
+                ..StreamOptions::default()
+            };
+            checked.validate()?;
+            o.renditions = checked.renditions;
             Ok(())
         })
     })

@@ -43,11 +43,13 @@ const FLAGS: &[&str] = &[
     "--allow-loopback-in-peer-connection",
     // Host candidates must be real addresses (127.0.0.1), not `.local` mDNS names.
     "--disable-features=WebRtcHideLocalIpsWithMdns",
-    // Nothing but localhost resolves: a test can never reach the network by accident. The rules
-    // apply to IP literals too, so loopback addresses must be excluded by name as well.
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1, EXCLUDE [::1]",
     "--remote-debugging-port=0",
 ];
+
+/// Nothing but localhost resolves: a test can never reach the network by accident. The rules
+/// apply to IP literals too, so loopback addresses must be excluded by name as well.
+const RESOLVER_RULES: &str =
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1, EXCLUDE [::1]";
 
 /// From spawning Chromium until its DevTools endpoint answers.
 const LAUNCH_TIMEOUT: Duration = Duration::from_secs(30);
@@ -273,6 +275,16 @@ impl Chromium {
     /// its loopback addresses as plain ICE host candidates. Its stdout and stderr go to a log
     /// file whose tail is quoted in errors.
     pub async fn launch() -> Result<Chromium, Error> {
+        Self::launch_reaching(&[]).await
+    }
+
+    /// As [`Chromium::launch`], also reaching the IP addresses `also` (addresses of a network
+    /// namespace the test made, where nothing but the test listens).
+    pub async fn launch_reaching(also: &[&str]) -> Result<Chromium, Error> {
+        let mut rules = RESOLVER_RULES.to_owned();
+        for addr in also {
+            rules.push_str(&format!(", EXCLUDE {addr}"));
+        }
         let executable = std::env::var_os("CHROMIUM")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_CHROMIUM));
@@ -293,6 +305,7 @@ impl Chromium {
         let mut command = std::process::Command::new(&executable);
         command
             .args(FLAGS)
+            .arg(rules)
             .arg(format!("--user-data-dir={}", dir.profile().display()))
             .arg("about:blank")
             .stdin(Stdio::null())

@@ -52,6 +52,51 @@ impl Netns {
         })
     }
 
+    /// Links this namespace to `other` with a veth pair, addressed `here` on this side and
+    /// `there` on the other (`10.77.0.1/24`); returns the name of this side's interface.
+    pub fn link_to(&self, other: &Netns, here: &str, there: &str) -> Result<String, String> {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        // Interface names have at most 15 characters.
+        let tag = format!(
+            "rv{}x{}",
+            std::process::id() % 100_000,
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let (a, b) = (format!("{tag}a"), format!("{tag}b"));
+        run(
+            "ip",
+            &[
+                "link",
+                "add",
+                &a,
+                "netns",
+                &self.name,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &b,
+                "netns",
+                &other.name,
+            ],
+        )?;
+        for (ns, dev, addr) in [(self, &a, here), (other, &b, there)] {
+            ns.exec(&["ip", "addr", "add", addr, "dev", dev])?;
+            ns.exec(&["ip", "link", "set", dev, "up"])?;
+        }
+        Ok(a)
+    }
+
+    /// Limits what leaves `dev` to `rate` (`800kbit`) with a token bucket filter (`tc tbf`)
+    /// whose queue holds 200 ms: a slow access link. (This kernel has no `netem`.)
+    pub fn limit_egress(&self, dev: &str, rate: &str) -> Result<(), String> {
+        self.exec(&[
+            "tc", "qdisc", "add", "dev", dev, "root", "tbf", "rate", rate, "burst", "10kb",
+            "latency", "200ms",
+        ])
+        .map_err(|e| format!("cannot shape {dev} with tc ({e}); Debian's iproute2 has tc"))
+    }
+
     /// Runs `f` on a thread that has entered the namespace, and returns what it returns. Threads
     /// it starts (a tokio runtime's) and processes it spawns (Chromium) are inside too.
     pub fn enter<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {

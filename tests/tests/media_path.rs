@@ -73,8 +73,8 @@ async fn viewer_of_an_encoded_stream_without_keyframe_gets_one_requested_and_sta
             .expect("viewers did not join");
         match e {
             Some(Event::ViewerJoined { .. }) => joined += 1,
-            Some(Event::KeyframeRequested { stream }) => {
-                assert_eq!(stream, "enc");
+            Some(Event::KeyframeRequested { stream, rendition }) => {
+                assert_eq!((stream.as_str(), rendition.as_str()), ("enc", "v1"));
                 requests += 1;
             }
             other => panic!("unexpected {other:?}"),

@@ -139,6 +139,7 @@ fn c_has_every_setting_option_stats_field_and_event() {
             ("bitrate_bps", "set_encoder_bitrate"),
             ("max_fps", "set_encoder_max_fps"),
             ("keyframe_interval", "set_keyframe_interval_ms"),
+            ("renditions", "add_rendition"),
         ],
         |n| format!("set_{n}"),
     );
@@ -272,12 +273,18 @@ fn python_has_every_setting_option_stats_field_and_event() {
             kinds.contains(&format!("\"{name}\"")),
             "Python's Event.kind lacks {name:?}"
         );
+        // `from` is a Python keyword: PEP 8's trailing underscore.
+        let renames: &[(&str, &str)] = if fields.contains(&"from") {
+            &[("from", "from_")]
+        } else {
+            &[]
+        };
         check(
             "Python",
             "Event properties",
             &fields,
             &event,
-            &[],
+            renames,
             str::to_owned,
         );
     }
@@ -364,6 +371,11 @@ fn node_has_every_setting_option_stats_field_and_event() {
             "KeyframeRequestEvent",
         ),
         ("bitrate_hint", "bitrate", "BitrateEvent"),
+        (
+            "rendition_switched",
+            "renditionSwitch",
+            "RenditionSwitchEvent",
+        ),
     ];
     for (event, fields) in rtcast::surface::events() {
         let Some((_, js, interface)) = names.iter().find(|(e, _, _)| *e == event) else {

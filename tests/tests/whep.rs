@@ -670,3 +670,155 @@ async fn official_flussonic_player_from_npm_plays_the_demo_over_whep() {
     });
     assert_eq!(joined, Some(rtcast::Protocol::Whep));
 }
+
+/// A ladder of three renditions from the built-in encoder, as the Flussonic player tests use.
+fn ladder_stream(server: &Server) -> rtcast::Stream {
+    let r = |width, height, bitrate_bps| rtcast::Rendition {
+        width,
+        height,
+        bitrate_bps,
+    };
+    let options = rtcast::StreamOptions {
+        renditions: vec![
+            r(1280, 720, 2_000_000),
+            r(640, 360, 600_000),
+            r(320, 180, 200_000),
+        ],
+        ..rtcast::StreamOptions::default()
+    };
+    server.stream_with("demo", options).unwrap()
+}
+
+/// Waits until the page's video has this size.
+async fn wait_for_size(page: &rtcast_e2e::Page, size: (u32, u32), within: Duration) {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let report = page
+            .wait_for_video(1, Duration::from_secs(10))
+            .await
+            .unwrap();
+        if (report.width, report.height) == size {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the video stayed {}x{}, not {size:?}; console: {:?}",
+            report.width,
+            report.height,
+            page.console()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_flussonic_player_lists_the_renditions_and_switches_tracks_with_request_tracks() {
+    install_flussonic_player().await.unwrap();
+    let server = start(ServerConfig::loopback());
+    let stream = ladder_stream(&server);
+    let _source = DemoSource::start(stream, DemoOptions::default());
+    let mut events = server.subscribe();
+    let base = server.whep_url("demo");
+    let src = base.strip_suffix("/whep").unwrap();
+
+    let addr = server.http_addr();
+    let r = http(addr, "GET", "/demo/media_info.json", &[], "")
+        .await
+        .unwrap();
+    let info: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let tracks: Vec<_> = info["tracks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["track_id"].as_str().unwrap().to_owned(),
+                t["width"].as_u64(),
+                t["bitrate"].as_u64(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        tracks,
+        [
+            ("v1".into(), Some(1280), Some(2000)),
+            ("v2".into(), Some(640), Some(600)),
+            ("v3".into(), Some(320), Some(200)),
+            ("a1".into(), None, None),
+        ]
+    );
+
+    // request_tracks refusals, on a session of a native WHEP client.
+    let r = post(&server, "/demo/whep", &[SDP], &client_offer().unwrap()).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let sid = r.header("x-sid").unwrap().to_owned();
+    let json = ("Content-Type", "application/json");
+    for (path, body, status) in [
+        (
+            format!("/demo/sessions/{sid}/request_tracks"),
+            r#"{"tracks":["v2","a1"]}"#,
+            204,
+        ),
+        (
+            format!("/demo/sessions/{sid}/request_tracks"),
+            r#"{"tracks":[]}"#,
+            204,
+        ),
+        (
+            format!("/demo/sessions/{sid}/request_tracks"),
+            r#"{"tracks":["v4"]}"#,
+            400,
+        ),
+        (
+            format!("/demo/sessions/{sid}/request_tracks"),
+            "tracks",
+            400,
+        ),
+        (
+            "/demo/sessions/nope/request_tracks".to_owned(),
+            r#"{"tracks":[]}"#,
+            404,
+        ),
+    ] {
+        let r = http(addr, "PUT", &path, &[json], body).await.unwrap();
+        assert_eq!(r.status, status, "{path} {body}: {r:?}");
+    }
+
+    let chromium = Chromium::launch().await.unwrap();
+    let page = chromium
+        .open(&page_url("flussonic-player.html", &format!("src={src}")))
+        .await
+        .unwrap();
+    wait_for_size(&page, (1280, 720), Duration::from_secs(30)).await;
+    // The player's own call: PUT /demo/sessions/<X-Sid>/request_tracks {"tracks":["v3","a1"]}.
+    page.eval("window.__player.changeTracks(['v3', 'a1'])")
+        .await
+        .unwrap();
+    wait_for_size(&page, (320, 180), Duration::from_secs(10)).await;
+    let switched = std::iter::from_fn(|| events.try_recv()).find_map(|e| match e {
+        Event::RenditionSwitched { from, to, .. } => Some((from, to)),
+        _ => None,
+    });
+    assert_eq!(switched, Some(("v1".into(), "v3".into())));
+    // Its figures say so too, from their next publication (once a second).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let viewers = server.viewer_stats();
+        if viewers.iter().any(|v| v.rendition == "v3") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{viewers:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    page.close().await.unwrap();
+
+    // start_track: the player starts on v2 and stays there.
+    let page = chromium
+        .open(&page_url(
+            "flussonic-player.html",
+            &format!("src={src}&start_track=v2a1"),
+        ))
+        .await
+        .unwrap();
+    wait_for_size(&page, (640, 360), Duration::from_secs(30)).await;
+}

@@ -8,7 +8,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use napi::bindgen_prelude::Either4;
+use napi::bindgen_prelude::Either5;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Status;
 use napi_derive::napi;
@@ -42,13 +42,34 @@ pub struct ViewerLeftEvent {
     pub reason: String,
 }
 
-/// `server.on('keyframeRequest', ...)`: a viewer needs a keyframe and rtcast has none; push one
-/// soon. Coalesced (at most one per stream every 500 ms); streams fed raw frames never ask.
+/// `server.on('keyframeRequest', ...)`: a viewer needs a keyframe of a rendition and rtcast has
+/// none; push one soon. Coalesced (at most one per stream and rendition every 500 ms); streams
+/// fed raw frames never ask.
 #[napi(object)]
 #[derive(Clone)]
 pub struct KeyframeRequestEvent {
     /// Stream name.
     pub stream: String,
+    /// The rendition that needs it (`'v1'` for a stream of one).
+    pub rendition: String,
+}
+
+/// `server.on('renditionSwitch', ...)`: a viewer was moved to another rendition of its stream
+/// (at a keyframe of it): its bandwidth estimate fell under its rendition or held above a better
+/// one, or it asked for one.
+#[napi(object)]
+#[derive(Clone)]
+pub struct RenditionSwitchEvent {
+    /// Stream name.
+    pub stream: String,
+    /// Viewer id.
+    pub viewer: i64,
+    /// The rendition it had (`'v1'`, `'v2'`...).
+    pub from: String,
+    /// The rendition it has now.
+    pub to: String,
+    /// Its bandwidth estimate when the switch was decided, bits per second (0 when it had none).
+    pub estimate_bps: i64,
 }
 
 /// `server.on('bitrate', ...)`: estimated bandwidth toward the slowest viewer of a stream.
@@ -71,11 +92,14 @@ pub struct ServerEvents {
     pub viewer_left: ViewerLeftEvent,
     /// A keyframe is needed.
     pub keyframe_request: KeyframeRequestEvent,
+    /// A viewer was moved to another rendition.
+    pub rendition_switch: RenditionSwitchEvent,
     /// A bitrate hint.
     pub bitrate: BitrateEvent,
 }
 
-pub type JsEvent = Either4<ViewerEvent, ViewerLeftEvent, KeyframeRequestEvent, BitrateEvent>;
+pub type JsEvent =
+    Either5<ViewerEvent, ViewerLeftEvent, KeyframeRequestEvent, BitrateEvent, RenditionSwitchEvent>;
 
 /// Events waiting for one listener on the JS thread. When the JS thread is too busy to take
 /// them, newer events are dropped and counted in `stats().eventsDropped`.
@@ -92,10 +116,17 @@ pub enum Kind {
     ViewerLeft,
     KeyframeRequest,
     Bitrate,
+    RenditionSwitch,
 }
 
 impl Kind {
-    pub const NAMES: [&'static str; 4] = ["viewer", "viewerLeft", "keyframeRequest", "bitrate"];
+    pub const NAMES: [&'static str; 5] = [
+        "viewer",
+        "viewerLeft",
+        "keyframeRequest",
+        "bitrate",
+        "renditionSwitch",
+    ];
 
     pub fn from_name(name: &str) -> Option<Kind> {
         Some(match name {
@@ -103,6 +134,7 @@ impl Kind {
             "viewerLeft" => Kind::ViewerLeft,
             "keyframeRequest" => Kind::KeyframeRequest,
             "bitrate" => Kind::Bitrate,
+            "renditionSwitch" => Kind::RenditionSwitch,
             _ => return None,
         })
     }
@@ -122,7 +154,7 @@ fn convert(event: Event) -> Option<(Kind, JsEvent)> {
             remote,
         } => (
             Kind::Viewer,
-            Either4::A(ViewerEvent {
+            Either5::A(ViewerEvent {
                 stream,
                 viewer: viewer as i64,
                 protocol: protocol.name().to_owned(),
@@ -135,19 +167,35 @@ fn convert(event: Event) -> Option<(Kind, JsEvent)> {
             reason,
         } => (
             Kind::ViewerLeft,
-            Either4::B(ViewerLeftEvent {
+            Either5::B(ViewerLeftEvent {
                 stream,
                 viewer: viewer as i64,
                 reason: reason.name().to_owned(),
             }),
         ),
-        Event::KeyframeRequested { stream } => (
+        Event::KeyframeRequested { stream, rendition } => (
             Kind::KeyframeRequest,
-            Either4::C(KeyframeRequestEvent { stream }),
+            Either5::C(KeyframeRequestEvent { stream, rendition }),
+        ),
+        Event::RenditionSwitched {
+            stream,
+            viewer,
+            from,
+            to,
+            estimate_bps,
+        } => (
+            Kind::RenditionSwitch,
+            Either5::E(RenditionSwitchEvent {
+                stream,
+                viewer: viewer as i64,
+                from,
+                to,
+                estimate_bps: estimate_bps.min(i64::MAX as u64) as i64,
+            }),
         ),
         Event::BitrateHint { stream, bps } => (
             Kind::Bitrate,
-            Either4::D(BitrateEvent {
+            Either5::D(BitrateEvent {
                 stream,
                 bps: bps.min(i64::MAX as u64) as i64,
             }),

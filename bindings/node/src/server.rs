@@ -436,9 +436,10 @@ impl Server {
         self.shared.with(|s| s.streams()).or_throw(&env)
     }
 
-    /// Registers `listener` for an event: `'viewer'`, `'viewerLeft'`, `'keyframeRequest'` or
-    /// `'bitrate'`. Listeners run on the JS thread, in the order events happened; they never keep
-    /// the process alive by themselves and are released by `close()`. Returns the server.
+    /// Registers `listener` for an event: `'viewer'`, `'viewerLeft'`, `'keyframeRequest'`,
+    /// `'renditionSwitch'` or `'bitrate'`. Listeners run on the JS thread, in the order events
+    /// happened; they never keep the process alive by themselves and are released by `close()`.
+    /// Returns the server.
     #[napi(
         ts_generic_types = "K extends keyof ServerEvents",
         ts_args_type = "event: K, listener: (event: ServerEvents[K]) => void",

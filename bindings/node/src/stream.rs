@@ -8,7 +8,8 @@ use napi::bindgen_prelude::{Uint8Array, Uint8ArraySlice};
 use napi::Env;
 use napi_derive::napi;
 use rtcast_core::{
-    EncoderConfig, PixelFormat, RawFrame, StreamOptions as CoreStreamOptions, VideoCodec,
+    EncoderConfig, PixelFormat, RawFrame, Rendition as CoreRendition,
+    StreamOptions as CoreStreamOptions, VideoCodec,
 };
 
 use crate::error::{BResult, Failure, OrThrow};
@@ -30,6 +31,27 @@ pub struct StreamOptions {
     /// Longest time between two keyframes of the built-in encoder, ms (default 4000; 0 turns
     /// the periodic keyframe off: viewers still get one when they join).
     pub keyframe_interval_ms: Option<u32>,
+    /// A ladder of video renditions, best first with decreasing bitrates (at most 8), named by
+    /// their place: `'v1'`, `'v2'`... Each viewer is sent the best one its network carries. Raw
+    /// frames are scaled and encoded once per rendition; encoded video is pushed per rendition
+    /// (`pushH264(data, { rendition: 'v2' })`). Default: one rendition, the frames as pushed.
+    pub renditions: Option<Vec<Rendition>>,
+    /// Lets the built-in encoder of a stream of one rendition lower its bitrate to its slowest
+    /// viewer's bandwidth estimate, not under this floor, bits per second (default: a fixed
+    /// bitrate).
+    pub follow_viewers_floor_bps: Option<u32>,
+}
+
+/// One video rendition of a stream's ladder (`StreamOptions.renditions`).
+#[napi(object)]
+pub struct Rendition {
+    /// Width in pixels (even, at least 16): raw frames are scaled to it.
+    pub width: u32,
+    /// Height in pixels (even, at least 16).
+    pub height: u32,
+    /// Bits per second: the built-in encoder's target for it, and what a viewer's bandwidth
+    /// estimate must carry to be sent it.
+    pub bitrate_bps: u32,
 }
 
 pub(crate) fn options(o: Option<StreamOptions>) -> BResult<CoreStreamOptions> {
@@ -52,6 +74,18 @@ pub(crate) fn options(o: Option<StreamOptions>) -> BResult<CoreStreamOptions> {
     if let Some(ms) = o.keyframe_interval_ms {
         e.keyframe_interval = Duration::from_millis(ms.into());
     }
+    e.follow_viewers_floor_bps = o.follow_viewers_floor_bps;
+    // Checked by the core when the stream is made (sizes, decreasing bitrates, how many).
+    out.renditions = o
+        .renditions
+        .into_iter()
+        .flatten()
+        .map(|r| CoreRendition {
+            width: r.width,
+            height: r.height,
+            bitrate_bps: r.bitrate_bps,
+        })
+        .collect();
     Ok(out)
 }
 
@@ -78,6 +112,17 @@ pub struct VideoFrame {
 pub struct PushOptions {
     /// Media time in milliseconds from any fixed origin; omitted: the wall clock.
     pub timestamp: Option<f64>,
+}
+
+/// Options of an encoded video push (`pushH264`, `pushVp8`).
+#[napi(object)]
+pub struct VideoPushOptions {
+    /// Media time in milliseconds from any fixed origin; omitted: the wall clock.
+    pub timestamp: Option<f64>,
+    /// The rendition the video is of, `'v1'`, `'v2'`...: required on a stream with several
+    /// renditions (`StreamOptions.renditions`). Push every rendition's frame of an instant with
+    /// the same `timestamp`.
+    pub rendition: Option<String>,
 }
 
 fn pts(timestamp: Option<f64>) -> BResult<Option<Duration>> {
@@ -152,6 +197,10 @@ pub struct ViewerStats {
     pub nacks: i64,
     /// PLI/FIR messages it sent.
     pub plis: i64,
+    /// The rendition it is sent: `'v1'`, `'v2'`... (`'v1'` for a stream of one).
+    pub rendition: String,
+    /// Its bandwidth estimate, bits per second; absent before the first.
+    pub estimate_bps: Option<i64>,
 }
 
 impl From<rtcast_core::ViewerStats> for ViewerStats {
@@ -173,6 +222,8 @@ impl From<rtcast_core::ViewerStats> for ViewerStats {
             jitter_ms: v.jitter_ms,
             nacks: n(v.nacks),
             plis: n(v.plis),
+            rendition: v.rendition,
+            estimate_bps: v.estimate_bps.map(n),
         }
     }
 }
@@ -260,31 +311,44 @@ impl Stream {
     }
 
     /// Pushes one H.264 access unit in Annex B form (start codes; constrained baseline or main, no
-    /// B-frames). Keyframes should carry SPS and PPS. Throws `ERR_RTCAST_INVALID_DATA` when it is
-    /// not Annex B H.264.
+    /// B-frames). Keyframes should carry SPS and PPS. A stream with several renditions takes each
+    /// one's video with `{ rendition: 'v1' }`, `'v2'`... Throws `ERR_RTCAST_INVALID_DATA` when it
+    /// is not Annex B H.264, names a rendition the stream does not have, or names none on a
+    /// stream of several.
     #[napi(js_name = "pushH264", catch_unwind)]
     pub fn push_h264(
         &self,
         env: Env,
         data: Uint8ArraySlice,
-        options: Option<PushOptions>,
+        options: Option<VideoPushOptions>,
     ) -> napi::Result<()> {
-        let pts = pts(options.and_then(|o| o.timestamp)).or_throw(&env)?;
-        self.stream.push_h264(&data, pts).or_throw(&env)
+        let (timestamp, rendition) = options.map_or((None, None), |o| (o.timestamp, o.rendition));
+        let pts = pts(timestamp).or_throw(&env)?;
+        match rendition {
+            None => self.stream.push_h264(&data, pts),
+            Some(name) => self.stream.push_h264_rendition(&name, &data, pts),
+        }
+        .or_throw(&env)
     }
 
     /// Pushes one VP8 frame as a VP8 encoder outputs it (frame tag first, as stored in IVF or
-    /// WebM), on a stream created with `video: 'vp8'`. Throws `ERR_RTCAST_INVALID_DATA` when it is
-    /// not a VP8 frame, `ERR_RTCAST_UNSUPPORTED` on an H.264 stream.
+    /// WebM), on a stream created with `video: 'vp8'`; `rendition` as for `pushH264`. Throws
+    /// `ERR_RTCAST_INVALID_DATA` when it is not a VP8 frame or for a rendition as `pushH264`
+    /// does, `ERR_RTCAST_UNSUPPORTED` on an H.264 stream.
     #[napi(js_name = "pushVp8", catch_unwind)]
     pub fn push_vp8(
         &self,
         env: Env,
         data: Uint8ArraySlice,
-        options: Option<PushOptions>,
+        options: Option<VideoPushOptions>,
     ) -> napi::Result<()> {
-        let pts = pts(options.and_then(|o| o.timestamp)).or_throw(&env)?;
-        self.stream.push_vp8(&data, pts).or_throw(&env)
+        let (timestamp, rendition) = options.map_or((None, None), |o| (o.timestamp, o.rendition));
+        let pts = pts(timestamp).or_throw(&env)?;
+        match rendition {
+            None => self.stream.push_vp8(&data, pts),
+            Some(name) => self.stream.push_vp8_rendition(&name, &data, pts),
+        }
+        .or_throw(&env)
     }
 
     /// Pushes one Opus packet (typically 20 ms). Throws `ERR_RTCAST_INVALID_DATA` when it is empty

@@ -80,6 +80,8 @@ test('raw RGBA frames of solid colours are shown in that colour by a WebSocket v
     assert.equal(figures.id, viewer.viewer)
     assert.equal(figures.protocol, 'websocket')
     assert.equal(figures.transport, 'udp')
+    assert.equal(figures.rendition, 'v1')
+    assert.ok(figures.estimateBps === undefined || figures.estimateBps > 0, JSON.stringify(figures))
     assert.ok(figures.bytesSent > 0 && figures.rttMs >= 0, JSON.stringify(figures))
     assert.deepEqual(server.viewerStats().map((v) => v.id), [viewer.viewer])
     const left = nextEvent(server, 'viewerLeft')
@@ -109,7 +111,7 @@ test('pushed H.264 access units reach a WHEP viewer unchanged, in order, and sho
   let page
   try {
     page = await openPlayer(chromium.browser, server.url('h264'), server.whepUrl('h264'))
-    assert.deepEqual(await keyframeRequest, { stream: 'h264' })
+    assert.deepEqual(await keyframeRequest, { stream: 'h264', rendition: 'v1' })
     stop = pushLoop((i, timestamp) => stream.pushH264(fixture[i % fixture.length], { timestamp }))
     const received = await poll('60 frames in Chromium', () =>
       page.evaluate(() => (window.received.length >= 60 ? window.received : null)),

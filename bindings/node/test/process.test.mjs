@@ -9,7 +9,9 @@ import { projectFile, runNode } from './helpers.mjs'
 // fed raw frames and Opus, then close. Nothing else keeps Node alive, so it must exit.
 const body = `
 const server = await Server.start({ bind: '127.0.0.1', port: 0, udpPort: 0, publicIps: ['127.0.0.1'] })
-for (const name of ['viewer', 'viewerLeft', 'keyframeRequest', 'bitrate']) server.on(name, (e) => console.log(name, e))
+for (const name of ['viewer', 'viewerLeft', 'keyframeRequest', 'renditionSwitch', 'bitrate']) {
+  server.on(name, (e) => console.log(name, e))
+}
 const stream = server.stream('cam')
 const data = Buffer.alloc(64 * 64 * 4, 0x80)
 for (let i = 0; i < 10; i++) {

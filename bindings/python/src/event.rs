@@ -14,11 +14,12 @@ use pyo3::PyTraverseError;
 #[pyclass(module = "rtcast", name = "Event", frozen, get_all)]
 #[derive(Clone, Debug)]
 pub struct Event {
-    /// "viewer_joined", "viewer_left", "keyframe_requested" or "bitrate_hint".
+    /// "viewer_joined", "viewer_left", "keyframe_requested", "rendition_switched" or
+    /// "bitrate_hint".
     pub kind: &'static str,
     /// Stream name.
     pub stream: String,
-    /// Viewer id (viewer_joined, viewer_left).
+    /// Viewer id (viewer_joined, viewer_left, rendition_switched).
     pub viewer: Option<u64>,
     /// "websocket" or "whep" (viewer_joined).
     pub protocol: Option<&'static str>,
@@ -28,6 +29,15 @@ pub struct Event {
     pub reason: Option<&'static str>,
     /// Bits per second (bitrate_hint).
     pub bps: Option<u64>,
+    /// The rendition that needs a keyframe, "v1" for a stream of one (keyframe_requested).
+    pub rendition: Option<String>,
+    /// The rendition the viewer had (rendition_switched). `from` is a Python keyword.
+    pub from_: Option<String>,
+    /// The rendition the viewer has now (rendition_switched).
+    pub to: Option<String>,
+    /// The viewer's bandwidth estimate when the switch was decided, bits per second; 0 when it
+    /// had none (rendition_switched).
+    pub estimate_bps: Option<u64>,
 }
 
 impl Event {
@@ -40,6 +50,10 @@ impl Event {
             remote: None,
             reason: None,
             bps: None,
+            rendition: None,
+            from_: None,
+            to: None,
+            estimate_bps: None,
         };
         Some(match e {
             rtcast::Event::ViewerJoined {
@@ -62,7 +76,23 @@ impl Event {
                 reason: Some(reason.name()),
                 ..blank("viewer_left", stream)
             },
-            rtcast::Event::KeyframeRequested { stream } => blank("keyframe_requested", stream),
+            rtcast::Event::KeyframeRequested { stream, rendition } => Event {
+                rendition: Some(rendition),
+                ..blank("keyframe_requested", stream)
+            },
+            rtcast::Event::RenditionSwitched {
+                stream,
+                viewer,
+                from,
+                to,
+                estimate_bps,
+            } => Event {
+                viewer: Some(viewer),
+                from_: Some(from),
+                to: Some(to),
+                estimate_bps: Some(estimate_bps),
+                ..blank("rendition_switched", stream)
+            },
             rtcast::Event::BitrateHint { stream, bps } => Event {
                 bps: Some(bps),
                 ..blank("bitrate_hint", stream)
@@ -93,6 +123,18 @@ impl Event {
         }
         if let Some(b) = self.bps {
             fields.push(format!("bps={b}"));
+        }
+        if let Some(r) = &self.rendition {
+            fields.push(format!("rendition={r:?}"));
+        }
+        if let Some(f) = &self.from_ {
+            fields.push(format!("from_={f:?}"));
+        }
+        if let Some(t) = &self.to {
+            fields.push(format!("to={t:?}"));
+        }
+        if let Some(e) = self.estimate_bps {
+            fields.push(format!("estimate_bps={e}"));
         }
         format!("Event({})", fields.join(", "))
     }

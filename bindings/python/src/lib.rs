@@ -20,6 +20,7 @@ fn _rtcast(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<server::Server>()?;
     m.add_class::<server::AuthRequest>()?;
     m.add_class::<stream::Stream>()?;
+    m.add_class::<stream::Rendition>()?;
     m.add_class::<event::Event>()?;
     m.add_class::<stats::ServerStats>()?;
     m.add_class::<stats::StreamStats>()?;

@@ -15,7 +15,7 @@ use pyo3::PyTraverseError;
 use crate::error::{raise, to_py, Kind};
 use crate::event::{EventThread, Listeners};
 use crate::stats::{ServerStats, StreamStats, ViewerStats};
-use crate::stream::Stream;
+use crate::stream::{RenditionArg, Stream};
 
 /// What a Python `Server` owns; shared with the exit hook through a weak reference.
 struct Core {
@@ -323,7 +323,17 @@ impl Server {
 
     /// The stream called `name`, created if it does not exist (an existing stream keeps the
     /// options it was created with).
-    #[pyo3(signature = (name, *, audio = true, video = "h264", bitrate = None, max_fps = None, keyframe_interval = None))]
+    #[pyo3(signature = (
+        name,
+        *,
+        audio = true,
+        video = "h264",
+        bitrate = None,
+        max_fps = None,
+        keyframe_interval = None,
+        renditions = Vec::new(),
+        follow_viewers_floor_bps = None,
+    ))]
     #[allow(clippy::too_many_arguments)]
     fn stream(
         &self,
@@ -334,13 +344,17 @@ impl Server {
         bitrate: Option<u32>,
         max_fps: Option<f32>,
         keyframe_interval: Option<f64>,
+        renditions: Vec<RenditionArg>,
+        follow_viewers_floor_bps: Option<u32>,
     ) -> PyResult<Stream> {
         let video: rtcast::VideoCodec = video.parse().map_err(to_py)?;
         let mut options = rtcast::StreamOptions {
             audio,
             video,
+            renditions: renditions.into_iter().map(Into::into).collect(),
             ..Default::default()
         };
+        options.encoder.follow_viewers_floor_bps = follow_viewers_floor_bps;
         if let Some(b) = bitrate {
             options.encoder.bitrate_bps = b;
         }

@@ -161,6 +161,10 @@ pub struct ViewerStats {
     pub nacks: u64,
     /// PLI/FIR messages it sent.
     pub plis: u64,
+    /// The rendition it is sent: "v1", "v2"... ("v1" for a stream of one).
+    pub rendition: String,
+    /// Its bandwidth estimate, bits per second; None before the first.
+    pub estimate_bps: Option<u64>,
 }
 
 impl From<rtcast::ViewerStats> for ViewerStats {
@@ -181,6 +185,8 @@ impl From<rtcast::ViewerStats> for ViewerStats {
             jitter_ms: v.jitter_ms,
             nacks: v.nacks,
             plis: v.plis,
+            rendition: v.rendition,
+            estimate_bps: v.estimate_bps,
         }
     }
 }
@@ -190,13 +196,16 @@ impl ViewerStats {
     fn __repr__(&self) -> String {
         format!(
             "ViewerStats(id={}, stream={:?}, protocol={:?}, transport={:?}, remote={:?}, \
-             bitrate_bps={}, rtt_ms={:?}, fraction_lost={}, jitter_ms={})",
+             rendition={:?}, bitrate_bps={}, estimate_bps={:?}, rtt_ms={:?}, fraction_lost={}, \
+             jitter_ms={})",
             self.id,
             self.stream,
             self.protocol,
             self.transport,
             self.remote,
+            self.rendition,
             self.bitrate_bps,
+            self.estimate_bps,
             self.rtt_ms,
             self.fraction_lost,
             self.jitter_ms

@@ -12,6 +12,69 @@ use crate::error::to_py;
 use crate::frame::FrameArrays;
 use crate::stats::{StreamStats, ViewerStats};
 
+/// One video rendition of a stream's ladder (`Server.stream(renditions=[...])`), named by its
+/// place in the ladder: "v1" (the first, the best), "v2", ...
+#[pyclass(
+    module = "rtcast",
+    name = "Rendition",
+    frozen,
+    get_all,
+    eq,
+    hash,
+    from_py_object
+)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Rendition {
+    /// Width in pixels: raw frames are scaled to it.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Bits per second: the built-in encoder's target for it, and what a viewer's bandwidth
+    /// estimate must carry to be sent it.
+    pub bitrate_bps: u32,
+}
+
+#[pymethods]
+impl Rendition {
+    #[new]
+    fn new(width: u32, height: u32, bitrate_bps: u32) -> Self {
+        Self {
+            width,
+            height,
+            bitrate_bps,
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Rendition(width={}, height={}, bitrate_bps={})",
+            self.width, self.height, self.bitrate_bps
+        )
+    }
+}
+
+/// A ladder entry as `Server.stream()` takes it: a `Rendition` or a `(width, height,
+/// bitrate_bps)` tuple.
+#[derive(FromPyObject)]
+pub enum RenditionArg {
+    Object(Rendition),
+    Tuple(u32, u32, u32),
+}
+
+impl From<RenditionArg> for rtcast::Rendition {
+    fn from(arg: RenditionArg) -> Self {
+        let (width, height, bitrate_bps) = match arg {
+            RenditionArg::Object(r) => (r.width, r.height, r.bitrate_bps),
+            RenditionArg::Tuple(w, h, b) => (w, h, b),
+        };
+        rtcast::Rendition {
+            width,
+            height,
+            bitrate_bps,
+        }
+    }
+}
+
 /// A live stream that viewers watch and the host pushes into. Got from `Server.stream()`.
 /// Every push may be called from any thread and never waits for the network.
 #[pyclass(module = "rtcast", name = "Stream", frozen)]
@@ -80,6 +143,12 @@ pub(crate) fn off_loop<'py>(
         .call1((call, args))
 }
 
+/// A core push of encoded media: the stream, the data, its media time.
+type Push = fn(&rtcast::Stream, &[u8], Option<Duration>) -> rtcast::Result<()>;
+
+/// A core push of one rendition's encoded video: the stream, the rendition, the data, its time.
+type PushRendition = fn(&rtcast::Stream, &str, &[u8], Option<Duration>) -> rtcast::Result<()>;
+
 impl Stream {
     /// The body of the encoded pushes: `data` as bytes (`what` names the call in a type
     /// error), `pts` converted, then `push` run with the GIL released.
@@ -89,13 +158,33 @@ impl Stream {
         data: &Bound<'_, PyAny>,
         pts: Option<&Bound<'_, PyAny>>,
         what: &str,
-        push: fn(&rtcast::Stream, &[u8], Option<Duration>) -> rtcast::Result<()>,
+        push: impl FnOnce(&rtcast::Stream, &[u8], Option<Duration>) -> rtcast::Result<()> + Send,
     ) -> PyResult<()> {
         let pts = self::pts(pts)?;
         let data = bytes_like(data, what)?;
         let bytes = data.as_bytes();
         let stream = &self.inner;
         py.detach(|| push(stream, bytes, pts)).map_err(to_py)
+    }
+
+    /// An encoded video push: `push` without a rendition, `push_rendition` with one.
+    #[allow(clippy::too_many_arguments)]
+    fn push_video(
+        &self,
+        py: Python<'_>,
+        data: &Bound<'_, PyAny>,
+        pts: Option<&Bound<'_, PyAny>>,
+        rendition: Option<&str>,
+        what: &str,
+        push: Push,
+        push_rendition: PushRendition,
+    ) -> PyResult<()> {
+        match rendition {
+            None => self.push_encoded(py, data, pts, what, push),
+            Some(name) => {
+                self.push_encoded(py, data, pts, what, |s, d, t| push_rendition(s, name, d, t))
+            }
+        }
     }
 }
 
@@ -157,26 +246,45 @@ impl Stream {
 
     /// Pushes one H.264 access unit in Annex B form (start codes; constrained baseline or main,
     /// no B-frames). Keyframes should carry SPS and PPS (the last ones seen are added if not).
-    #[pyo3(signature = (data, pts=None))]
+    /// A stream with several renditions takes each one's video with `rendition="v1"`, "v2"...
+    #[pyo3(signature = (data, pts=None, rendition=None))]
     fn push_h264(
         &self,
         py: Python<'_>,
         data: &Bound<'_, PyAny>,
         pts: Option<&Bound<'_, PyAny>>,
+        rendition: Option<&str>,
     ) -> PyResult<()> {
-        self.push_encoded(py, data, pts, "push_h264", rtcast::Stream::push_h264)
+        self.push_video(
+            py,
+            data,
+            pts,
+            rendition,
+            "push_h264",
+            rtcast::Stream::push_h264,
+            rtcast::Stream::push_h264_rendition,
+        )
     }
 
     /// Pushes one VP8 frame (frame tag first, as an encoder or an IVF/WebM file gives it). The
-    /// stream must have been created with `video="vp8"`.
-    #[pyo3(signature = (data, pts=None))]
+    /// stream must have been created with `video="vp8"`. `rendition` as for `push_h264`.
+    #[pyo3(signature = (data, pts=None, rendition=None))]
     fn push_vp8(
         &self,
         py: Python<'_>,
         data: &Bound<'_, PyAny>,
         pts: Option<&Bound<'_, PyAny>>,
+        rendition: Option<&str>,
     ) -> PyResult<()> {
-        self.push_encoded(py, data, pts, "push_vp8", rtcast::Stream::push_vp8)
+        self.push_video(
+            py,
+            data,
+            pts,
+            rendition,
+            "push_vp8",
+            rtcast::Stream::push_vp8,
+            rtcast::Stream::push_vp8_rendition,
+        )
     }
 
     /// Pushes one Opus packet (typically 20 ms). The stream must have audio.
@@ -203,23 +311,25 @@ impl Stream {
     }
 
     /// `push_h264` on a worker thread, as a coroutine.
-    #[pyo3(signature = (data, pts=None))]
+    #[pyo3(signature = (data, pts=None, rendition=None))]
     fn push_h264_async<'py>(
         slf: &Bound<'py, Self>,
         data: Bound<'py, PyAny>,
         pts: Option<Bound<'py, PyAny>>,
+        rendition: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        off_loop(slf.as_any(), "push_h264", (data, pts))
+        off_loop(slf.as_any(), "push_h264", (data, pts, rendition))
     }
 
     /// `push_vp8` on a worker thread, as a coroutine.
-    #[pyo3(signature = (data, pts=None))]
+    #[pyo3(signature = (data, pts=None, rendition=None))]
     fn push_vp8_async<'py>(
         slf: &Bound<'py, Self>,
         data: Bound<'py, PyAny>,
         pts: Option<Bound<'py, PyAny>>,
+        rendition: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        off_loop(slf.as_any(), "push_vp8", (data, pts))
+        off_loop(slf.as_any(), "push_vp8", (data, pts, rendition))
     }
 
     /// `push_opus` on a worker thread, as a coroutine.

@@ -44,7 +44,8 @@ def test_viewer_and_keyframe_events_reach_callbacks_and_the_async_iterator():
             # No keyframe to replay to the new viewer: the host is asked for one as soon as the
             # viewer comes (so it is there when the viewer has connected), before it joins.
             requested = await next_event(events, "keyframe_requested")
-            assert requested.stream == "enc"
+            assert (requested.stream, requested.rendition) == ("enc", "v1")
+            assert requested.from_ is None and requested.estimate_bps is None
             joined = await next_event(events, "viewer_joined")
             assert (joined.stream, joined.protocol) == ("enc", "whep")
             assert joined.viewer is not None and joined.remote.startswith("127.0.0.1:")

@@ -51,6 +51,8 @@ def test_solid_colour_frames_of_every_format_arrive_with_their_colour_and_size()
                 assert (mine.stream, mine.protocol, mine.transport) == ("colours", "whep", "udp")
                 assert mine.bytes_sent > 0 and mine.bitrate_bps > 0, mine
                 assert mine.remote.startswith("127.0.0.1:"), mine
+                assert mine.rendition == "v1", mine
+                assert mine.estimate_bps is None or mine.estimate_bps > 0, mine
                 assert [v.id for v in server.viewer_stats()] == [mine.id]
 
                 # rgba: alpha is ignored.

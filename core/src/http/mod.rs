@@ -93,6 +93,10 @@ pub(crate) fn router(server: Arc<ServerShared>) -> Router {
         .route("/{stream}/media_info.json", get(whep::media_info))
         .route("/{stream}/viewers.json", get(pages::viewers))
         .route("/{stream}/sessions/{id}", put(whep::session_stats))
+        .route(
+            "/{stream}/sessions/{id}/request_tracks",
+            put(whep::request_tracks),
+        )
         .route("/{stream}/sessions/{id}/{*rest}", put(whep::session_stats))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(

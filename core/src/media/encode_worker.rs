@@ -17,7 +17,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::media::encoder::{EncodedVideo, EncoderConfig, H264Encoder};
-use crate::media::pixel::{PixelFormat, RawFrame};
+use crate::media::pixel::{to_i420, I420Buffer, PixelFormat, RawFrame};
+use crate::media::scale::Scaler;
 use crate::{Error, Result};
 
 /// Frames waiting for the encoder. Two absorb the jitter of encode times (an IDR takes several
@@ -29,15 +30,20 @@ const MAX_SPARE: usize = QUEUE_DEPTH + 1;
 
 /// Where encoded frames go (the stream).
 pub(crate) trait EncodedSink: Send + Sync + 'static {
-    /// Whether the next frame must be an IDR (a viewer joined or asked for one); clears the
-    /// request.
-    fn take_keyframe_request(&self) -> bool;
+    /// Whether rendition `rendition`'s next frame must be an IDR (a viewer joined, asked for
+    /// one or switches to it); clears the request.
+    fn take_keyframe_request(&self, rendition: usize) -> bool;
     /// Puts back a request taken by [`EncodedSink::take_keyframe_request`] that the encoder
     /// could not serve (it failed or skipped the frame).
-    fn restore_keyframe_request(&self);
-    /// One encoded access unit, with the media time the host pushed its frame with. Returns
-    /// whether it was taken (false: the stream is closed or could not packetize it).
-    fn deliver(&self, encoded: EncodedVideo, pts: Duration) -> bool;
+    fn restore_keyframe_request(&self, rendition: usize);
+    /// The bitrate rendition `rendition` should be encoded at now, when it follows its viewers
+    /// (`None`: keep the configured one).
+    fn target_bitrate(&self, _rendition: usize) -> Option<u32> {
+        None
+    }
+    /// One encoded access unit of a rendition, with the media time the host pushed its frame
+    /// with. Returns whether it was taken (false: the stream is closed or could not packetize it).
+    fn deliver(&self, rendition: usize, encoded: EncodedVideo, pts: Duration) -> bool;
 }
 
 /// What became of a push.
@@ -87,7 +93,7 @@ pub(crate) struct EncodeWorker {
 impl EncodeWorker {
     /// Starts the thread. It holds only a weak reference to the sink, so the stream is freed
     /// when its last handle goes, and the thread ends with it.
-    pub(crate) fn start<S: EncodedSink>(config: EncoderConfig, sink: Weak<S>) -> Result<Self> {
+    pub(crate) fn start<S: EncodedSink>(rungs: Vec<Rung>, sink: Weak<S>) -> Result<Self> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 queue: VecDeque::with_capacity(QUEUE_DEPTH),
@@ -100,7 +106,7 @@ impl EncodeWorker {
         let thread_shared = shared.clone();
         let thread = std::thread::Builder::new()
             .name("rtcast-encode".into())
-            .spawn(move || run(&thread_shared, config, &sink))
+            .spawn(move || run(&thread_shared, rungs, &sink))
             .map_err(|e| Error::Encoder(format!("could not start the encoder thread: {e}")))?;
         Ok(Self {
             shared,
@@ -185,8 +191,90 @@ impl Drop for EncodeWorker {
     }
 }
 
-fn run<S: EncodedSink>(shared: &Shared, config: EncoderConfig, sink: &Weak<S>) {
-    let mut encoder = H264Encoder::new(config);
+/// One rendition of the ladder as the worker encodes it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Rung {
+    pub config: EncoderConfig,
+    /// The size it is scaled to; `None`: the pushed frame's own size (a stream of one rendition).
+    pub size: Option<(u32, u32)>,
+}
+
+/// The encoders of a stream's ladder, with the buffers the frames are converted and scaled into.
+struct Ladder {
+    rungs: Vec<Rung>,
+    encoders: Vec<H264Encoder>,
+    /// The pushed frame in I420 at its own size (a ladder converts once for every rendition).
+    full: I420Buffer,
+    scaled: I420Buffer,
+    scaler: Scaler,
+}
+
+impl Ladder {
+    fn new(rungs: Vec<Rung>) -> Self {
+        let encoders = rungs.iter().map(|r| H264Encoder::new(r.config)).collect();
+        Self {
+            rungs,
+            encoders,
+            full: I420Buffer::new(2, 2),
+            scaled: I420Buffer::new(2, 2),
+            scaler: Scaler::default(),
+        }
+    }
+
+    /// Fresh encoders (each starts with an IDR), after a panic left them in an unknown state.
+    fn reset(&mut self) {
+        self.encoders = self
+            .rungs
+            .iter()
+            .map(|r| H264Encoder::new(r.config))
+            .collect();
+    }
+
+    /// Encodes `frame` for every rendition and hands each access unit to the sink. Returns,
+    /// per rendition, whether an IDR reached the stream, or the error it failed with.
+    fn encode<S: EncodedSink>(
+        &mut self,
+        sink: &S,
+        frame: &RawFrame<'_>,
+        pts: Duration,
+        forced: &[bool],
+    ) -> Vec<Result<bool>> {
+        let single = matches!(self.rungs.as_slice(), [Rung { size: None, .. }]);
+        if !single {
+            if let Err(e) = to_i420(frame, &mut self.full) {
+                return self.rungs.iter().map(|_| Err(again(&e))).collect();
+            }
+        }
+        let mut results = Vec::with_capacity(self.rungs.len());
+        for (index, (rung, encoder)) in self.rungs.iter().zip(&mut self.encoders).enumerate() {
+            let force = forced.get(index).copied().unwrap_or(false);
+            let encoded = match rung.size {
+                _ if single => encoder.encode(frame, force),
+                Some((w, h)) if (w, h) != (self.full.width, self.full.height) => self
+                    .scaler
+                    .scale(&self.full, &mut self.scaled, w, h)
+                    .and_then(|()| encoder.encode(&self.scaled.as_raw_frame(), force)),
+                _ => encoder.encode(&self.full.as_raw_frame(), force),
+            };
+            results.push(encoded.map(|encoded| match encoded {
+                Some(encoded) => {
+                    let keyframe = encoded.keyframe;
+                    sink.deliver(index, encoded, pts) && keyframe
+                }
+                None => false,
+            }));
+        }
+        results
+    }
+}
+
+/// The same failure again, for each rendition it stopped.
+fn again(e: &Error) -> Error {
+    Error::Encoder(e.to_string())
+}
+
+fn run<S: EncodedSink>(shared: &Shared, rungs: Vec<Rung>, sink: &Weak<S>) {
+    let mut ladder = Ladder::new(rungs);
     loop {
         let job = {
             let mut state = shared.lock();
@@ -203,44 +291,59 @@ fn run<S: EncodedSink>(shared: &Shared, config: EncoderConfig, sink: &Weak<S>) {
         let Some(sink) = sink.upgrade() else {
             return;
         };
-        let force = sink.take_keyframe_request();
+        let forced: Vec<bool> = (0..ladder.rungs.len())
+            .map(|r| sink.take_keyframe_request(r))
+            .collect();
+        for (r, target) in ladder.encoders.iter_mut().enumerate() {
+            if let Some(bps) = sink.target_bitrate(r) {
+                if bps != target.config().bitrate_bps {
+                    target.set_bitrate(bps);
+                }
+            }
+        }
         // Everything that runs for the job is guarded: a panic must not end the thread, or the
         // stream would silently stop encoding while pushes keep succeeding.
-        let result = catch_unwind(AssertUnwindSafe(|| {
+        let results = catch_unwind(AssertUnwindSafe(|| {
             let frame = RawFrame::packed(job.format, job.width, job.height, &job.data)?;
-            let delivered_keyframe = match encoder.encode(&frame, force)? {
-                Some(encoded) => {
-                    let keyframe = encoded.keyframe;
-                    sink.deliver(encoded, job.pts).then_some(keyframe)
-                }
-                None => None,
-            };
-            Ok(delivered_keyframe)
+            Ok(ladder.encode(&*sink, &frame, job.pts, &forced))
         }))
         .unwrap_or_else(|_| {
-            // Whatever state the encoder was left in, a fresh one starts with an IDR.
-            encoder = H264Encoder::new(config);
             Err(Error::Encoder(
                 "the encoder panicked; it was restarted".into(),
             ))
         });
-        // A request is served only by an IDR that reached the stream.
-        if force && !matches!(result, Ok(Some(true))) {
-            sink.restore_keyframe_request();
-        }
-        if let Err(e) = result {
-            tracing::warn!(
-                "built-in encoder: {}x{} {} frame not encoded: {e}",
-                job.width,
-                job.height,
-                job.format
-            );
-            shared.lock().failure = Some(e);
+        let results = match results {
+            Ok(r) => r,
+            Err(e) => {
+                // Whatever state the encoders were left in, fresh ones start with an IDR.
+                ladder.reset();
+                forced.iter().map(|_| Err(again(&e))).collect()
+            }
+        };
+        let mut failure = None;
+        for (r, result) in results.into_iter().enumerate() {
+            // A request is served only by an IDR that reached the stream.
+            if forced.get(r).copied().unwrap_or(false) && !matches!(result, Ok(true)) {
+                sink.restore_keyframe_request(r);
+            }
+            if let Err(e) = result {
+                tracing::warn!(
+                    "built-in encoder: {}x{} {} frame not encoded for rendition {}: {e}",
+                    job.width,
+                    job.height,
+                    job.format,
+                    r + 1
+                );
+                failure.get_or_insert(e);
+            }
         }
         // The stream may go with this reference (its last handle was dropped meanwhile): then
         // its worker is stopped from this thread, and the loop ends at the top.
         drop(sink);
         let mut state = shared.lock();
+        if failure.is_some() {
+            state.failure = failure;
+        }
         if !state.stopped && state.spare.len() < MAX_SPARE {
             state.spare.push(job.data);
         }
@@ -252,25 +355,80 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 
+    type Delivered = (usize, Option<(u32, u32)>);
+
     #[derive(Default)]
     struct Collect {
         keyframe_wanted: AtomicBool,
         delivered: Mutex<Vec<(bool, Duration)>>,
+        /// Rendition and the size its access unit decodes to.
+        sizes: Mutex<Vec<Delivered>>,
         count: AtomicUsize,
     }
 
     impl EncodedSink for Collect {
-        fn take_keyframe_request(&self) -> bool {
+        fn take_keyframe_request(&self, _rendition: usize) -> bool {
             self.keyframe_wanted.swap(false, SeqCst)
         }
-        fn restore_keyframe_request(&self) {
+        fn restore_keyframe_request(&self, _rendition: usize) {
             self.keyframe_wanted.store(true, SeqCst);
         }
-        fn deliver(&self, encoded: EncodedVideo, pts: Duration) -> bool {
+        fn deliver(&self, rendition: usize, encoded: EncodedVideo, pts: Duration) -> bool {
             self.delivered.lock().unwrap().push((encoded.keyframe, pts));
+            self.sizes
+                .lock()
+                .unwrap()
+                .push((rendition, sps_size(&encoded.data)));
             self.count.fetch_add(1, SeqCst);
             true
         }
+    }
+
+    fn one() -> Vec<Rung> {
+        vec![Rung {
+            config: EncoderConfig::default(),
+            size: None,
+        }]
+    }
+
+    /// The picture size an access unit decodes to.
+    fn sps_size(au: &[u8]) -> Option<(u32, u32)> {
+        let mut decoder = openh264::decoder::Decoder::new().ok()?;
+        let yuv = decoder.decode(au).ok()??;
+        let (w, h) = openh264::formats::YUVSource::dimensions(&yuv);
+        Some((w as u32, h as u32))
+    }
+
+    #[test]
+    fn a_ladder_scales_and_encodes_each_rendition_once_per_frame() {
+        let sink = Arc::new(Collect::default());
+        let rung = |w, h, bps| Rung {
+            config: EncoderConfig {
+                bitrate_bps: bps,
+                ..EncoderConfig::default()
+            },
+            size: Some((w, h)),
+        };
+        let rungs = vec![
+            rung(320, 240, 600_000),
+            rung(160, 120, 200_000),
+            rung(80, 60, 100_000),
+        ];
+        let worker = EncodeWorker::start(rungs, Arc::downgrade(&sink)).unwrap();
+        let pixels = vec![90u8; 320 * 240 * 4];
+        let frame = RawFrame::packed(PixelFormat::Bgra, 320, 240, &pixels).unwrap();
+        worker.push(&frame, Duration::from_millis(0));
+        wait_for(&sink, 3);
+        let sizes = sink.sizes.lock().unwrap().clone();
+        assert_eq!(
+            sizes,
+            vec![
+                (0, Some((320, 240))),
+                (1, Some((160, 120))),
+                (2, Some((80, 60)))
+            ]
+        );
+        worker.stop();
     }
 
     fn wait_for(sink: &Collect, n: usize) {
@@ -286,7 +444,7 @@ mod tests {
     #[test]
     fn frames_are_encoded_on_the_worker_with_their_pts_and_keyframes_on_request() {
         let sink = Arc::new(Collect::default());
-        let worker = EncodeWorker::start(EncoderConfig::default(), Arc::downgrade(&sink)).unwrap();
+        let worker = EncodeWorker::start(one(), Arc::downgrade(&sink)).unwrap();
         let pixels = vec![128u8; 64 * 48 * 4];
         let frame = RawFrame::packed(PixelFormat::Rgba, 64, 48, &pixels).unwrap();
         for i in 0..2u64 {
@@ -314,7 +472,7 @@ mod tests {
     #[test]
     fn a_full_queue_drops_the_oldest_frame_and_never_waits() {
         let sink = Arc::new(Collect::default());
-        let worker = EncodeWorker::start(EncoderConfig::default(), Arc::downgrade(&sink)).unwrap();
+        let worker = EncodeWorker::start(one(), Arc::downgrade(&sink)).unwrap();
         let pixels = vec![90u8; 640 * 480 * 3 / 2];
         let frame = RawFrame::packed(PixelFormat::I420, 640, 480, &pixels).unwrap();
         // Far faster than openh264 encodes 640x480: the queue must overflow.
@@ -338,7 +496,7 @@ mod tests {
     #[test]
     fn stop_joins_the_thread_and_later_pushes_are_ignored() {
         let sink = Arc::new(Collect::default());
-        let worker = EncodeWorker::start(EncoderConfig::default(), Arc::downgrade(&sink)).unwrap();
+        let worker = EncodeWorker::start(one(), Arc::downgrade(&sink)).unwrap();
         let handle_thread = worker
             .thread
             .lock()
@@ -360,7 +518,7 @@ mod tests {
     #[test]
     fn the_thread_ends_when_the_sink_is_gone() {
         let sink = Arc::new(Collect::default());
-        let worker = EncodeWorker::start(EncoderConfig::default(), Arc::downgrade(&sink)).unwrap();
+        let worker = EncodeWorker::start(one(), Arc::downgrade(&sink)).unwrap();
         drop(sink);
         let pixels = vec![0u8; 16 * 16 * 4];
         let frame = RawFrame::packed(PixelFormat::Rgba, 16, 16, &pixels).unwrap();

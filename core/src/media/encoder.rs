@@ -45,6 +45,11 @@ pub struct EncoderConfig {
     /// periodic one is a safety net for a decoder that lost its reference without asking.
     /// `Duration::ZERO` turns it off.
     pub keyframe_interval: Duration,
+    /// `None` (the default): the bitrate stays `bitrate_bps`. `Some(floor)`: the encoder of a
+    /// stream of one rendition follows its slowest viewer's bandwidth estimate, between `floor`
+    /// and `bitrate_bps`, so that every viewer can receive it (at the cost of the others'
+    /// quality: a ladder of renditions serves both).
+    pub follow_viewers_floor_bps: Option<u32>,
 }
 
 impl Default for EncoderConfig {
@@ -54,6 +59,7 @@ impl Default for EncoderConfig {
             bitrate_bps: 2_000_000,
             max_fps: 30.0,
             keyframe_interval: Duration::from_secs(4),
+            follow_viewers_floor_bps: None,
         }
     }
 }
@@ -554,6 +560,7 @@ mod tests {
             bitrate_bps: 3_000_000,
             max_fps: 30.0,
             keyframe_interval: Duration::ZERO,
+            ..EncoderConfig::default()
         });
         let t0 = Instant::now();
         let run = |enc: &mut H264Encoder, from: u32, n: u32| -> (usize, usize) {
@@ -608,6 +615,7 @@ mod tests {
             bitrate_bps: 0,
             max_fps: f32::NAN,
             keyframe_interval: Duration::from_secs(1),
+            ..EncoderConfig::default()
         });
         assert_eq!(enc.config().bitrate_bps, MIN_BITRATE_BPS);
         assert_eq!(enc.config().max_fps, 30.0);

@@ -10,6 +10,7 @@ pub mod packetizer;
 #[cfg(any(test, feature = "demo"))]
 pub mod pattern;
 pub mod pixel;
+pub(crate) mod scale;
 pub mod vp8;
 
 use serde::Serialize;

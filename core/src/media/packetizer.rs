@@ -43,6 +43,8 @@ pub struct MediaFrame {
     pub bytes: usize,
     /// When the host pushed it (for time-to-first-frame figures).
     pub pushed_at: Instant,
+    /// Video: the index of the stream's rendition it belongs to (0 for a stream of one).
+    pub rendition: usize,
 }
 
 /// Maps host timestamps to an RTP clock with a random origin (RFC 3550 §5.1).
@@ -103,7 +105,13 @@ impl MediaFrame {
             payloads,
             bytes,
             pushed_at: Instant::now(),
+            rendition: 0,
         }
+    }
+
+    /// The same frame, of rendition `rendition`.
+    pub fn of_rendition(self, rendition: usize) -> Self {
+        Self { rendition, ..self }
     }
 }
 

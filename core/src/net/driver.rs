@@ -112,6 +112,8 @@ pub(crate) enum Control {
         started: Instant,
         /// The viewer's offer (WHEP); `None` when the server offers (WebSocket).
         offer_sdp: Option<String>,
+        /// The rendition it asked to start on; `None`: automatic.
+        rendition: Option<usize>,
         notices: mpsc::Sender<Notice>,
         reply: oneshot::Sender<Result<ViewerOffer>>,
     },
@@ -127,6 +129,11 @@ pub(crate) enum Control {
     CloseViewer {
         viewer: ViewerId,
         reason: LeaveReason,
+    },
+    /// A viewer asks for a rendition (`Some`), or for automatic choice (`None`).
+    RequestRendition {
+        viewer: ViewerId,
+        rendition: Option<usize>,
     },
     /// An ICE-TCP connection whose first check names a viewer of this loop.
     TcpConnection(Accepted),
@@ -322,11 +329,13 @@ impl Driver {
                 self.plane.open_stream(StreamInfo {
                     id: shared.id,
                     counters: shared.counters.clone(),
+                    ladder: shared.ladder(),
                     spec: TrackSpec {
                         stream: shared.name.clone(),
                         video_codec: shared.video_codec,
                         video_ssrc: shared.video_ssrc,
                         audio_ssrc: shared.audio_ssrc,
+                        adaptive: shared.is_adaptive(),
                     },
                 });
                 self.streams.insert(shared.id, shared);
@@ -341,6 +350,7 @@ impl Driver {
                 remote,
                 started,
                 offer_sdp,
+                rendition,
                 notices,
                 reply,
             } => {
@@ -352,6 +362,7 @@ impl Driver {
                         remote,
                         started,
                         offer_sdp,
+                        rendition,
                     },
                 );
                 if let Ok(offer) = &res {
@@ -370,6 +381,9 @@ impl Driver {
                 }
             }
             Control::CloseViewer { viewer, reason } => self.plane.close_viewer(now, viewer, reason),
+            Control::RequestRendition { viewer, rendition } => {
+                self.plane.request_rendition(now, viewer, rendition)
+            }
             Control::TcpConnection(Accepted {
                 stream,
                 path,
@@ -418,9 +432,14 @@ impl Driver {
                         let _ = tx.try_send(notice);
                     }
                 }
-                Output::KeyframeWanted(stream) => {
+                Output::KeyframeWanted(stream, rendition) => {
                     if let Some(s) = self.streams.get(&stream) {
-                        s.request_keyframe();
+                        s.request_keyframe(rendition);
+                    }
+                }
+                Output::BitrateHint { stream, bps } => {
+                    if let Some(s) = self.streams.get(&stream) {
+                        s.follow_viewers(self.index, bps);
                     }
                 }
                 Output::Viewers { stream, connected } => {

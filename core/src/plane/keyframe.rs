@@ -21,7 +21,7 @@ pub(crate) fn replay_worthy(frames: usize, raw_source: bool) -> bool {
 }
 
 /// Coalesces the keyframe requests of one stream.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct KeyframePolicy {
     last: Option<Instant>,
 }

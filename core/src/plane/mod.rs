@@ -11,7 +11,9 @@
 //! (sequence number, payload type) and the encryption differ. NACKs are answered from one buffer
 //! per stream (`history`); keyframe requests are coalesced per stream (`keyframe`).
 
+pub(crate) mod abr;
 pub(crate) mod admission;
+pub(crate) mod bwe;
 pub(crate) mod dtls;
 pub(crate) mod history;
 pub(crate) mod ice;
@@ -37,6 +39,7 @@ use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEs
 use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::reception_report::ReceptionReport;
 use rtc::rtcp::sender_report::SenderReport;
+use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp;
 
@@ -49,6 +52,8 @@ use crate::session::bitrate::BitrateHint;
 use crate::session::peer::{PeerTemplate, TrackSpec};
 use crate::{Error, Result};
 
+use self::abr::{Chooser, Mode};
+use self::bwe::Bwe;
 use self::dtls::{DtlsConfig, DtlsEvent, DtlsRole, DtlsSession};
 use self::history::{PacketHistory, SentPacket, SeqMap};
 use self::ice::IceCredentials;
@@ -91,6 +96,8 @@ const BACKLOG_TICK: Duration = Duration::from_millis(10);
 /// Least time between two keyframe requests caused by one viewer's failed sends; meanwhile it
 /// waits for the stream's next keyframe like everyone else.
 const DROP_KEYFRAME_INTERVAL: Duration = Duration::from_secs(3);
+/// Share of a viewer's bandwidth estimate that retransmissions may take (adaptive streams).
+const RESEND_SHARE: f64 = 0.3;
 /// Interval of RTCP sender reports.
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// Seconds from the NTP epoch (1900) to the Unix epoch (1970).
@@ -170,8 +177,12 @@ pub(crate) enum Output {
     Event(Event),
     /// A notice for a viewer's signalling task.
     Notice(ViewerId, Notice),
-    /// A viewer of the stream needs a keyframe (already coalesced by the keyframe policy).
-    KeyframeWanted(u64),
+    /// A viewer of the stream needs a keyframe of this rendition (already coalesced by the
+    /// keyframe policy).
+    KeyframeWanted(u64, usize),
+    /// The slowest viewer of a stream can receive this many bits per second (the stream's
+    /// bitrate hint, already limited in rate): for the host's event and the built-in encoder.
+    BitrateHint { stream: u64, bps: u64 },
     /// The number of connected viewers of a stream changed.
     Viewers { stream: u64, connected: usize },
     /// No viewer uses this path any more: its TCP connection is to be closed.
@@ -183,6 +194,8 @@ pub(crate) enum Output {
 pub(crate) struct StreamInfo {
     pub id: u64,
     pub spec: TrackSpec,
+    /// The bitrates of its renditions, best first (one for a stream of one rendition).
+    pub ladder: Vec<u32>,
     /// The stream's counters for `/metrics`, shared by every loop.
     pub counters: Arc<crate::metrics::StreamCounters>,
 }
@@ -203,6 +216,8 @@ pub(crate) struct NewViewer {
     pub started: Instant,
     /// The viewer's offer (WHEP); `None` when the server offers (WebSocket).
     pub offer_sdp: Option<String>,
+    /// The rendition it asked for (Flussonic's `start_track`); `None`: chosen automatically.
+    pub rendition: Option<usize>,
 }
 
 /// Settings of a plane.
@@ -264,11 +279,16 @@ struct RemoteTransport {
     ufrag: Option<String>,
     fingerprint: Option<String>,
     setup: Option<String>,
+    /// The id of its transport-wide-cc header extension.
+    twcc: Option<u8>,
 }
 
 impl RemoteTransport {
     fn parse(sdp: &str) -> Self {
-        let mut r = Self::default();
+        let mut r = Self {
+            twcc: bwe::twcc_extmap(sdp),
+            ..Self::default()
+        };
         for line in sdp.lines() {
             let line = line.trim();
             if let Some(v) = line.strip_prefix("a=ice-ufrag:") {
@@ -319,6 +339,23 @@ struct Viewer {
     srtp: Option<Protection>,
     video: TrackOut,
     audio: Option<TrackOut>,
+    /// The rendition its video comes from.
+    rendition: usize,
+    /// The rendition it moves to at that rendition's next keyframe.
+    switch_to: Option<usize>,
+    chooser: Chooser,
+    /// Transport-wide congestion control, where the stream adapts and the viewer negotiated it.
+    bwe: Option<Box<Bwe>>,
+    /// Its last REMB.
+    remb_bps: Option<u64>,
+    /// The first video sequence number of its current rendition: NACKs of packets before it
+    /// (the rendition it left) are not answered, its decoder starts again at that keyframe.
+    rendition_from_seq: Option<u16>,
+    /// Bytes of retransmissions it may still be sent (adaptive streams: at most
+    /// [`RESEND_SHARE`] of its estimate, so that on a congested link resent packets do not crowd
+    /// out the new ones), and when the bucket was last filled.
+    resend_budget: (f64, Instant),
+    /// Maps its video sequence numbers to [`packet_key`]s of the stream's renditions.
     seq_map: SeqMap,
     /// The catch-up frames sent to this viewer with their first sequence number and rewritten
     /// timestamp, for NACKs (until the next live keyframe).
@@ -334,6 +371,7 @@ struct Viewer {
     drop_keyframe_at: Option<Instant>,
     first_video_sent: bool,
     next_report: Instant,
+    /// Its bandwidth estimate: TWCC where it sends feedback, else REMB lowered by its loss.
     estimate_bps: Option<u64>,
     /// What it was sent and what it reported, published to the server's board.
     figures: Figures,
@@ -372,13 +410,19 @@ struct Backlogged {
     index: Option<u64>,
 }
 
+/// What a stream keeps per rendition.
+#[derive(Default)]
+struct RenditionState {
+    gop: GopCache,
+    history: PacketHistory,
+    keyframes: KeyframePolicy,
+}
+
 struct StreamState {
     info: StreamInfo,
     viewers: Vec<ViewerId>,
     connected: usize,
-    gop: GopCache,
-    history: PacketHistory,
-    keyframes: KeyframePolicy,
+    renditions: Vec<RenditionState>,
     bitrate: BitrateHint,
     /// The last video frame came from the built-in encoder (which makes keyframes on demand)
     /// rather than from a host pushing encoded video.
@@ -390,7 +434,7 @@ struct StreamState {
 struct FanOut {
     stream: u64,
     frame: Arc<MediaFrame>,
-    /// Stream index of the frame's first packet (video).
+    /// [`packet_key`] of the frame's first packet (video).
     first_index: u64,
     viewers: Vec<ViewerId>,
     next: usize,
@@ -461,15 +505,16 @@ impl MediaPlane {
     }
 
     pub fn open_stream(&mut self, info: StreamInfo) {
+        let renditions = (0..info.ladder.len().max(1))
+            .map(|_| RenditionState::default())
+            .collect();
         self.streams.insert(
             info.id,
             StreamState {
                 info,
                 viewers: Vec::new(),
                 connected: 0,
-                gop: GopCache::default(),
-                history: PacketHistory::default(),
-                keyframes: KeyframePolicy::default(),
+                renditions,
                 bitrate: BitrateHint::default(),
                 raw_source: false,
             },
@@ -504,6 +549,9 @@ impl MediaPlane {
             .get(&req.stream)
             .ok_or_else(|| Error::StreamClosed(format!("#{}", req.stream)))?;
         let spec = st.info.spec.clone();
+        let last = st.renditions.len().saturating_sub(1);
+        let rendition = req.rendition.map_or(0, |r| r.min(last));
+        let start_bps = st.info.ladder.get(rendition).copied().unwrap_or(0);
         self.admission
             .admit(req.stream, &spec.stream, req.remote.ip())?;
         let answering = req.offer_sdp.is_some();
@@ -544,6 +592,12 @@ impl MediaPlane {
             candidates: self.template.candidates.clone(),
         };
         self.by_ufrag.insert(peer.ice.ufrag.clone(), id);
+        // Transport-wide congestion control where the stream adapts and both descriptions carry
+        // the extension (ours now; the viewer's answer, when it comes, must keep it).
+        let bwe = peer
+            .twcc_ext
+            .filter(|_| spec.adaptive)
+            .map(|ext| Box::new(Bwe::new(ext, u64::from(start_bps) * 3 / 2)));
         let viewer = Viewer {
             stream: req.stream,
             protocol: req.protocol,
@@ -572,6 +626,13 @@ impl MediaPlane {
                 (Some(ssrc), Some(pt)) => Some(TrackOut::new(ssrc, pt, OPUS_CLOCK_RATE)),
                 _ => None,
             },
+            rendition,
+            switch_to: None,
+            chooser: Chooser::new(req.rendition.map_or(Mode::Auto, Mode::Fixed)),
+            bwe,
+            remb_bps: None,
+            rendition_from_seq: None,
+            resend_budget: (0.0, now),
             seq_map: SeqMap::default(),
             replayed: Vec::new(),
             backlog: VecDeque::new(),
@@ -590,10 +651,13 @@ impl MediaPlane {
             st.viewers.push(id);
             // Ask for the keyframe now rather than once connected: it is ready (in the GOP cache)
             // by the time ICE and DTLS are done, ~100 ms sooner for the built-in encoder.
-            if !keyframe::replay_worthy(st.gop.frames().len(), st.raw_source)
-                && st.keyframes.request(now, st.raw_source)
-            {
-                self.outputs.push_back(Output::KeyframeWanted(req.stream));
+            if let Some(r) = st.renditions.get_mut(rendition) {
+                if !keyframe::replay_worthy(r.gop.frames().len(), st.raw_source)
+                    && r.keyframes.request(now, st.raw_source)
+                {
+                    self.outputs
+                        .push_back(Output::KeyframeWanted(req.stream, rendition));
+                }
             }
         }
         self.rearm(now, id);
@@ -633,6 +697,10 @@ impl MediaPlane {
         v.remote_ufrag = remote.ufrag;
         v.remote_fingerprint = remote.fingerprint;
         v.phase = Phase::Answered;
+        // Congestion control only if the answer kept the extension we offered.
+        if v.bwe.as_ref().is_some_and(|b| remote.twcc != Some(b.ext)) {
+            v.bwe = None;
+        }
         if remote.setup.as_deref() == Some("passive") && v.dtls.role() == DtlsRole::Server {
             v.dtls = DtlsSession::new(&self.dtls, DtlsRole::Client);
         }
@@ -860,10 +928,15 @@ impl MediaPlane {
             return;
         };
         v.waiting_keyframe = true;
-        let gop = st.gop.frames();
+        let rendition = v.rendition;
+        let Some(r) = st.renditions.get_mut(rendition) else {
+            return;
+        };
+        let gop = r.gop.frames();
         if !keyframe::replay_worthy(gop.len(), st.raw_source) {
-            if st.keyframes.request(now, st.raw_source) {
-                self.outputs.push_back(Output::KeyframeWanted(st.info.id));
+            if r.keyframes.request(now, st.raw_source) {
+                self.outputs
+                    .push_back(Output::KeyframeWanted(st.info.id, rendition));
             }
             return;
         }
@@ -935,7 +1008,7 @@ impl MediaPlane {
                 return;
             }
         };
-        let (stream, video_ssrc) = (v.stream, v.video.ssrc);
+        let (stream, video_ssrc, rendition) = (v.stream, v.video.ssrc, v.rendition);
         let feedback = match read_feedback(&plain, video_ssrc) {
             Ok(f) => f,
             Err(e) => {
@@ -949,6 +1022,11 @@ impl MediaPlane {
             let f = &mut v.figures;
             f.nacks += feedback.nacks;
             f.plis += feedback.plis;
+            if let Some(bwe) = v.bwe.as_mut() {
+                for twcc in &feedback.twcc {
+                    bwe.on_feedback(now, twcc);
+                }
+            }
             if let Some(rr) = &feedback.report {
                 f.fraction_lost = f64::from(rr.fraction_lost) / 256.0;
                 // 24-bit signed (RFC 3550 §6.4.1).
@@ -964,29 +1042,101 @@ impl MediaPlane {
             }
         }
         for seq in feedback.nacked {
-            self.retransmit(id, seq);
+            self.retransmit(now, id, seq);
         }
         if feedback.plis > 0 {
-            self.want_keyframe(now, stream);
+            self.want_keyframe(now, stream, rendition);
         }
-        if let Some(bps) = feedback.estimate {
-            if let Some(v) = self.viewers.get_mut(&id) {
-                v.estimate_bps = Some(bps);
+        if let Some(v) = self.viewers.get_mut(&id) {
+            if feedback.estimate.is_some() {
+                v.remb_bps = feedback.estimate;
             }
-            self.update_bitrate_hint(now, stream);
+        }
+        if !feedback.twcc.is_empty() || feedback.estimate.is_some() {
+            self.adapt(now, id);
         }
     }
 
-    fn want_keyframe(&mut self, now: Instant, stream: u64) {
+    /// A viewer's estimate may have changed: update it, move it to another rendition if it
+    /// should, and the stream's bitrate hint.
+    fn adapt(&mut self, now: Instant, id: ViewerId) {
+        let Some(v) = self.viewers.get_mut(&id) else {
+            return;
+        };
+        let Some(st) = self.streams.get(&v.stream) else {
+            return;
+        };
+        let estimate = match v.bwe.as_ref().and_then(|b| b.estimate(now)) {
+            Some(e) => Some(e),
+            // REMB says what arrives, not what is lost: a viewer losing much of what it is sent
+            // gets no more than what reaches it.
+            None => v.remb_bps.map(|remb| {
+                let loss = v.figures.fraction_lost;
+                if loss > 0.1 && v.figures.bitrate_bps > 0 {
+                    let arriving = v.figures.bitrate_bps as f64 * (1.0 - loss);
+                    remb.min(arriving as u64)
+                } else {
+                    remb
+                }
+            }),
+        };
+        v.estimate_bps = estimate;
+        let stream = v.stream;
+        if let (Some(e), true) = (estimate, st.info.ladder.len() > 1) {
+            let target = v.chooser.update(now, e, v.rendition, &st.info.ladder);
+            if let Some(to) = target.filter(|&to| v.switch_to != Some(to) && to != v.rendition) {
+                let parts = v.bwe.as_ref().map(|b| b.parts(now));
+                tracing::debug!(
+                    viewer = id,
+                    from = v.rendition,
+                    to,
+                    estimate = e,
+                    ?parts,
+                    "switching rendition"
+                );
+                v.switch_to = Some(to);
+                self.want_keyframe(now, stream, to);
+            }
+        }
+        self.update_bitrate_hint(now, stream);
+    }
+
+    /// The viewer asked for a rendition (`Some`) or for automatic choice (`None`): Flussonic's
+    /// `request_tracks`. It moves at that rendition's next keyframe (asked for now).
+    pub fn request_rendition(&mut self, now: Instant, id: ViewerId, rendition: Option<usize>) {
+        let Some(v) = self.viewers.get_mut(&id) else {
+            return;
+        };
+        let Some(st) = self.streams.get(&v.stream) else {
+            return;
+        };
+        let last = st.renditions.len().saturating_sub(1);
+        let mode = rendition.map_or(Mode::Auto, |r| Mode::Fixed(r.min(last)));
+        v.chooser.set_mode(mode);
+        let stream = v.stream;
+        match mode {
+            Mode::Fixed(to) if to != v.rendition => {
+                v.switch_to = Some(to);
+                self.want_keyframe(now, stream, to);
+            }
+            Mode::Fixed(_) => v.switch_to = None,
+            Mode::Auto => self.adapt(now, id),
+        }
+    }
+
+    fn want_keyframe(&mut self, now: Instant, stream: u64, rendition: usize) {
         if let Some(st) = self.streams.get_mut(&stream) {
-            if st.keyframes.request(now, st.raw_source) {
-                self.outputs.push_back(Output::KeyframeWanted(stream));
+            if let Some(r) = st.renditions.get_mut(rendition) {
+                if r.keyframes.request(now, st.raw_source) {
+                    self.outputs
+                        .push_back(Output::KeyframeWanted(stream, rendition));
+                }
             }
         }
     }
 
     /// Resends a video packet the viewer reported lost, from the stream's history.
-    fn retransmit(&mut self, id: ViewerId, seq: u16) {
+    fn retransmit(&mut self, now: Instant, id: ViewerId, seq: u16) {
         let Some(v) = self.viewers.get_mut(&id) else {
             return;
         };
@@ -998,7 +1148,10 @@ impl MediaPlane {
         let packet = v
             .seq_map
             .index_of(seq)
-            .and_then(|i| st.history.get(i))
+            .and_then(|key| {
+                let (rendition, index) = unpack_key(key);
+                st.renditions.get(rendition)?.history.get(index)
+            })
             .map(|p| (p.payload.clone(), p.timestamp, p.marker))
             .or_else(|| {
                 v.replayed.iter().find_map(|(first, frame, ts)| {
@@ -1010,11 +1163,34 @@ impl MediaPlane {
         let Some((payload, timestamp, marker)) = packet else {
             return;
         };
+        if v.rendition_from_seq
+            .is_some_and(|from| (from.wrapping_sub(seq) as i16) > 0)
+        {
+            return; // of the rendition it left
+        }
+        if let (Some(estimate), true) =
+            (v.estimate_bps, st.info.ladder.len() > 1 || v.bwe.is_some())
+        {
+            let rate = estimate as f64 / 8.0 * RESEND_SHARE;
+            let (tokens, at) = &mut v.resend_budget;
+            *tokens = (*tokens + rate * now.saturating_duration_since(*at).as_secs_f64()).min(rate);
+            *at = now;
+            let cost = (payload.len() + RTP_OVERHEAD) as f64;
+            if *tokens < cost {
+                tracing::trace!(viewer = id, seq, "retransmission over budget");
+                return;
+            }
+            *tokens -= cost;
+        }
         let (Some(path), Some(srtp)) = (v.pair, v.srtp.as_mut()) else {
             return;
         };
-        let header = rtp_header(&v.video, seq, timestamp, marker);
-        if let Some(data) = protect(&mut self.packet, srtp, &header, &payload) {
+        let twcc = v.bwe.as_mut().map(|b| {
+            let size = payload.len() + RTP_OVERHEAD;
+            (b.ext, b.on_sent(now, v.video.ssrc, seq, size))
+        });
+        let header = rtp_header(&v.video, seq, timestamp, marker, twcc);
+        if let Some(data) = protect(&mut self.packet, srtp, &header, twcc, &payload) {
             Metrics::add(&self.metrics.retransmissions, 1);
             v.figures.sent(1, data.len() as u64);
             st.info.counters.sent(1, data.len() as u64);
@@ -1033,6 +1209,7 @@ impl MediaPlane {
             .filter_map(|v| self.viewers.get(v).and_then(|v| v.estimate_bps))
             .min();
         if let Some(bps) = slowest.and_then(|bps| st.bitrate.update(bps, now)) {
+            self.outputs.push_back(Output::BitrateHint { stream, bps });
             self.outputs.push_back(Output::Event(Event::BitrateHint {
                 stream: st.info.spec.stream.clone(),
                 bps,
@@ -1056,23 +1233,33 @@ impl MediaPlane {
         let mut first_index = 0;
         if frame.kind == TrackKind::Video {
             st.raw_source = raw_source;
+            let rendition = frame.rendition;
+            let Some(r) = st.renditions.get_mut(rendition) else {
+                return;
+            };
             if after_gap {
-                // Frames were lost before reaching us: nobody can decode past the gap.
-                st.gop.clear();
+                // Frames were lost before reaching us: nobody on this rendition can decode past
+                // the gap.
+                r.gop.clear();
                 for id in &st.viewers {
-                    if let Some(v) = self.viewers.get_mut(id) {
+                    if let Some(v) = self
+                        .viewers
+                        .get_mut(id)
+                        .filter(|v| v.rendition == rendition)
+                    {
                         v.waiting_keyframe = true;
                     }
                 }
-                if !frame.keyframe && st.keyframes.request(now, raw_source) {
-                    self.outputs.push_back(Output::KeyframeWanted(stream));
+                if !frame.keyframe && r.keyframes.request(now, raw_source) {
+                    self.outputs
+                        .push_back(Output::KeyframeWanted(stream, rendition));
                 }
             }
-            st.gop.push(&frame);
-            first_index = st.history.next_index();
+            r.gop.push(&frame);
+            first_index = packet_key(rendition, r.history.next_index());
             let last = frame.payloads.len().saturating_sub(1);
             for (i, payload) in frame.payloads.iter().enumerate() {
-                st.history.push(SentPacket {
+                r.history.push(SentPacket {
                     payload: payload.clone(),
                     timestamp: frame.rtp_timestamp,
                     marker: i == last,
@@ -1098,8 +1285,8 @@ impl MediaPlane {
         now: Instant,
         id: ViewerId,
         frame: &Arc<MediaFrame>,
-        timestamp: u32,
-        index: Option<u64>,
+        mut timestamp: u32,
+        mut index: Option<u64>,
     ) {
         let Some(v) = self.viewers.get_mut(&id) else {
             return;
@@ -1111,6 +1298,35 @@ impl MediaPlane {
             return;
         };
         let video = frame.kind == TrackKind::Video;
+        if video && frame.rendition != v.rendition {
+            // Another rendition: the one it moves to, from that rendition's keyframe on.
+            if v.switch_to != Some(frame.rendition) || !frame.keyframe {
+                return;
+            }
+            let from = std::mem::replace(&mut v.rendition, frame.rendition);
+            v.switch_to = None;
+            v.waiting_keyframe = false;
+            v.replayed.clear();
+            v.seq_map.break_run();
+            v.rendition_from_seq = Some(v.video.seq);
+            // The old rendition's frame of this instant may have gone out already: one tick
+            // later, or the browser would take both for one frame (its frames are told apart by
+            // timestamp). NACKs of it are then answered like a catch-up frame's.
+            if v.video.last.is_some_and(|(ts, _)| ts == timestamp) {
+                timestamp = timestamp.wrapping_add(1);
+                index = None;
+            }
+            if let Some(st) = self.streams.get(&v.stream) {
+                self.outputs
+                    .push_back(Output::Event(Event::RenditionSwitched {
+                        stream: st.info.spec.stream.clone(),
+                        viewer: id,
+                        from: crate::stream::Rendition::track_name(from),
+                        to: crate::stream::Rendition::track_name(frame.rendition),
+                        estimate_bps: v.estimate_bps.unwrap_or(0),
+                    }));
+            }
+        }
         let track = if video {
             if v.waiting_keyframe {
                 if !frame.keyframe {
@@ -1142,7 +1358,14 @@ impl MediaPlane {
         let (mut packets, mut bytes) = (0u64, 0u64);
         for (i, payload) in frame.payloads.iter().enumerate() {
             // Video: the marker ends a frame. Audio: each Opus packet stands alone.
-            let header = rtp_header(track, track.seq, timestamp, video && i == last);
+            let twcc = match v.bwe.as_mut() {
+                Some(b) if video => Some((
+                    b.ext,
+                    b.on_sent(now, track.ssrc, track.seq, payload.len() + RTP_OVERHEAD),
+                )),
+                _ => None,
+            };
+            let header = rtp_header(track, track.seq, timestamp, video && i == last, twcc);
             if video {
                 match index {
                     Some(first) => v.seq_map.record(track.seq, first + i as u64),
@@ -1151,7 +1374,7 @@ impl MediaPlane {
                 }
             }
             track.seq = track.seq.wrapping_add(1);
-            let Some(data) = protect(&mut self.packet, srtp, &header, payload) else {
+            let Some(data) = protect(&mut self.packet, srtp, &header, twcc, payload) else {
                 continue;
             };
             track.packets = track.packets.wrapping_add(1);
@@ -1196,8 +1419,8 @@ impl MediaPlane {
                 .is_none_or(|t| now.saturating_duration_since(t) >= DROP_KEYFRAME_INTERVAL);
             if due {
                 v.drop_keyframe_at = Some(now);
-                let stream = v.stream;
-                self.want_keyframe(now, stream);
+                let (stream, rendition) = (v.stream, v.rendition);
+                self.want_keyframe(now, stream, rendition);
             }
         }
     }
@@ -1221,6 +1444,11 @@ impl MediaPlane {
                 continue;
             }
             match self.viewers.get_mut(&id) {
+                // Video of a rendition it neither has nor moves to.
+                Some(v)
+                    if frame.kind == TrackKind::Video
+                        && frame.rendition != v.rendition
+                        && v.switch_to != Some(frame.rendition) => {}
                 // Behind its backlog: in order, after it.
                 Some(v) if !v.backlog.is_empty() => v.backlog.push_back(Backlogged {
                     timestamp: frame.rtp_timestamp,
@@ -1405,7 +1633,12 @@ impl MediaPlane {
             jitter_ms: f.jitter_ms,
             nacks: f.nacks,
             plis: f.plis,
+            rendition: crate::stream::Rendition::track_name(v.rendition),
+            estimate_bps: v.estimate_bps,
         };
+        if let Some(bwe) = v.bwe.as_mut() {
+            bwe.prune(now);
+        }
         crate::metrics::lock(&self.metrics.board).insert(id, stats);
     }
 
@@ -1526,6 +1759,8 @@ pub(crate) struct Feedback {
     pub estimate: Option<u64>,
     /// The last reception report about our video (in a receiver or sender report).
     pub report: Option<ReceptionReport>,
+    /// Transport-wide congestion control feedback.
+    pub twcc: Vec<TransportLayerCc>,
 }
 
 /// Reads a viewer's decrypted RTCP compound packet; `video_ssrc` is the SSRC its NACKs must name.
@@ -1550,6 +1785,8 @@ pub(crate) fn read_feedback(
             }
         } else if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
             f.plis += 1;
+        } else if let Some(cc) = any.downcast_ref::<TransportLayerCc>() {
+            f.twcc.push(cc.clone());
         } else if let Some(remb) = any.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
             f.estimate = Some(remb.bitrate.max(0.0) as u64);
         } else if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
@@ -1565,8 +1802,29 @@ pub(crate) fn read_feedback(
     Ok(f)
 }
 
-fn rtp_header(track: &TrackOut, seq: u16, timestamp: u32, marker: bool) -> rtp::Header {
-    rtp::Header {
+/// Bytes an RTP packet adds to its payload on the wire (RTP header with the TWCC extension,
+/// SRTP tag), for the congestion controller's packet sizes.
+const RTP_OVERHEAD: usize = 12 + 8 + 16;
+
+/// The stream-wide key of packet `index` of rendition `rendition` (what a viewer's sequence
+/// numbers map to for NACKs): the rendition in the top byte.
+fn packet_key(rendition: usize, index: u64) -> u64 {
+    ((rendition as u64) << 56) | (index & ((1 << 56) - 1))
+}
+
+fn unpack_key(key: u64) -> (usize, u64) {
+    ((key >> 56) as usize, key & ((1 << 56) - 1))
+}
+
+/// The RTP header of a packet; `twcc`: the transport-wide-cc extension's id and sequence number.
+fn rtp_header(
+    track: &TrackOut,
+    seq: u16,
+    timestamp: u32,
+    marker: bool,
+    twcc: Option<(u8, u16)>,
+) -> rtp::Header {
+    let mut header = rtp::Header {
         version: 2,
         marker,
         payload_type: track.pt,
@@ -1574,7 +1832,17 @@ fn rtp_header(track: &TrackOut, seq: u16, timestamp: u32, marker: bool) -> rtp::
         timestamp,
         ssrc: track.ssrc,
         ..Default::default()
+    };
+    if let Some((id, n)) = twcc {
+        // Only its size matters to the encryption (the bytes are written by `protect`).
+        header.extension = true;
+        header.extension_profile = 0xBEDE;
+        header.extensions = vec![rtp::header::Extension {
+            id,
+            payload: bytes::Bytes::copy_from_slice(&n.to_be_bytes()),
+        }];
     }
+    header
 }
 
 /// Writes the plain packet into `scratch` and encrypts it.
@@ -1582,14 +1850,23 @@ fn protect(
     scratch: &mut Vec<u8>,
     srtp: &mut Protection,
     header: &rtp::Header,
+    twcc: Option<(u8, u16)>,
     payload: &[u8],
 ) -> Option<BytesMut> {
     scratch.clear();
-    scratch.put_u8(0x80);
+    scratch.put_u8(if twcc.is_some() { 0x90 } else { 0x80 });
     scratch.put_u8(if header.marker { 0x80 } else { 0 } | header.payload_type);
     scratch.put_u16(header.sequence_number);
     scratch.put_u32(header.timestamp);
     scratch.put_u32(header.ssrc);
+    if let Some((id, n)) = twcc {
+        // RFC 8285 one-byte header: profile, length in words, then id/length, 2 bytes, padding.
+        scratch.put_u16(0xBEDE);
+        scratch.put_u16(1);
+        scratch.put_u8((id << 4) | 1);
+        scratch.put_u16(n);
+        scratch.put_u8(0);
+    }
     scratch.extend_from_slice(payload);
     match srtp.protect_rtp(scratch, header) {
         Ok(data) => Some(data),

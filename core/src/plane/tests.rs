@@ -22,6 +22,7 @@ use rtc::peer_connection::transport::{
 };
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
 use rtc::sansio::Protocol as _;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
@@ -176,7 +177,13 @@ impl Client {
 
 impl Harness {
     fn new(limits: Limits) -> Self {
+        Self::with_ladder(limits, vec![2_000_000])
+    }
+
+    /// A plane whose stream has renditions of these bitrates (an adaptive stream if several).
+    fn with_ladder(limits: Limits, ladder: Vec<u32>) -> Self {
         let now = Instant::now();
+        let adaptive = ladder.len() > 1;
         let template = PeerTemplate::new(
             &[server_addr()],
             &[],
@@ -198,11 +205,13 @@ impl Harness {
         plane.open_stream(StreamInfo {
             id: STREAM,
             counters: Default::default(),
+            ladder,
             spec: TrackSpec {
                 stream: "s".into(),
                 video_codec: VideoCodec::H264,
                 video_ssrc: VIDEO_SSRC,
                 audio_ssrc: Some(AUDIO_SSRC),
+                adaptive,
             },
         });
         Self {
@@ -247,6 +256,7 @@ impl Harness {
                     remote: addr,
                     started: self.now,
                     offer_sdp: None,
+                    rendition: None,
                 },
             )
             .unwrap();
@@ -402,7 +412,7 @@ impl Harness {
     fn keyframe_requests(&self) -> usize {
         self.outputs
             .iter()
-            .filter(|o| matches!(o, Output::KeyframeWanted(STREAM)))
+            .filter(|o| matches!(o, Output::KeyframeWanted(STREAM, 0)))
             .count()
     }
 
@@ -783,6 +793,7 @@ fn a_viewer_that_never_connects_times_out_and_closing_frees_everything() {
                 remote: "127.0.0.1:7000".parse().unwrap(),
                 started: h.now,
                 offer_sdp: None,
+                rendition: None,
             },
         )
         .unwrap();
@@ -902,11 +913,13 @@ fn ufrags_and_viewer_ids_tell_their_media_loop() {
     plane.open_stream(StreamInfo {
         id: STREAM,
         counters: Default::default(),
+        ladder: vec![2_000_000],
         spec: TrackSpec {
             stream: "s".into(),
             video_codec: VideoCodec::H264,
             video_ssrc: VIDEO_SSRC,
             audio_ssrc: None,
+            adaptive: false,
         },
     });
     let now = Instant::now();
@@ -921,6 +934,7 @@ fn ufrags_and_viewer_ids_tell_their_media_loop() {
                         remote: "127.0.0.1:1".parse().unwrap(),
                         started: now,
                         offer_sdp: None,
+                        rendition: None,
                     },
                 )
                 .unwrap()
@@ -1312,6 +1326,7 @@ fn a_plane_keeps_next_to_nothing_of_many_viewers_once_they_are_gone() {
                             remote: SocketAddr::from(([127, 0, 0, 1], 7000 + i as u16)),
                             started: h.now,
                             offer_sdp: None,
+                            rendition: None,
                         },
                     )
                     .unwrap()
@@ -1342,4 +1357,206 @@ fn a_plane_keeps_next_to_nothing_of_many_viewers_once_they_are_gone() {
         more < 1024,
         "{VIEWERS} more viewers came and went and the plane kept {more} bytes more"
     );
+}
+
+/// A video frame of rendition `r`, tagged `tag`.
+fn rendition_frame(r: usize, ts: u32, keyframe: bool, tag: u8) -> Arc<MediaFrame> {
+    let payloads = (0..2)
+        .map(|i| Bytes::from(vec![tag, i as u8, 0xab, 0xcd]))
+        .collect();
+    Arc::new(MediaFrame::new(TrackKind::Video, ts, keyframe, payloads).of_rendition(r))
+}
+
+const LADDER: [u32; 3] = [2_000_000, 600_000, 200_000];
+
+impl Harness {
+    /// One frame of each rendition at frame time `t` (timestamp 3000 t, tags 10 t + rendition),
+    /// keyframes where `keys` says.
+    fn ladder_frames(&mut self, t: u32, keys: [bool; 3]) {
+        for (r, key) in keys.into_iter().enumerate() {
+            let tag = (t * 10) as u8 + r as u8;
+            self.frame(rendition_frame(r, t * 3000, key, tag));
+        }
+    }
+
+    fn switches(&self) -> Vec<(String, String)> {
+        self.outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Event(Event::RenditionSwitched { from, to, .. }) => {
+                    Some((from.clone(), to.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn rendition_keyframe_requests(&self, rendition: usize) -> usize {
+        self.outputs
+            .iter()
+            .filter(|o| matches!(o, Output::KeyframeWanted(STREAM, r) if *r == rendition))
+            .count()
+    }
+
+    /// The viewer sends a REMB of `bps` (as browsers without transport-wide feedback do).
+    fn remb(&mut self, c: usize, bps: f32) {
+        let now = self.now;
+        let receivers: Vec<_> = self.clients[c].pc.get_receivers().collect();
+        if let Some(r) = receivers.into_iter().next() {
+            let mut r = self.clients[c].pc.rtp_receiver(r).unwrap();
+            let _ = r.write_rtcp(
+                now,
+                vec![Box::new(ReceiverEstimatedMaximumBitrate {
+                    sender_ssrc: 1,
+                    bitrate: bps,
+                    ssrcs: vec![VIDEO_SSRC],
+                })],
+            );
+        }
+        self.pump();
+    }
+}
+
+#[test]
+fn a_viewer_gets_one_rendition_and_moves_at_the_targets_keyframe_on_one_continuous_track() {
+    let mut h = Harness::with_ladder(Limits::default(), LADDER.to_vec());
+    let c = h.join();
+    let id = h.clients[c].id;
+    h.ladder_frames(1, [true; 3]);
+    h.ladder_frames(2, [false; 3]);
+    let tags = |h: &Harness| -> Vec<u8> { h.clients[c].video.iter().map(|v| v.2[0]).collect() };
+    assert_eq!(tags(&h), [10, 10, 20, 20], "only v1, the best, to start");
+
+    // It asks for v2 (Flussonic's request_tracks): v2's source is asked for a keyframe, and until
+    // one comes the viewer keeps v1.
+    let before = h.rendition_keyframe_requests(1);
+    h.plane.request_rendition(h.now, id, Some(1));
+    h.pump();
+    assert_eq!(h.rendition_keyframe_requests(1), before + 1);
+    h.ladder_frames(3, [false; 3]);
+    assert_eq!(&tags(&h)[4..], [30, 30]);
+    // v2's keyframe: the switch.
+    h.ladder_frames(4, [false, true, false]);
+    h.ladder_frames(5, [false; 3]);
+    assert_eq!(&tags(&h)[6..], [40, 40, 41, 41, 51, 51]);
+    assert_eq!(h.switches(), [("v1".to_owned(), "v2".to_owned())]);
+
+    // One track: the same SSRC (the client keeps only VIDEO_SSRC's packets), sequence numbers
+    // with no gap or repeat across the switch, the pushed timestamps.
+    let video = &h.clients[c].video;
+    for pair in video.windows(2) {
+        assert_eq!(pair[1].0, pair[0].0.wrapping_add(1), "{video:?}");
+    }
+    // v2's keyframe at 4 came after v1's frame at 4 was sent: it goes one tick later, or the
+    // browser would take both for one frame (a frame is its packets of one timestamp).
+    let timestamps: Vec<u32> = video.iter().map(|v| v.1).collect();
+    let want = [1, 1, 2, 2, 3, 3, 4, 4].map(|t| t * 3000);
+    assert_eq!(timestamps[..8], want);
+    assert_eq!(timestamps[8..], [12_001, 12_001, 15_000, 15_000]);
+    let stats = h.plane.viewers.get(&id).unwrap();
+    assert_eq!(stats.rendition, 1);
+}
+
+#[test]
+fn a_viewer_whose_estimate_falls_under_its_rendition_moves_down_and_a_fixed_one_stays() {
+    let mut h = Harness::with_ladder(Limits::default(), LADDER.to_vec());
+    let a = h.join();
+    let b = h.join();
+    let b_id = h.clients[b].id;
+    // As viewers that send REMB and no transport-wide feedback (aiortc, older browsers).
+    for c in [a, b] {
+        h.plane.viewers.get_mut(&h.clients[c].id).unwrap().bwe = None;
+    }
+    h.plane.request_rendition(h.now, b_id, Some(0));
+    h.ladder_frames(1, [true; 3]);
+    // Both report 700 kbit/s for a second and a half: enough for v2, not for v1.
+    for _ in 0..16 {
+        h.remb(a, 700_000.0);
+        h.remb(b, 700_000.0);
+        h.advance(Duration::from_millis(100));
+    }
+    assert_eq!(
+        h.plane.viewers[&h.clients[a].id].estimate_bps,
+        Some(700_000)
+    );
+    assert!(h.rendition_keyframe_requests(1) >= 1);
+    h.ladder_frames(2, [false, true, false]);
+    assert_eq!(h.switches(), [("v1".to_owned(), "v2".to_owned())]);
+    let last = |h: &Harness, c: usize| h.clients[c].video.last().unwrap().2[0];
+    assert_eq!(last(&h, a), 21, "a moved to v2");
+    assert_eq!(last(&h, b), 20, "b asked for v1 and keeps it");
+    assert_eq!(
+        h.plane.viewers[&h.clients[a].id].estimate_bps,
+        Some(700_000)
+    );
+}
+
+#[test]
+fn a_nack_after_a_switch_is_answered_from_the_new_renditions_history() {
+    let mut h = Harness::with_ladder(Limits::default(), LADDER.to_vec());
+    let c = h.join();
+    let id = h.clients[c].id;
+    h.ladder_frames(1, [true; 3]);
+    h.plane.request_rendition(h.now, id, Some(2));
+    h.ladder_frames(2, [false, false, true]);
+    h.clients[c].drop_next_video = true;
+    h.ladder_frames(3, [false; 3]); // v3's first packet lost on the way
+    h.ladder_frames(4, [false; 3]);
+    for _ in 0..50 {
+        h.advance(Duration::from_millis(20));
+    }
+    let resent: Vec<_> = h.clients[c].video.iter().filter(|v| v.2[0] == 32).collect();
+    assert_eq!(resent.len(), 2, "both packets of v3's frame 3, one resent");
+    let tags: Vec<u8> = h.clients[c].video.iter().map(|v| v.2[0]).collect();
+    assert_eq!(tags[..4], [10, 10, 20, 20], "{tags:?}");
+    assert!(tags[4..].iter().all(|t| t % 10 == 2), "{tags:?}");
+    let resent_ts: Vec<u32> = resent.iter().map(|v| v.1).collect();
+    assert_eq!(resent_ts, [9000, 9000]);
+}
+
+#[test]
+fn viewers_of_an_adaptive_stream_get_a_transport_wide_estimate_the_others_none() {
+    let mut h = Harness::with_ladder(Limits::default(), LADDER.to_vec());
+    let c = h.join();
+    h.ladder_frames(1, [true; 3]);
+    for ts in 2..40 {
+        h.ladder_frames(ts, [false; 3]);
+        h.advance(Duration::from_millis(33));
+    }
+    let v = &h.plane.viewers[&h.clients[c].id];
+    let bwe = v
+        .bwe
+        .as_ref()
+        .expect("transport-wide-cc negotiated with a client that has it");
+    assert!(bwe.estimate(h.now).is_some());
+    assert!(h.switches().is_empty(), "nothing limits this viewer");
+
+    let mut h = Harness::new(Limits::default());
+    let c = h.join();
+    assert!(
+        h.plane.viewers[&h.clients[c].id].bwe.is_none(),
+        "one rendition: no cost"
+    );
+}
+
+#[test]
+fn a_gap_in_one_rendition_stops_only_its_viewers() {
+    let mut h = Harness::with_ladder(Limits::default(), LADDER.to_vec());
+    let a = h.join();
+    let b = h.join();
+    h.plane.request_rendition(h.now, h.clients[b].id, Some(1));
+    h.ladder_frames(1, [true; 3]);
+    h.now += Duration::from_secs(1);
+    // v2 lost frames before the plane; v1 did not.
+    h.plane
+        .handle_frame(h.now, STREAM, rendition_frame(1, 2, false, 21), true, false);
+    h.frame(rendition_frame(0, 2, false, 20));
+    h.pump();
+    assert_eq!(h.clients[a].video.last().unwrap().2[0], 20);
+    assert_eq!(
+        h.clients[b].video.last().unwrap().2[0],
+        11,
+        "b waits for v2's keyframe"
+    );
+    assert!(h.rendition_keyframe_requests(1) >= 1);
 }

@@ -26,7 +26,7 @@ use rtc::peer_connection::transport::{
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
-    RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
 use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection};
 
@@ -50,6 +50,9 @@ pub(crate) struct TrackSpec {
     pub video_codec: VideoCodec,
     pub video_ssrc: u32,
     pub audio_ssrc: Option<u32>,
+    /// The stream adapts to its viewers' bandwidth (several renditions, or an encoder that
+    /// follows them): transport-wide congestion control is negotiated.
+    pub adaptive: bool,
 }
 
 /// A freshly built viewer connection with its local description (offer or answer) set.
@@ -61,6 +64,8 @@ pub(crate) struct NewPeer {
     /// Payload types this viewer's packets carry: ours when we offer, the offer's when we answer.
     pub video_pt: u8,
     pub audio_pt: Option<u8>,
+    /// The id of the transport-wide-cc header extension in our description (adaptive streams).
+    pub twcc_ext: Option<u8>,
 }
 
 /// H.264 profiles we can send as, best first (our encoder makes constrained baseline; a host's
@@ -201,8 +206,7 @@ impl PeerTemplate {
 
     /// Builds a connection that offers the stream's tracks, send-only.
     pub fn new_peer(&self, now: Instant, tracks: &TrackSpec) -> Result<NewPeer> {
-        let (mut pc, ice) =
-            self.build(now, tracks.video_codec, tracks.audio_ssrc.is_some(), false)?;
+        let (mut pc, ice) = self.build(now, tracks, tracks.audio_ssrc.is_some(), false)?;
         let msid = format!("rtcast-{}", tracks.stream);
         let video_codec = video_codec(tracks.video_codec);
         pc.add_track(track(
@@ -231,6 +235,7 @@ impl PeerTemplate {
         Ok(NewPeer {
             pc,
             ice,
+            twcc_ext: crate::plane::bwe::twcc_extmap(&local_sdp),
             local_sdp,
             video_pt: video_codec.payload_type,
             audio_pt: tracks.audio_ssrc.map(|_| OPUS_PT),
@@ -259,7 +264,7 @@ impl PeerTemplate {
             .map_err(|e| Error::InvalidData(format!("the offer is not valid SDP: {e}")))?;
         // Opus is always registered so that an audio m-line is answered (inactive when the
         // stream has no audio) rather than refused.
-        let (mut pc, ice) = self.build(now, tracks.video_codec, true, true)?;
+        let (mut pc, ice) = self.build(now, tracks, true, true)?;
         pc.set_remote_description(now, offer)
             .map_err(|e| Error::InvalidData(format!("the offer was refused: {e}")))?;
         let msid = format!("rtcast-{}", tracks.stream);
@@ -325,6 +330,7 @@ impl PeerTemplate {
         Ok(NewPeer {
             pc,
             ice,
+            twcc_ext: crate::plane::bwe::twcc_extmap(&local_sdp),
             local_sdp,
             video_pt,
             audio_pt,
@@ -336,10 +342,11 @@ impl PeerTemplate {
     fn build(
         &self,
         now: Instant,
-        video: VideoCodec,
+        tracks: &TrackSpec,
         audio: bool,
         answering: bool,
     ) -> Result<(RTCPeerConnection, IceCredentials)> {
+        let video = tracks.video_codec;
         let ice = IceCredentials {
             ufrag: format!(
                 "{}{}",
@@ -385,6 +392,25 @@ impl PeerTemplate {
                 },
                 RtpCodecKind::Video,
             );
+        }
+        // A stream that adapts estimates each viewer's bandwidth itself (GCC over transport-wide
+        // feedback; browsers then stop sending REMB). Video only: the estimate is for the
+        // rendition choice, and audio's few kbit/s do not move it.
+        if tracks.adaptive {
+            media_engine.register_feedback(
+                RTCPFeedback {
+                    typ: "transport-cc".to_owned(),
+                    parameter: String::new(),
+                },
+                RtpCodecKind::Video,
+            );
+            media_engine.register_header_extension(
+                RTCRtpHeaderExtensionCapability {
+                    uri: crate::plane::bwe::TWCC_URI.to_owned(),
+                },
+                RtpCodecKind::Video,
+                None,
+            )?;
         }
         let config = RTCConfigurationBuilder::new()
             .with_certificates(vec![self.certificate.clone()])
@@ -658,6 +684,7 @@ mod tests {
             video_codec: VideoCodec::H264,
             video_ssrc: 1111,
             audio_ssrc: audio.then_some(2222),
+            adaptive: false,
         }
     }
 

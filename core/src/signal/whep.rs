@@ -124,6 +124,22 @@ impl FromRequest<Arc<ServerShared>> for LimitedBody {
 #[derive(serde::Deserialize)]
 pub(crate) struct TokenQuery {
     token: Option<String>,
+    /// Flussonic's track choice: `v2a1` (start on rendition v2 and keep it), `auto` (choose by
+    /// bandwidth; the default).
+    start_track: Option<String>,
+}
+
+/// The video rendition a Flussonic track list names (`v2a1` → 1), if it names one; `auto`, an
+/// audio-only list or none: `None` (automatic).
+pub(crate) fn video_track(tracks: &str) -> Option<usize> {
+    let at = tracks.find('v')?;
+    let digits: String = tracks
+        .get(at + 1..)?
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let n: usize = digits.parse().ok()?;
+    n.checked_sub(1)
 }
 
 /// `/STREAM/whep`: POST an offer.
@@ -137,7 +153,8 @@ pub(crate) async fn endpoint(
     LimitedBody(body): LimitedBody,
 ) -> Response {
     if method == Method::POST {
-        post(server, stream, remote, headers, q.token, body).await
+        let rendition = q.start_track.as_deref().and_then(video_track);
+        post(server, stream, remote, headers, q.token, rendition, body).await
     } else {
         not_allowed("POST, OPTIONS")
     }
@@ -166,6 +183,7 @@ async fn post(
     remote: SocketAddr,
     headers: HeaderMap,
     query_token: Option<String>,
+    rendition: Option<usize>,
     body: Bytes,
 ) -> Response {
     let started = Instant::now();
@@ -229,6 +247,7 @@ async fn post(
         stream: stream.id,
         protocol: Protocol::Whep,
         offer_sdp: Some(offer_sdp),
+        rendition,
         remote,
         started,
         notices: notice_tx,
@@ -442,9 +461,25 @@ pub(crate) async fn media_info(
     let Some(s) = server.find_stream(&stream) else {
         return unknown_stream(&server, &stream);
     };
-    let mut tracks = vec![serde_json::json!({
-        "content": "video", "codec": s.video_codec.name(), "track_id": "v1",
-    })];
+    let mut tracks: Vec<serde_json::Value> = s
+        .ladder()
+        .iter()
+        .enumerate()
+        .map(|(i, bitrate)| {
+            let mut t = serde_json::json!({
+                "content": "video",
+                "codec": s.video_codec.name(),
+                "track_id": crate::stream::Rendition::track_name(i),
+                "bitrate": bitrate / 1000,
+            });
+            // The size only where the ladder gives one (a stream of one takes any size).
+            if let (Some(r), Some(t)) = (s.renditions.get(i), t.as_object_mut()) {
+                t.insert("width".into(), r.width.into());
+                t.insert("height".into(), r.height.into());
+            }
+            t
+        })
+        .collect();
     if s.audio_ssrc.is_some() {
         tracks.push(serde_json::json!({
             "content": "audio", "codec": "opus", "track_id": "a1", "sample_rate": 48000, "channels": 2,
@@ -458,10 +493,58 @@ pub(crate) async fn media_info(
         .into_response()
 }
 
-/// `PUT /STREAM/sessions/ID[/...]`: statistics (and track requests) from Flussonic's player,
-/// accepted and dropped.
+/// `PUT /STREAM/sessions/ID[/...]`: statistics from Flussonic's player, accepted and dropped.
 pub(crate) async fn session_stats() -> Response {
     StatusCode::NO_CONTENT.into_response()
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct TrackRequest {
+    tracks: Vec<String>,
+}
+
+/// `PUT /STREAM/sessions/ID/request_tracks` with `{"tracks":["v2","a1"]}`: Flussonic's player
+/// asks for a rendition (an empty list, or no video track in it: automatic). The viewer moves at
+/// that rendition's next keyframe. 404 for an unknown session, 400 for a body that is not such a
+/// list or names a rendition the stream does not have.
+pub(crate) async fn request_tracks(
+    State(server): State<Arc<ServerShared>>,
+    Path((stream, id)): Path<(String, String)>,
+    LimitedBody(body): LimitedBody,
+) -> Response {
+    let Some(session) = find_session(&server, &stream, &id) else {
+        return unknown_session(&stream);
+    };
+    let request: TrackRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                format!("the body must be {{\"tracks\":[\"v1\",\"a1\"]}}: {e}"),
+            )
+        }
+    };
+    let count = server
+        .find_stream(&stream)
+        .map_or(1, |s| s.rendition_count());
+    let rendition = request.tracks.iter().find_map(|t| video_track(t));
+    if let Some(r) = rendition.filter(|&r| r >= count) {
+        return text(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "stream '{stream}' has no track v{} (its video tracks are v1 to v{count})",
+                r + 1
+            ),
+        );
+    }
+    let cmd = Control::RequestRendition {
+        viewer: session.viewer,
+        rendition,
+    };
+    match server.control(cmd).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
 }
 
 /// CORS on every response, and the answer to every preflight (`OPTIONS`).

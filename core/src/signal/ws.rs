@@ -125,6 +125,7 @@ pub(crate) async fn session(
         remote,
         started,
         offer_sdp: None,
+        rendition: None,
         notices: notice_tx,
         reply: reply_tx,
     };

@@ -427,6 +427,92 @@ static void test_stream_options(struct rtcast_server *server) {
     rtcast_stream_options_free(NULL);
 }
 
+/* A ladder of renditions: each is pushed by name, the plain pushes are refused, and a ladder
+ * that the core would refuse is refused when it is built, changing nothing. */
+static void test_renditions(struct rtcast_server *server) {
+    static const uint8_t annexb[] = {0, 0, 0, 1, 0x65, 0x88};
+
+    struct rtcast_stream_options *opts = NULL;
+    OK(rtcast_stream_options_new(&opts));
+    EXPECT(rtcast_stream_options_add_rendition(NULL, 1280, 720, 2000000), RTCAST_ERR_NULL);
+    EXPECT(rtcast_stream_options_add_rendition(opts, 1281, 720, 2000000),
+           RTCAST_ERR_INVALID_ARGUMENT);
+    MESSAGE_HAS("rendition v1 is 1281x720");
+    OK(rtcast_stream_options_add_rendition(opts, 1280, 720, 2000000));
+    EXPECT(rtcast_stream_options_add_rendition(opts, 640, 360, 2000000),
+           RTCAST_ERR_INVALID_ARGUMENT);
+    MESSAGE_HAS("lower bitrate than v1");
+    EXPECT(rtcast_stream_options_add_rendition(opts, 640, 360, 1000), RTCAST_ERR_INVALID_ARGUMENT);
+    MESSAGE_HAS("rendition v2");
+    OK(rtcast_stream_options_add_rendition(opts, 640, 360, 800000));
+    OK(rtcast_stream_options_set_audio(opts, false));
+
+    struct rtcast_stream *ladder = NULL;
+    OK(rtcast_server_stream_with(server, "ladder", opts, &ladder));
+    CHECK(ladder != NULL);
+    OK(rtcast_stream_push_h264_rendition(ladder, "v2", annexb, sizeof annexb, 0));
+    OK(rtcast_stream_push_h264_rendition(ladder, "v1", annexb, sizeof annexb, 0));
+    EXPECT(rtcast_stream_push_h264_rendition(ladder, "v9", annexb, sizeof annexb, 0),
+           RTCAST_ERR_INVALID_DATA);
+    MESSAGE_HAS("no rendition 'v9'");
+    MESSAGE_HAS("v1, v2");
+    EXPECT(rtcast_stream_push_h264(ladder, annexb, sizeof annexb, 33333), RTCAST_ERR_INVALID_DATA);
+    MESSAGE_HAS("push_h264_rendition");
+    EXPECT(rtcast_stream_push_h264_rendition(NULL, "v1", annexb, sizeof annexb, 0),
+           RTCAST_ERR_NULL);
+    EXPECT(rtcast_stream_push_h264_rendition(ladder, NULL, annexb, sizeof annexb, 0),
+           RTCAST_ERR_NULL);
+    EXPECT(rtcast_stream_push_h264_rendition(ladder, "v1", NULL, 4, 0), RTCAST_ERR_NULL);
+    EXPECT(rtcast_stream_push_h264_rendition(ladder, "v1", annexb, sizeof annexb, -5),
+           RTCAST_ERR_INVALID_ARGUMENT);
+    EXPECT(rtcast_stream_push_vp8_rendition(ladder, "v1", annexb, sizeof annexb, 0),
+           RTCAST_ERR_UNSUPPORTED);
+    EXPECT(rtcast_stream_push_vp8_rendition(NULL, "v1", annexb, sizeof annexb, 0),
+           RTCAST_ERR_NULL);
+    EXPECT(rtcast_stream_push_vp8_rendition(ladder, NULL, annexb, sizeof annexb, 0),
+           RTCAST_ERR_NULL);
+    rtcast_stream_free(ladder);
+    rtcast_stream_options_free(opts);
+
+    /* At most RTCAST_MAX_RENDITIONS; the one too many is refused and the ladder still works. */
+    OK(rtcast_stream_options_new(&opts));
+    for (uint32_t i = 0; i < RTCAST_MAX_RENDITIONS; i++) {
+        OK(rtcast_stream_options_add_rendition(opts, 320, 240, 2000000 - i * 100000));
+    }
+    EXPECT(rtcast_stream_options_add_rendition(opts, 320, 240, 100000),
+           RTCAST_ERR_INVALID_ARGUMENT);
+    MESSAGE_HAS("at most 8");
+    struct rtcast_stream *eight = NULL;
+    OK(rtcast_server_stream_with(server, "eight", opts, &eight));
+    OK(rtcast_stream_push_h264_rendition(eight, "v8", annexb, sizeof annexb, RTCAST_PTS_NOW));
+    EXPECT(rtcast_stream_push_h264_rendition(eight, "v9", annexb, sizeof annexb, RTCAST_PTS_NOW),
+           RTCAST_ERR_INVALID_DATA);
+    rtcast_stream_free(eight);
+    rtcast_stream_options_free(opts);
+
+    /* One rendition whose encoder follows its viewers: "v1" names it, plain pushes work. */
+    OK(rtcast_stream_options_new(&opts));
+    EXPECT(rtcast_stream_options_set_follow_viewers_floor_bps(NULL, 300000), RTCAST_ERR_NULL);
+    OK(rtcast_stream_options_set_follow_viewers_floor_bps(opts, 300000));
+    struct rtcast_stream *follow = NULL;
+    OK(rtcast_server_stream_with(server, "follow", opts, &follow));
+    OK(rtcast_stream_push_h264(follow, annexb, sizeof annexb, 0));
+    OK(rtcast_stream_push_h264_rendition(follow, "v1", annexb, sizeof annexb, 33333));
+    EXPECT(rtcast_stream_push_h264_rendition(follow, "v2", annexb, sizeof annexb, 66666),
+           RTCAST_ERR_INVALID_DATA);
+    MESSAGE_HAS("its renditions are v1");
+    rtcast_stream_free(follow);
+    rtcast_stream_options_free(opts);
+
+    bool removed = false;
+    OK(rtcast_server_remove_stream(server, "ladder", &removed));
+    CHECK(removed);
+    OK(rtcast_server_remove_stream(server, "eight", &removed));
+    CHECK(removed);
+    OK(rtcast_server_remove_stream(server, "follow", &removed));
+    CHECK(removed);
+}
+
 #ifdef RTCAST_TEST_HOOKS
 /* Built with cargo feature test-hooks; not in the public header. */
 enum rtcast_result rtcast_test_force_panic(void);
@@ -467,6 +553,7 @@ static void test_start_push_stop(void) {
 
     test_push_arguments(stream);
     test_stream_options(server);
+    test_renditions(server);
     test_panic_is_caught(server);
 
     for (int i = 0; i < 30; i++) {

@@ -132,7 +132,9 @@ int main(void) {
         if (n == 1 && figures[0].bytes_sent > 0 && figures[0].bitrate_bps > 0 &&
             figures[0].protocol == RTCAST_PROTOCOL_WEBSOCKET &&
             figures[0].transport == RTCAST_TRANSPORT_UDP &&
-            strncmp(figures[0].remote, "127.0.0.1:", 10) == 0) {
+            strncmp(figures[0].remote, "127.0.0.1:", 10) == 0 &&
+            strcmp(figures[0].rendition, "v1") == 0 &&
+            (figures[0].estimate_bps == -1 || figures[0].estimate_bps > 0)) {
             figures_seen = 1;
         }
         sleep_ms(100);

@@ -466,6 +466,7 @@ fn make_h264(path: &PathBuf, kbps: u32, seconds: u32) -> Result<(), String> {
         bitrate_bps: kbps * 1000,
         max_fps: fps as f32,
         keyframe_interval: Duration::ZERO,
+        ..EncoderConfig::default()
     });
     let mut out = Vec::new();
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;

@@ -15,6 +15,7 @@ __all__ = [
     "Server",
     "AuthRequest",
     "Stream",
+    "Rendition",
     "Event",
     "ServerStats",
     "StreamStats",
@@ -80,7 +81,9 @@ class Event:
     """Something that happened on the server; fields that do not apply to `kind` are None."""
 
     @property
-    def kind(self) -> Literal["viewer_joined", "viewer_left", "keyframe_requested", "bitrate_hint"]: ...
+    def kind(
+        self,
+    ) -> Literal["viewer_joined", "viewer_left", "keyframe_requested", "rendition_switched", "bitrate_hint"]: ...
     @property
     def stream(self) -> str: ...
     @property
@@ -93,6 +96,19 @@ class Event:
     def reason(self) -> Optional[Literal["closed", "connection_lost", "timeout", "shutdown"]]: ...
     @property
     def bps(self) -> Optional[int]: ...
+    @property
+    def rendition(self) -> Optional[str]:
+        """The rendition that needs a keyframe ("v1" for a stream of one): keyframe_requested."""
+    @property
+    def from_(self) -> Optional[str]:
+        """The rendition the viewer had (rendition_switched); `from` is a Python keyword."""
+    @property
+    def to(self) -> Optional[str]:
+        """The rendition the viewer has now (rendition_switched)."""
+    @property
+    def estimate_bps(self) -> Optional[int]:
+        """The viewer's bandwidth estimate when the switch was decided, bits per second (0 when
+        it had none): rendition_switched."""
 
 @final
 class AuthRequest:
@@ -190,6 +206,27 @@ class ViewerStats:
     def nacks(self) -> int: ...
     @property
     def plis(self) -> int: ...
+    @property
+    def rendition(self) -> str:
+        """The rendition it is sent: "v1", "v2"... ("v1" for a stream of one)."""
+    @property
+    def estimate_bps(self) -> Optional[int]:
+        """Its bandwidth estimate, bits per second; None before the first."""
+
+@final
+class Rendition:
+    """One video rendition of a stream's ladder (`Server.stream(renditions=[...])`), named by
+    its place: "v1" (the first, the best), "v2", ..."""
+
+    def __new__(cls, width: int, height: int, bitrate_bps: int) -> Rendition: ...
+    @property
+    def width(self) -> int: ...
+    @property
+    def height(self) -> int: ...
+    @property
+    def bitrate_bps(self) -> int: ...
+    def __eq__(self, value: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
 
 @final
 class Stream:
@@ -212,11 +249,15 @@ class Stream:
 
         Raises InvalidFrameError (dtype, shape, size, format), TypeError (not an array),
         ValueError (negative pts), StreamClosedError, EncoderError."""
-    def push_h264(self, data: _Bytes, pts: _Pts = None) -> None:
-        """Pushes one H.264 access unit, Annex B. Raises InvalidDataError, StreamClosedError."""
-    def push_vp8(self, data: _Bytes, pts: _Pts = None) -> None:
-        """Pushes one VP8 frame (frame tag first) into a stream created with video="vp8".
-        Raises InvalidDataError, UnsupportedCodecError (not a VP8 stream), StreamClosedError."""
+    def push_h264(self, data: _Bytes, pts: _Pts = None, rendition: Optional[str] = None) -> None:
+        """Pushes one H.264 access unit, Annex B. A stream with several renditions takes each
+        one's video by name, `rendition="v1"`, "v2"... (push every rendition's frame of an
+        instant with the same pts). Raises InvalidDataError (not Annex B; a rendition the stream
+        does not have; no rendition on a stream of several), StreamClosedError."""
+    def push_vp8(self, data: _Bytes, pts: _Pts = None, rendition: Optional[str] = None) -> None:
+        """Pushes one VP8 frame (frame tag first) into a stream created with video="vp8";
+        `rendition` as for push_h264. Raises InvalidDataError, UnsupportedCodecError (not a VP8
+        stream), StreamClosedError."""
     def push_opus(self, data: _Bytes, pts: _Pts = None) -> None:
         """Pushes one Opus packet. Raises InvalidDataError, UnsupportedCodecError (stream without
         audio), StreamClosedError."""
@@ -226,8 +267,12 @@ class Stream:
         """push_frame on the event loop's default executor: the loop is not blocked while the
         frame is encoded. Raises what push_frame raises, when awaited. Await each push before
         the next: pushes started together may run in any order."""
-    def push_h264_async(self, data: _Bytes, pts: _Pts = None) -> Coroutine[Any, Any, None]: ...
-    def push_vp8_async(self, data: _Bytes, pts: _Pts = None) -> Coroutine[Any, Any, None]: ...
+    def push_h264_async(
+        self, data: _Bytes, pts: _Pts = None, rendition: Optional[str] = None
+    ) -> Coroutine[Any, Any, None]: ...
+    def push_vp8_async(
+        self, data: _Bytes, pts: _Pts = None, rendition: Optional[str] = None
+    ) -> Coroutine[Any, Any, None]: ...
     def push_opus_async(self, data: _Bytes, pts: _Pts = None) -> Coroutine[Any, Any, None]: ...
 
 @final
@@ -276,9 +321,17 @@ class Server:
         bitrate: Optional[int] = None,
         max_fps: Optional[float] = None,
         keyframe_interval: Optional[float] = None,
+        renditions: Sequence[Union[Rendition, Tuple[int, int, int]]] = ...,
+        follow_viewers_floor_bps: Optional[int] = None,
     ) -> Stream:
         """The stream `name`, created if new. `video="vp8"` streams take push_vp8 only (the
-        built-in encoder makes H.264). Raises ConfigError (bad name),
+        built-in encoder makes H.264). `renditions` is a ladder of `Rendition(width, height,
+        bitrate_bps)` or `(width, height, bitrate_bps)`, best first with decreasing bitrates (at
+        most 8), named "v1", "v2"...: each viewer gets the best one its network carries; raw
+        frames are scaled and encoded once per rendition, encoded video is pushed per rendition
+        (`push_h264(..., rendition="v2")`). `follow_viewers_floor_bps` lets the built-in encoder
+        of a stream of one rendition lower its bitrate to its slowest viewer's bandwidth
+        estimate, not under this floor. Raises ConfigError (bad name, bad ladder),
         UnsupportedCodecError, ServerStoppedError, LimitError."""
     def remove_stream(self, name: str) -> bool: ...
     def streams(self) -> list[str]: ...

@@ -32,6 +32,9 @@ use crate::{Error, Result};
 /// not Opus.
 const MAX_OPUS_PACKET: usize = 1275 * 3;
 
+/// Share of its slowest viewer's estimate an encoder that follows its viewers aims at.
+const FOLLOW_SHARE_PERCENT: u64 = 75;
+
 /// Most renditions a stream may carry.
 pub const MAX_RENDITIONS: usize = 8;
 
@@ -515,7 +518,11 @@ impl EncodedSink for StreamShared {
             .map(|(s, _)| s.load(Relaxed))
             .filter(|&s| s > 0)
             .min();
-        let bps = slowest.map_or(u64::from(ceiling), |s| s.min(u64::from(ceiling)));
+        // Headroom under the estimate: audio, retransmissions and the keyframes viewers ask for
+        // ride on the same link.
+        let bps = slowest.map_or(u64::from(ceiling), |s| {
+            (s * FOLLOW_SHARE_PERCENT / 100).min(u64::from(ceiling))
+        });
         Some((bps as u32).max(floor.min(ceiling)))
     }
 
@@ -830,9 +837,13 @@ mod tests {
         );
         s.set_viewers(0, 1);
         s.set_viewers(1, 2);
-        s.follow_viewers(0, 900_000);
-        s.follow_viewers(1, 1_500_000);
-        assert_eq!(s.target_bitrate(0), Some(900_000), "the slowest loop's");
+        s.follow_viewers(0, 1_200_000);
+        s.follow_viewers(1, 2_000_000);
+        assert_eq!(
+            s.target_bitrate(0),
+            Some(900_000),
+            "3/4 of the slowest loop's"
+        );
         s.follow_viewers(0, 100_000);
         assert_eq!(s.target_bitrate(0), Some(300_000), "not under the floor");
         s.set_viewers(0, 0);

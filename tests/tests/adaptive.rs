@@ -369,3 +369,100 @@ fn a_viewer_whose_link_drops_to_800_kbit_is_moved_down_within_seconds() {
         viewer.join().unwrap();
     });
 }
+
+/// Known to fail (2026-12-02): the encoder's target follows the viewer (460-520 kbit/s in the
+/// logs, `RUST_LOG=rtcast::media=debug`) but what the viewer is sent stays ~960 kbit/s with
+/// ~12 % loss and a keyframe request every few seconds; not yet found whether openh264 overshoots
+/// a lowered target or unpaced keyframe bursts overflow the 200 ms queue. Run with `--ignored`.
+#[test]
+#[ignore = "the stream does not yet settle under an 800 kbit/s link in follow mode (see above)"]
+fn an_encoder_that_follows_its_viewers_lowers_its_bitrate_for_one_on_an_800_kbit_link() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let Some((srv, cli, dev)) = namespaces() else {
+        return;
+    };
+    srv.limit_egress(&dev, "800kbit").unwrap();
+    let (url_tx, url_rx) = mpsc::channel::<String>();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let (played_tx, played_rx) = mpsc::channel::<Played>();
+    let cli = &cli;
+    std::thread::scope(|scope| {
+        let viewer = scope.spawn(move || {
+            cli.enter(move || {
+                runtime().block_on(async move {
+                    let Ok(url) = url_rx.recv_timeout(Duration::from_secs(60)) else {
+                        return;
+                    };
+                    let chromium = Chromium::launch_reaching(&[SERVER_SIDE]).await.unwrap();
+                    let page = chromium.open(&url).await.unwrap();
+                    page.wait_for_video(1, Duration::from_secs(30))
+                        .await
+                        .unwrap();
+                    if tokio::task::spawn_blocking(move || go_rx.recv())
+                        .await
+                        .is_ok_and(|r| r.is_ok())
+                    {
+                        played_tx.send(measure(&page, MEASURE).await).unwrap();
+                    }
+                    page.close().await.unwrap();
+                })
+            })
+        });
+        srv.enter(move || {
+            runtime().block_on(async move {
+                let config = ServerConfig {
+                    bind: "0.0.0.0".parse().unwrap(),
+                    ..ServerConfig::loopback()
+                };
+                let server = Server::start(config).unwrap();
+                // One rendition at 2 Mbit/s whose encoder may go down to 300 kbit/s.
+                let mut options = StreamOptions::default();
+                options.encoder.follow_viewers_floor_bps = Some(300_000);
+                let stream = server.stream_with("demo", options).unwrap();
+                // 640x360: with its noise the encoder spends 2 Mbit/s, and it can also hold
+                // 700 kbit/s (at 1280x720 the noise alone needs more than that at openh264's
+                // coarsest quantizer).
+                let demo = DemoOptions {
+                    width: 640,
+                    height: 360,
+                    noise: true,
+                    ..DemoOptions::default()
+                };
+                let _source = DemoSource::start(stream, demo);
+                let mut events = server.subscribe();
+                let port = server.http_addr().port();
+                url_tx
+                    .send(format!("http://{SERVER_SIDE}:{port}/demo/embed.html"))
+                    .unwrap();
+                // The hint falls under what the link carries, and the encoder's output with it.
+                let deadline = Instant::now() + Duration::from_secs(30);
+                let mut hint = None;
+                loop {
+                    assert!(
+                        Instant::now() < deadline,
+                        "hint {hint:?}; viewers {:?}",
+                        server.viewer_stats()
+                    );
+                    if let Ok(Some(Event::BitrateHint { bps, .. })) =
+                        tokio::time::timeout(Duration::from_millis(200), events.recv()).await
+                    {
+                        hint = Some(bps);
+                    }
+                    let sent = server.viewer_stats().first().map(|v| v.bitrate_bps);
+                    if hint.is_some_and(|h| h < 800_000) && sent.is_some_and(|s| s < 800_000) {
+                        println!("hint {hint:?} bit/s, the viewer is sent {sent:?} bit/s");
+                        break;
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                go_tx.send(()).unwrap();
+                let played = played_rx.recv_timeout(Duration::from_secs(60)).unwrap();
+                println!("it plays {played:?}");
+                assert_eq!((played.width, played.height), (640, 360), "{played:?}");
+                assert!(played.fps >= 25.0, "{played:?}");
+                assert_eq!(played.freezes, 0, "{played:?}");
+            })
+        });
+        viewer.join().unwrap();
+    });
+}

@@ -621,8 +621,11 @@ async fn embed_page_with_proto_whep_plays_the_demo() {
 }
 
 /// Installs the official Flussonic player from npm into tests/flussonic-player (once; npm keeps
-/// it) and returns whether its bundle is there.
+/// it) and returns whether its bundle is there. One install at a time: two tests of this file
+/// run at once, and two `npm install` in one directory trip over each other.
 async fn install_flussonic_player() -> Result<(), String> {
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one = ONE_AT_A_TIME.lock().await;
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("flussonic-player");
     let bundle = dir.join("node_modules/@flussonic/flussonic-webrtc-player/dist/index.js");
     if bundle.exists() {

@@ -297,6 +297,11 @@ fn run<S: EncodedSink>(shared: &Shared, rungs: Vec<Rung>, sink: &Weak<S>) {
         for (r, target) in ladder.encoders.iter_mut().enumerate() {
             if let Some(bps) = sink.target_bitrate(r) {
                 if bps != target.config().bitrate_bps {
+                    tracing::debug!(
+                        rendition = r + 1,
+                        bps,
+                        "encoder bitrate follows the viewers"
+                    );
                     target.set_bitrate(bps);
                 }
             }

@@ -46,7 +46,8 @@ pub struct EncoderConfig {
     /// `Duration::ZERO` turns it off.
     pub keyframe_interval: Duration,
     /// `None` (the default): the bitrate stays `bitrate_bps`. `Some(floor)`: the encoder of a
-    /// stream of one rendition follows its slowest viewer's bandwidth estimate, between `floor`
+    /// stream of one rendition follows its slowest viewer, at three quarters of that viewer's
+    /// bandwidth estimate (headroom for audio, retransmissions and keyframes), between `floor`
     /// and `bitrate_bps`, so that every viewer can receive it (at the cost of the others'
     /// quality: a ladder of renditions serves both).
     pub follow_viewers_floor_bps: Option<u32>,

@@ -370,18 +370,28 @@ fn a_viewer_whose_link_drops_to_800_kbit_is_moved_down_within_seconds() {
     });
 }
 
-/// Known to fail (2026-12-02): the encoder's target follows the viewer (460-520 kbit/s in the
-/// logs, `RUST_LOG=rtcast::media=debug`) but what the viewer is sent stays ~960 kbit/s with
-/// ~12 % loss and a keyframe request every few seconds; not yet found whether openh264 overshoots
-/// a lowered target or unpaced keyframe bursts overflow the 200 ms queue. Run with `--ignored`.
+/// The plain demo pattern (no noise) at 1280x720 takes ~0.22 Mbit/s at a 2 Mbit/s target, and
+/// compresses further when asked: its encoder must come down under a 150 kbit/s link (video
+/// only, so that the link is the video's). (Not the
+/// demo's noise: with it, behind 800 kbit/s and the encoder's target lowered to 0.5-0.65 Mbit/s,
+/// the viewer was still sent ~2.3 Mbit/s at 1280x720 and ~0.96 Mbit/s at 640x360; the noise
+/// looks incompressible past a floor, not yet measured at the encoder's output itself.)
+///
+/// Known to fail (2026-12-02): the encoder's target follows (83-105 kbit/s in the logs,
+/// `RUST_LOG=rtcast::media=debug`; hint 125 kbit/s) but the viewer is still sent ~157 kbit/s with
+/// an RTT of ~0.7 s, ~1100 NACKs and a keyframe request every ~4 s: each 1280x720 IDR is a burst
+/// of a second or more of this link, overflows its queue, and the losses ask for the next IDR.
+/// What is missing: a pacer (send at the estimate, not at line rate) and a least interval between
+/// IDRs forced by one congested viewer. A ladder does settle (the tests above): its lower
+/// renditions' keyframes are small. Run with `--ignored`.
 #[test]
-#[ignore = "the stream does not yet settle under an 800 kbit/s link in follow mode (see above)"]
-fn an_encoder_that_follows_its_viewers_lowers_its_bitrate_for_one_on_an_800_kbit_link() {
+#[ignore = "follow mode does not settle under a link the size of the stream yet (see above)"]
+fn an_encoder_that_follows_its_viewers_comes_down_under_a_150_kbit_link() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let Some((srv, cli, dev)) = namespaces() else {
         return;
     };
-    srv.limit_egress(&dev, "800kbit").unwrap();
+    srv.limit_egress(&dev, "150kbit").unwrap();
     let (url_tx, url_rx) = mpsc::channel::<String>();
     let (go_tx, go_rx) = mpsc::channel::<()>();
     let (played_tx, played_rx) = mpsc::channel::<Played>();
@@ -415,20 +425,14 @@ fn an_encoder_that_follows_its_viewers_lowers_its_bitrate_for_one_on_an_800_kbit
                     ..ServerConfig::loopback()
                 };
                 let server = Server::start(config).unwrap();
-                // One rendition at 2 Mbit/s whose encoder may go down to 300 kbit/s.
-                let mut options = StreamOptions::default();
-                options.encoder.follow_viewers_floor_bps = Some(300_000);
-                let stream = server.stream_with("demo", options).unwrap();
-                // 640x360: with its noise the encoder spends 2 Mbit/s, and it can also hold
-                // 700 kbit/s (at 1280x720 the noise alone needs more than that at openh264's
-                // coarsest quantizer).
-                let demo = DemoOptions {
-                    width: 640,
-                    height: 360,
-                    noise: true,
-                    ..DemoOptions::default()
+                // One rendition at 2 Mbit/s whose encoder may go down to 50 kbit/s.
+                let mut options = StreamOptions {
+                    audio: false,
+                    ..StreamOptions::default()
                 };
-                let _source = DemoSource::start(stream, demo);
+                options.encoder.follow_viewers_floor_bps = Some(50_000);
+                let stream = server.stream_with("demo", options).unwrap();
+                let _source = DemoSource::start(stream, DemoOptions::default());
                 let mut events = server.subscribe();
                 let port = server.http_addr().port();
                 url_tx
@@ -449,7 +453,7 @@ fn an_encoder_that_follows_its_viewers_lowers_its_bitrate_for_one_on_an_800_kbit
                         hint = Some(bps);
                     }
                     let sent = server.viewer_stats().first().map(|v| v.bitrate_bps);
-                    if hint.is_some_and(|h| h < 800_000) && sent.is_some_and(|s| s < 800_000) {
+                    if hint.is_some_and(|h| h < 150_000) && sent.is_some_and(|s| s < 150_000) {
                         println!("hint {hint:?} bit/s, the viewer is sent {sent:?} bit/s");
                         break;
                     }
@@ -458,7 +462,7 @@ fn an_encoder_that_follows_its_viewers_lowers_its_bitrate_for_one_on_an_800_kbit
                 go_tx.send(()).unwrap();
                 let played = played_rx.recv_timeout(Duration::from_secs(60)).unwrap();
                 println!("it plays {played:?}");
-                assert_eq!((played.width, played.height), (640, 360), "{played:?}");
+                assert_eq!((played.width, played.height), (1280, 720), "{played:?}");
                 assert!(played.fps >= 25.0, "{played:?}");
                 assert_eq!(played.freezes, 0, "{played:?}");
             })

@@ -158,6 +158,8 @@ pub struct Server {
     tcp_task: Option<tokio::task::AbortHandle>,
     http_stop: Option<oneshot::Sender<()>>,
     done: Vec<std::sync::mpsc::Receiver<()>>,
+    /// The media loops' threads (each runs its own runtime).
+    loop_threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Server {
@@ -262,21 +264,17 @@ impl Server {
             control_tx.push(c_tx);
             host_tx.push(h_tx);
             media_tx.push(m_tx);
-            drivers.push(Driver::new(
-                index,
-                plane,
-                port,
-                input,
-                metrics.clone(),
-                events.clone(),
-                c_rx,
-                h_rx,
-                m_rx,
-                config
-                    .limits
-                    .connect_timeout
-                    .max(config.limits.consent_timeout),
-            ));
+            let (metrics, events) = (metrics.clone(), events.clone());
+            let tcp_idle = config
+                .limits
+                .connect_timeout
+                .max(config.limits.consent_timeout);
+            let signal = runtime.handle().clone();
+            drivers.push((port, move |port| {
+                Driver::new(
+                    index, plane, port, input, metrics, events, c_rx, h_rx, m_rx, tcp_idle, signal,
+                )
+            }));
         }
         let tcp_acceptor = crate::net::tcp::TcpAcceptor::new(control_tx.clone());
         let shared = Arc::new(ServerShared {
@@ -300,13 +298,11 @@ impl Server {
             .transpose()?;
 
         let mut done = Vec::with_capacity(loops + 1);
-        for driver in drivers {
-            let (loop_done_tx, loop_done) = std::sync::mpsc::channel();
-            runtime.spawn(async move {
-                driver.run().await;
-                let _ = loop_done_tx.send(());
-            });
-            done.push(loop_done);
+        let mut loop_threads = Vec::with_capacity(loops);
+        for (index, (port, driver)) in drivers.into_iter().enumerate() {
+            let started = crate::net::driver::start_loop(index, port, driver)?;
+            done.push(started.done);
+            loop_threads.push(started.thread);
         }
 
         let (http_stop, http_stop_rx) = oneshot::channel();
@@ -344,6 +340,7 @@ impl Server {
                 done.insert(0, http_done);
                 done
             },
+            loop_threads,
         })
     }
 
@@ -589,6 +586,17 @@ impl Server {
         });
         for done in self.done.drain(..) {
             let _ = done.recv_timeout(Duration::from_secs(5));
+        }
+        for thread in self.loop_threads.drain(..) {
+            // A loop that said it is done only has its runtime to drop; one that did not end in
+            // time is left to finish on its own rather than hang the host.
+            let deadline = std::time::Instant::now() + Duration::from_secs(1);
+            while !thread.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            if thread.is_finished() {
+                let _ = thread.join();
+            }
         }
         // The loop told every signalling task its viewer is gone; give them a moment to send
         // their close frames (1001 going away) instead of cutting the connections.

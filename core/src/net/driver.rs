@@ -16,7 +16,7 @@ use crate::media::packetizer::MediaFrame;
 use crate::metrics::Metrics;
 use crate::net::frames::FrameReceiver;
 use crate::net::tcp::{Accepted, TcpConnection, TcpInput};
-use crate::net::udp::MediaPort;
+use crate::net::udp::{BoundPort, MediaPort};
 use crate::plane::{
     loop_of_ufrag, MediaPlane, NewViewer, Notice, Output, Path, Proto, StreamInfo, Transmit,
     ViewerOffer,
@@ -173,6 +173,60 @@ pub(crate) struct Driver {
     tcp_rx: mpsc::Receiver<TcpInput>,
     /// A TCP connection silent for this long is closed.
     tcp_idle: Duration,
+    /// The server's runtime, which runs the ICE-TCP connections' reader and writer tasks (their
+    /// sockets were accepted there).
+    signal: tokio::runtime::Handle,
+}
+
+/// A media loop's thread: `run` ends when the loop ended.
+pub(crate) struct LoopThread {
+    pub thread: std::thread::JoinHandle<()>,
+    pub done: std::sync::mpsc::Receiver<()>,
+}
+
+/// Starts media loop `index` on a thread of its own, with a current-thread runtime: a loop's
+/// wake-ups (a frame, a datagram, a timer) run it on that thread, without waking other threads
+/// to steal work as tasks on a shared multi-thread runtime do (that cost ~2 thread wake-ups per
+/// loop wake-up, most of a lightly loaded loop's CPU). `driver` builds the loop once its sockets
+/// are registered there. Returns once the loop runs, or why it could not start.
+pub(crate) fn start_loop(
+    index: usize,
+    port: BoundPort,
+    driver: impl FnOnce(MediaPort) -> Driver + Send + 'static,
+) -> Result<LoopThread> {
+    let (ready_tx, ready) = std::sync::mpsc::channel::<Result<()>>();
+    let (done_tx, done) = std::sync::mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name(format!("rtcast-media-{index}"))
+        .spawn(move || {
+            let started = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .and_then(|rt| {
+                    let port = {
+                        let _enter = rt.enter();
+                        port.attach()?
+                    };
+                    Ok((rt, port))
+                });
+            let (rt, port) = match started {
+                Ok(v) => v,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e.into()));
+                    return;
+                }
+            };
+            let _ = ready_tx.send(Ok(()));
+            rt.block_on(driver(port).run());
+            let _ = done_tx.send(());
+        })?;
+    match ready.recv() {
+        Ok(Ok(())) => Ok(LoopThread { thread, done }),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(crate::Error::Io(std::io::Error::other(format!(
+            "media loop {index} ended before it started"
+        )))),
+    }
 }
 
 impl Driver {
@@ -188,6 +242,7 @@ impl Driver {
         host_rx: mpsc::Receiver<Control>,
         frames: FrameReceiver,
         tcp_idle: Duration,
+        signal: tokio::runtime::Handle,
     ) -> Self {
         let (tcp_tx, tcp_rx) = mpsc::channel(crate::net::tcp::INBOUND_QUEUE);
         Self {
@@ -207,6 +262,7 @@ impl Driver {
             tcp_tx,
             tcp_rx,
             tcp_idle,
+            signal,
         }
     }
 
@@ -389,7 +445,10 @@ impl Driver {
                 path,
                 first,
             }) => {
-                let conn = TcpConnection::start(stream, path, self.tcp_tx.clone(), self.tcp_idle);
+                let conn = {
+                    let _signal = self.signal.enter();
+                    TcpConnection::start(stream, path, self.tcp_tx.clone(), self.tcp_idle)
+                };
                 // A second connection from the same address and port cannot exist; replacing
                 // drops (closes) a stale entry.
                 self.tcp.insert(path, conn);

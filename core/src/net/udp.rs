@@ -15,6 +15,33 @@ use crate::{Error, Result};
 /// Socket buffer size asked of the kernel: a keyframe to 200 viewers is ~20k datagrams in a burst.
 const SOCKET_BUFFER: usize = 8 << 20;
 
+/// A media loop's sockets, bound but not yet registered with an async runtime: each loop runs on
+/// its own thread and runtime, and registers them there ([`BoundPort::attach`]).
+pub(crate) struct BoundPort {
+    sockets: Vec<(std::net::UdpSocket, SocketAddr)>,
+    gso: bool,
+}
+
+impl BoundPort {
+    /// The addresses announced as host candidates.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.sockets.iter().map(|(_, a)| *a).collect()
+    }
+
+    /// Registers the sockets with the runtime this is called in (the loop's).
+    pub fn attach(self) -> io::Result<MediaPort> {
+        let sockets = self
+            .sockets
+            .into_iter()
+            .map(|(s, a)| Ok((UdpSocket::from_std(s)?, a)))
+            .collect::<io::Result<_>>()?;
+        Ok(MediaPort {
+            sockets,
+            gso: std::sync::atomic::AtomicBool::new(self.gso),
+        })
+    }
+}
+
 /// The sockets of the media port and the addresses announced for them.
 pub(crate) struct MediaPort {
     sockets: Vec<(UdpSocket, SocketAddr)>,
@@ -23,16 +50,16 @@ pub(crate) struct MediaPort {
 }
 
 impl MediaPort {
-    /// Binds the media port for `loops` media loops. Must run inside the runtime.
+    /// Binds the media port for `loops` media loops.
     ///
     /// With one loop it is one socket per interface address. With more, each loop gets its own
     /// sockets on the same addresses and port (`SO_REUSEPORT`), to send from without sharing;
     /// a classic BPF program makes the kernel deliver every datagram to the first loop's socket,
     /// which routes it to the loop of its viewer (`net::driver`). The returned ports are in loop
     /// order; only the first one is read.
-    pub fn bind_loops(bind: IpAddr, port: u16, loops: usize) -> Result<Vec<Self>> {
+    pub fn bind_loops(bind: IpAddr, port: u16, loops: usize) -> Result<Vec<BoundPort>> {
         let ips = interface_ips(bind)?;
-        let mut per_loop: Vec<Vec<(UdpSocket, SocketAddr)>> =
+        let mut per_loop: Vec<Vec<(std::net::UdpSocket, SocketAddr)>> =
             (0..loops).map(|_| Vec::with_capacity(ips.len())).collect();
         let mut port = port;
         for ip in ips {
@@ -55,10 +82,9 @@ impl MediaPort {
                 sock.set_nonblocking(true)?;
                 let _ = sock.set_send_buffer_size(SOCKET_BUFFER);
                 let _ = sock.set_recv_buffer_size(SOCKET_BUFFER);
-                let std_sock: std::net::UdpSocket = sock.into();
-                let local = std_sock.local_addr()?;
+                let socket: std::net::UdpSocket = sock.into();
+                let local = socket.local_addr()?;
                 port = local.port(); // every interface and loop on the same port
-                let socket = UdpSocket::from_std(std_sock)?;
                 if first.is_none() {
                     use std::os::fd::AsRawFd;
                     first = Some(socket.as_raw_fd());
@@ -75,16 +101,8 @@ impl MediaPort {
         tracing::debug!(gso, loops, "media port bound");
         Ok(per_loop
             .into_iter()
-            .map(|sockets| Self {
-                sockets,
-                gso: std::sync::atomic::AtomicBool::new(gso),
-            })
+            .map(|sockets| BoundPort { sockets, gso })
             .collect())
-    }
-
-    /// The addresses announced as host candidates.
-    pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.sockets.iter().map(|(_, a)| *a).collect()
     }
 
     /// Receives one datagram from whichever socket has one: (announced local address of that
@@ -310,7 +328,7 @@ const UDP_SEGMENT: libc::c_int = 103;
 
 /// Whether the kernel does UDP GSO on this socket (Linux 4.18+).
 #[cfg(target_os = "linux")]
-fn supports_gso(socket: &UdpSocket) -> bool {
+fn supports_gso(socket: &std::net::UdpSocket) -> bool {
     use std::os::fd::AsRawFd;
     let mut value: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
@@ -328,7 +346,7 @@ fn supports_gso(socket: &UdpSocket) -> bool {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn supports_gso(_: &UdpSocket) -> bool {
+fn supports_gso(_: &std::net::UdpSocket) -> bool {
     false
 }
 

@@ -8,6 +8,11 @@ use std::time::{Duration, Instant};
 /// while, and a burst of joiners or PLIs must not become a burst of keyframes.
 pub(crate) const ENCODED_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
 
+/// How long a request to the built-in encoder stays pending: the IDR it makes comes with one of
+/// its next frames. Asked again meanwhile, the encoder would make a second IDR right after the
+/// first (a viewer joining asks at signalling and again when connected ~30 ms later).
+pub(crate) const RAW_REQUEST_PENDING: Duration = Duration::from_millis(250);
+
 /// Frames since the last keyframe beyond which a new viewer of the built-in encoder gets a fresh
 /// IDR rather than a replay (a replay is a burst: a long one overflows receive buffers).
 pub(crate) const MAX_RAW_REPLAY_FRAMES: usize = 15;
@@ -24,24 +29,35 @@ pub(crate) fn replay_worthy(frames: usize, raw_source: bool) -> bool {
 #[derive(Debug, Default, Clone)]
 pub(crate) struct KeyframePolicy {
     last: Option<Instant>,
+    /// A keyframe was asked for and none came since.
+    pending: bool,
 }
 
 impl KeyframePolicy {
-    /// A viewer needs a keyframe: whether to ask the source now. The built-in encoder (raw
-    /// source) is always asked: it keeps one pending request and makes the IDR with its next
-    /// frame, so asking again costs nothing and a late joiner never waits for an interval.
+    /// A viewer needs a keyframe: whether to ask the source now. A host is asked at most once
+    /// per [`ENCODED_REQUEST_INTERVAL`]. The built-in encoder makes an IDR with its next frame,
+    /// so it is asked whenever no request is pending (none, or one older than
+    /// [`RAW_REQUEST_PENDING`]): a late joiner never waits for an interval, and viewers asking
+    /// while an IDR is on its way share it.
     pub fn request(&mut self, now: Instant, raw_source: bool) -> bool {
-        if raw_source {
-            return true;
-        }
-        if self
-            .last
-            .is_some_and(|t| now.duration_since(t) < ENCODED_REQUEST_INTERVAL)
-        {
+        let since = |t: Instant, d: Duration| now.saturating_duration_since(t) < d;
+        let wait = if raw_source {
+            self.pending && self.last.is_some_and(|t| since(t, RAW_REQUEST_PENDING))
+        } else {
+            self.last
+                .is_some_and(|t| since(t, ENCODED_REQUEST_INTERVAL))
+        };
+        if wait {
             return false;
         }
         self.last = Some(now);
+        self.pending = true;
         true
+    }
+
+    /// A keyframe of the stream arrived: a request from now on asks for a new one.
+    pub fn arrived(&mut self) {
+        self.pending = false;
     }
 }
 
@@ -66,7 +82,24 @@ mod tests {
         assert!(!p.request(t0 + Duration::from_millis(100), false));
         assert!(!p.request(t0 + Duration::from_millis(499), false));
         assert!(p.request(t0 + Duration::from_millis(500), false));
-        assert!(p.request(t0 + Duration::from_millis(501), true));
-        assert!(p.request(t0 + Duration::from_millis(502), true));
+    }
+
+    #[test]
+    fn the_encoder_is_asked_once_per_keyframe_on_its_way() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut p = KeyframePolicy::default();
+        assert!(p.request(t0, true), "nothing pending: asked");
+        assert!(!p.request(ms(30), true), "its IDR is on its way");
+        p.arrived();
+        assert!(
+            p.request(ms(40), true),
+            "the IDR came: a new need asks again"
+        );
+        assert!(!p.request(ms(100), true));
+        assert!(
+            p.request(ms(40) + RAW_REQUEST_PENDING, true),
+            "an IDR that never came is asked for again"
+        );
     }
 }

@@ -1255,6 +1255,9 @@ impl MediaPlane {
                         .push_back(Output::KeyframeWanted(stream, rendition));
                 }
             }
+            if frame.keyframe {
+                r.keyframes.arrived();
+            }
             r.gop.push(&frame);
             first_index = packet_key(rendition, r.history.next_index());
             let last = frame.payloads.len().saturating_sub(1);

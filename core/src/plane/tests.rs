@@ -562,6 +562,36 @@ fn a_viewer_of_the_encoder_gets_its_keyframe_asked_for_at_signalling_and_starts_
     assert_eq!(h.clients[first].video.len(), 2 + 20 + 4);
 }
 
+#[test]
+fn a_viewer_connected_before_the_encoders_idr_came_waits_for_it_without_asking_again() {
+    let mut h = Harness::new(Limits::default());
+    let first = h.join();
+    h.raw_frame(video_frame(10, true, 2, 1));
+    for i in 0..20 {
+        h.raw_frame(video_frame(20 + i, false, 1, 2));
+    }
+    let before = h.keyframe_requests();
+    let late = h.signal();
+    assert_eq!(h.keyframe_requests(), before + 1);
+    // Connected while the IDR asked for at signalling is still being encoded: asking again
+    // would make the encoder send a second IDR right after it, to every viewer.
+    h.connect(late);
+    assert_eq!(h.keyframe_requests(), before + 1);
+    assert!(h.clients[late].video.is_empty());
+    h.raw_frame(video_frame(100, true, 3, 7));
+    let video = &h.clients[late].video;
+    assert_eq!(video.len(), 3, "{video:?}");
+    assert_eq!(video[0].2[0], 7);
+    // Once it came, a new need (here a joiner, the GOP being long again) asks at once.
+    for i in 0..20 {
+        h.raw_frame(video_frame(101 + i, false, 1, 8));
+    }
+    h.advance(Duration::from_millis(10));
+    h.signal();
+    assert_eq!(h.keyframe_requests(), before + 2);
+    assert_eq!(h.clients[first].video.len(), 2 + 20 + 3 + 20);
+}
+
 /// A frame of `packets` full-size (1200-byte) payloads whose first byte is `tag`.
 fn big_frame(ts: u32, keyframe: bool, packets: usize, tag: u8) -> Arc<MediaFrame> {
     let payloads = (0..packets)

@@ -41,7 +41,6 @@ use rtc::rtcp::reception_report::ReceptionReport;
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
-use rtc::rtp;
 
 use crate::config::{Limits, Protocol};
 use crate::event::{Event, LeaveReason, ViewerId};
@@ -463,8 +462,8 @@ pub(crate) struct MediaPlane {
     transmits: VecDeque<Transmit>,
     outputs: VecDeque<Output>,
     fanouts: VecDeque<FanOut>,
-    /// Scratch buffer of one plain RTP packet.
-    packet: Vec<u8>,
+    /// Where RTP packets are written and sealed (see [`SLAB`]).
+    slab: BytesMut,
 }
 
 impl MediaPlane {
@@ -487,7 +486,7 @@ impl MediaPlane {
             transmits: VecDeque::new(),
             outputs: VecDeque::new(),
             fanouts: VecDeque::new(),
-            packet: Vec::with_capacity(1500),
+            slab: BytesMut::new(),
         }
     }
 
@@ -1189,8 +1188,8 @@ impl MediaPlane {
             let size = payload.len() + RTP_OVERHEAD;
             (b.ext, b.on_sent(now, v.video.ssrc, seq, size))
         });
-        let header = rtp_header(&v.video, seq, timestamp, marker, twcc);
-        if let Some(data) = protect(&mut self.packet, srtp, &header, twcc, &payload) {
+        let head = rtp_header(&v.video, seq, timestamp, marker);
+        if let Some(data) = protect(&mut self.slab, srtp, head, twcc, &payload) {
             Metrics::add(&self.metrics.retransmissions, 1);
             v.figures.sent(1, data.len() as u64);
             st.info.counters.sent(1, data.len() as u64);
@@ -1368,7 +1367,7 @@ impl MediaPlane {
                 )),
                 _ => None,
             };
-            let header = rtp_header(track, track.seq, timestamp, video && i == last, twcc);
+            let head = rtp_header(track, track.seq, timestamp, video && i == last);
             if video {
                 match index {
                     Some(first) => v.seq_map.record(track.seq, first + i as u64),
@@ -1377,7 +1376,7 @@ impl MediaPlane {
                 }
             }
             track.seq = track.seq.wrapping_add(1);
-            let Some(data) = protect(&mut self.packet, srtp, &header, twcc, payload) else {
+            let Some(data) = protect(&mut self.slab, srtp, head, twcc, payload) else {
                 continue;
             };
             track.packets = track.packets.wrapping_add(1);
@@ -1819,61 +1818,62 @@ fn unpack_key(key: u64) -> (usize, u64) {
     ((key >> 56) as usize, key & ((1 << 56) - 1))
 }
 
-/// The RTP header of a packet; `twcc`: the transport-wide-cc extension's id and sequence number.
-fn rtp_header(
-    track: &TrackOut,
+/// The fields of an RTP packet's fixed header.
+struct RtpHead {
+    payload_type: u8,
+    marker: bool,
     seq: u16,
     timestamp: u32,
-    marker: bool,
-    twcc: Option<(u8, u16)>,
-) -> rtp::Header {
-    let mut header = rtp::Header {
-        version: 2,
-        marker,
-        payload_type: track.pt,
-        sequence_number: seq,
-        timestamp,
-        ssrc: track.ssrc,
-        ..Default::default()
-    };
-    if let Some((id, n)) = twcc {
-        // Only its size matters to the encryption (the bytes are written by `protect`).
-        header.extension = true;
-        header.extension_profile = 0xBEDE;
-        header.extensions = vec![rtp::header::Extension {
-            id,
-            payload: bytes::Bytes::copy_from_slice(&n.to_be_bytes()),
-        }];
-    }
-    header
+    ssrc: u32,
 }
 
-/// Writes the plain packet into `scratch` and encrypts it.
+fn rtp_header(track: &TrackOut, seq: u16, timestamp: u32, marker: bool) -> RtpHead {
+    RtpHead {
+        payload_type: track.pt,
+        marker,
+        seq,
+        timestamp,
+        ssrc: track.ssrc,
+    }
+}
+
+/// Bytes of send buffer allocated at once: packets are written and sealed one after the other
+/// in it, each then carved off as its own `BytesMut` (no allocation per packet). A slab is freed
+/// when the last of its packets was sent.
+const SLAB: usize = 64 * 1024;
+
+/// Writes one RTP packet (header, the transport-wide-cc extension when `twcc` gives its id and
+/// number, payload) into `slab`, seals it there with SRTP and carves it off: the datagram to send.
 fn protect(
-    scratch: &mut Vec<u8>,
+    slab: &mut BytesMut,
     srtp: &mut Protection,
-    header: &rtp::Header,
+    head: RtpHead,
     twcc: Option<(u8, u16)>,
     payload: &[u8],
 ) -> Option<BytesMut> {
-    scratch.clear();
-    scratch.put_u8(if twcc.is_some() { 0x90 } else { 0x80 });
-    scratch.put_u8(if header.marker { 0x80 } else { 0 } | header.payload_type);
-    scratch.put_u16(header.sequence_number);
-    scratch.put_u32(header.timestamp);
-    scratch.put_u32(header.ssrc);
+    let header_len = if twcc.is_some() { 20 } else { 12 };
+    let len = header_len + payload.len() + srtp.rtp_overhead();
+    if slab.capacity() - slab.len() < len {
+        *slab = BytesMut::with_capacity(SLAB.max(len));
+    }
+    slab.put_u8(if twcc.is_some() { 0x90 } else { 0x80 });
+    slab.put_u8(if head.marker { 0x80 } else { 0 } | head.payload_type);
+    slab.put_u16(head.seq);
+    slab.put_u32(head.timestamp);
+    slab.put_u32(head.ssrc);
     if let Some((id, n)) = twcc {
         // RFC 8285 one-byte header: profile, length in words, then id/length, 2 bytes, padding.
-        scratch.put_u16(0xBEDE);
-        scratch.put_u16(1);
-        scratch.put_u8((id << 4) | 1);
-        scratch.put_u16(n);
-        scratch.put_u8(0);
+        slab.put_u16(0xBEDE);
+        slab.put_u16(1);
+        slab.put_u8((id << 4) | 1);
+        slab.put_u16(n);
+        slab.put_u8(0);
     }
-    scratch.extend_from_slice(payload);
-    match srtp.protect_rtp(scratch, header) {
-        Ok(data) => Some(data),
+    slab.extend_from_slice(payload);
+    match srtp.seal_rtp(slab, header_len, head.ssrc, head.seq) {
+        Ok(()) => Some(slab.split()),
         Err(e) => {
+            slab.clear();
             tracing::debug!("{e}");
             None
         }

@@ -14,7 +14,7 @@ use crate::event::ViewerId;
 use crate::event::{Event, Events, EVENT_QUEUE};
 use crate::metrics::{Metrics, ServerStats};
 use crate::net::driver::{
-    Control, Driver, Inbound, Input, Router, CONTROL_QUEUE, HOST_QUEUE, INBOUND_QUEUE,
+    Control, Driver, Inbound, Input, LoopLoad, Router, CONTROL_QUEUE, HOST_QUEUE, INBOUND_QUEUE,
 };
 use crate::net::frames::{FrameSender, STREAM_FRAME_QUEUE};
 use crate::net::udp::MediaPort;
@@ -37,6 +37,8 @@ pub(crate) struct ServerShared {
     media_tx: Vec<FrameSender>,
     /// Round-robin choice of the loop a new viewer lives on.
     next_loop: std::sync::atomic::AtomicUsize,
+    /// Each media loop's viewer sessions, for placing new viewers.
+    loop_load: Vec<Arc<LoopLoad>>,
     pub events: broadcast::Sender<Event>,
     pub metrics: Arc<Metrics>,
     next_stream: AtomicU64,
@@ -112,6 +114,7 @@ impl ServerShared {
             | Control::RemoteCandidate { viewer, .. }
             | Control::CloseViewer { viewer, .. }
             | Control::RequestRendition { viewer, .. } => loop_of_viewer(*viewer, loops),
+            Control::NewViewer { .. } => LoopLoad::place(&self.loop_load),
             _ => self.next_loop.fetch_add(1, Relaxed) % loops.max(1),
         };
         let tx = self.control_tx.get(i).ok_or(Error::ServerStopped)?;
@@ -227,6 +230,7 @@ impl Server {
         let mut media_tx = Vec::with_capacity(loops);
         let mut routed_tx = vec![None];
         let mut drivers = Vec::with_capacity(loops);
+        let mut loop_load = Vec::with_capacity(loops);
         let mut routed_rx: Vec<Option<mpsc::Receiver<Inbound>>> = vec![None];
         for _ in 1..loops {
             let (tx, rx) = mpsc::channel(INBOUND_QUEUE);
@@ -270,9 +274,12 @@ impl Server {
                 .connect_timeout
                 .max(config.limits.consent_timeout);
             let signal = runtime.handle().clone();
+            let load = Arc::new(LoopLoad::default());
+            loop_load.push(load.clone());
             drivers.push((port, move |port| {
                 Driver::new(
                     index, plane, port, input, metrics, events, c_rx, h_rx, m_rx, tcp_idle, signal,
+                    load,
                 )
             }));
         }
@@ -284,6 +291,7 @@ impl Server {
             host_tx,
             media_tx,
             next_loop: std::sync::atomic::AtomicUsize::new(0),
+            loop_load,
             events: events.clone(),
             metrics: metrics.clone(),
             next_stream: AtomicU64::new(1),

@@ -459,14 +459,15 @@ impl StreamShared {
         let frame = Arc::new(frame);
         let mut dropped = false;
         let gaps = input.video_gap.iter_mut().skip(rendition).step_by(count);
-        for (tx, gap) in self.media_tx.iter().zip(gaps) {
+        for ((tx, gap), viewers) in self.media_tx.iter().zip(gaps).zip(&self.loop_viewers) {
             let msg = MediaInput {
                 stream: self.id,
                 frame: frame.clone(),
                 after_gap: video && std::mem::take(gap),
                 raw_source,
             };
-            if tx.try_send(msg).is_err() {
+            // A loop without viewers of this stream only keeps its GOP: it need not wake now.
+            if tx.try_send(msg, viewers.load(Relaxed) > 0).is_err() {
                 *gap |= video;
                 dropped = true;
             }

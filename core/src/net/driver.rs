@@ -90,6 +90,43 @@ impl Router {
     }
 }
 
+/// Viewers a media loop takes before the next one gets any. With few viewers one loop wakes per
+/// frame rather than every loop (a loop without viewers of a stream is hardly woken by it, see
+/// `net::frames`); with many, the loops share them evenly.
+pub(crate) const LOOP_FILL: usize = 32;
+
+/// How many viewer sessions a media loop holds, for placing new ones.
+#[derive(Debug, Default)]
+pub(crate) struct LoopLoad {
+    /// Sessions in the loop's plane (published by the loop after each turn).
+    sessions: std::sync::atomic::AtomicUsize,
+    /// New viewers sent to the loop that it has not taken yet.
+    pending: std::sync::atomic::AtomicUsize,
+}
+
+impl LoopLoad {
+    fn load(&self) -> usize {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.sessions.load(Relaxed) + self.pending.load(Relaxed)
+    }
+
+    /// Picks the loop for a new viewer and counts it there: the first loop under
+    /// [`LOOP_FILL`], else the least loaded.
+    pub(crate) fn place(loops: &[Arc<LoopLoad>]) -> usize {
+        let i = loops
+            .iter()
+            .position(|l| l.load() < LOOP_FILL)
+            .or_else(|| {
+                (0..loops.len()).min_by_key(|&i| loops.get(i).map_or(usize::MAX, |l| l.load()))
+            })
+            .unwrap_or(0);
+        if let Some(l) = loops.get(i) {
+            l.pending.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        i
+    }
+}
+
 /// A frame pushed by a host.
 #[derive(Debug)]
 pub(crate) struct MediaInput {
@@ -176,6 +213,7 @@ pub(crate) struct Driver {
     /// The server's runtime, which runs the ICE-TCP connections' reader and writer tasks (their
     /// sockets were accepted there).
     signal: tokio::runtime::Handle,
+    load: Arc<LoopLoad>,
 }
 
 /// A media loop's thread: `run` ends when the loop ended.
@@ -243,6 +281,7 @@ impl Driver {
         frames: FrameReceiver,
         tcp_idle: Duration,
         signal: tokio::runtime::Handle,
+        load: Arc<LoopLoad>,
     ) -> Self {
         let (tcp_tx, tcp_rx) = mpsc::channel(crate::net::tcp::INBOUND_QUEUE);
         Self {
@@ -263,6 +302,7 @@ impl Driver {
             tcp_rx,
             tcp_idle,
             signal,
+            load,
         }
     }
 
@@ -328,13 +368,7 @@ impl Driver {
                     if self.host_first() {
                         break 'run;
                     }
-                    self.plane.handle_frame(
-                        Instant::now(),
-                        input.stream,
-                        input.frame,
-                        input.after_gap,
-                        input.raw_source,
-                    );
+                    self.on_frame(Instant::now(), input);
                 },
                 () = sleep => self.plane.handle_timeout(Instant::now()),
             }
@@ -358,6 +392,16 @@ impl Driver {
                 Err(mpsc::error::TryRecvError::Empty) => return false,
             }
         }
+    }
+
+    fn on_frame(&mut self, now: Instant, input: MediaInput) {
+        self.plane.handle_frame(
+            now,
+            input.stream,
+            input.frame,
+            input.after_gap,
+            input.raw_source,
+        );
     }
 
     /// A datagram from the port: this loop's, or routed to the loop of its viewer.
@@ -410,6 +454,11 @@ impl Driver {
                 notices,
                 reply,
             } => {
+                // Frames queued without waking this loop (it had no viewer of their stream):
+                // the new viewer starts from the newest GOP.
+                while let Some(input) = self.frames.try_recv() {
+                    self.on_frame(now, input);
+                }
                 let res = self.plane.new_viewer(
                     now,
                     NewViewer {
@@ -424,6 +473,12 @@ impl Driver {
                 if let Ok(offer) = &res {
                     self.notices.insert(offer.id, notices);
                 }
+                let _ = self.load.pending.fetch_update(
+                    std::sync::atomic::Ordering::Relaxed,
+                    std::sync::atomic::Ordering::Relaxed,
+                    |n| n.checked_sub(1),
+                );
+                self.publish_load();
                 let _ = reply.send(res);
             }
             Control::Answer { viewer, sdp, reply } => {
@@ -461,6 +516,12 @@ impl Driver {
         }
     }
 
+    fn publish_load(&self) {
+        self.load
+            .sessions
+            .store(self.plane.census().0, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Sends what the plane has to send, in batches, and delivers its outputs.
     fn drain(&mut self) {
         let now = Instant::now();
@@ -489,6 +550,9 @@ impl Driver {
                     };
                     if let Some(tx) = tx {
                         let _ = tx.try_send(notice);
+                    }
+                    if closed {
+                        self.publish_load();
                     }
                 }
                 Output::KeyframeWanted(stream, rendition) => {
@@ -590,6 +654,25 @@ mod tests {
         m.extend_from_slice(&[7; 12]);
         m.extend_from_slice(&attrs);
         m
+    }
+
+    #[test]
+    fn viewers_fill_the_first_loop_then_spread_evenly() {
+        let loops: Vec<Arc<LoopLoad>> = (0..3).map(|_| Arc::default()).collect();
+        let mut placed = [0usize; 3];
+        for _ in 0..LOOP_FILL {
+            placed[LoopLoad::place(&loops)] += 1;
+        }
+        assert_eq!(placed, [LOOP_FILL, 0, 0], "a few viewers: one loop");
+        for _ in 0..2 * LOOP_FILL + 30 {
+            placed[LoopLoad::place(&loops)] += 1;
+        }
+        assert_eq!(placed, [LOOP_FILL + 10; 3], "many: even");
+        // The first loop's viewers left: it takes the next ones.
+        loops[0]
+            .pending
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(LoopLoad::place(&loops), 0);
     }
 
     #[test]

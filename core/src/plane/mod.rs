@@ -895,7 +895,7 @@ impl MediaPlane {
         v.phase = Phase::Connected;
         v.figures.connected_at = Some(now);
         v.last_consent = now;
-        v.next_report = now + REPORT_INTERVAL;
+        v.next_report = report_slot(self.epoch.0, now);
         self.admission.connected(v.remote.ip());
         let (stream, protocol, remote) = (v.stream, v.protocol, v.remote);
         self.outputs
@@ -1558,7 +1558,7 @@ impl MediaPlane {
         if v.phase != Phase::Connected || now < v.next_report {
             return;
         }
-        v.next_report = now + REPORT_INTERVAL;
+        v.next_report = report_slot(self.epoch.0, now);
         self.publish(now, id);
         let Some(v) = self.viewers.get_mut(&id) else {
             return;
@@ -1878,6 +1878,20 @@ fn protect(
             None
         }
     }
+}
+
+/// The next instant of the sender-report grid (every [`REPORT_INTERVAL`] from `epoch`, which all
+/// loops share) at least half an interval after `now`: the reports of every viewer go out at one
+/// wake-up a second instead of one wake-up per viewer.
+fn report_slot(epoch: Instant, now: Instant) -> Instant {
+    let period = REPORT_INTERVAL.as_nanos();
+    let since = (now + REPORT_INTERVAL / 2)
+        .saturating_duration_since(epoch)
+        .as_nanos();
+    let slot = u64::try_from((since / period + 1) * period).unwrap_or(u64::MAX);
+    epoch
+        .checked_add(Duration::from_nanos(slot))
+        .unwrap_or(now + REPORT_INTERVAL)
 }
 
 /// `t + d`, or `None` past the range of `Instant` (a configured timeout of `Duration::MAX`).

@@ -894,6 +894,25 @@ fn sender_reports_go_out_every_second_to_connected_viewers() {
 }
 
 #[test]
+fn every_viewers_reports_fall_on_one_grid_half_a_second_to_a_second_and_a_half_after_connecting() {
+    let epoch = Instant::now();
+    let ms = |n| epoch + Duration::from_millis(n);
+    assert_eq!(report_slot(epoch, ms(0)), ms(1000));
+    assert_eq!(report_slot(epoch, ms(499)), ms(1000));
+    assert_eq!(report_slot(epoch, ms(500)), ms(2000));
+    assert_eq!(
+        report_slot(epoch, ms(1000)),
+        ms(2000),
+        "fired on time: one second on"
+    );
+    assert_eq!(
+        report_slot(epoch, ms(1007)),
+        ms(2000),
+        "fired late: still on the grid"
+    );
+}
+
+#[test]
 fn a_frame_to_many_viewers_is_produced_one_viewer_at_a_time() {
     let mut h = Harness::new(Limits::default());
     for _ in 0..3 {

@@ -17,12 +17,17 @@ pub(crate) const RAW_REQUEST_PENDING: Duration = Duration::from_millis(250);
 /// IDR rather than a replay (a replay is a burst: a long one overflows receive buffers).
 pub(crate) const MAX_RAW_REPLAY_FRAMES: usize = 15;
 
+/// A GOP of the built-in encoder whose newest frame is older than this is not replayed: the
+/// encoder stops while a stream has no viewer, so such a GOP shows a moment long past (and the
+/// encoder, starting again for the new viewer, sends an IDR of its own right after it).
+pub(crate) const RAW_GOP_FRESH: Duration = Duration::from_millis(250);
+
 /// Whether a new viewer should start on the stream's cached GOP of `frames` frames (the frames
-/// since the last keyframe), rather than wait for a new keyframe. A host's keyframes are slow
-/// and costly to ask for, so its GOP is replayed whole; the built-in encoder makes one on demand,
-/// so only a short GOP is worth replaying.
-pub(crate) fn replay_worthy(frames: usize, raw_source: bool) -> bool {
-    frames > 0 && (!raw_source || frames <= MAX_RAW_REPLAY_FRAMES)
+/// since the last keyframe, the newest `age` old), rather than wait for a new keyframe. A host's
+/// keyframes are slow and costly to ask for, so its GOP is replayed whole, however old; the
+/// built-in encoder makes one on demand, so only a short and fresh GOP is worth replaying.
+pub(crate) fn replay_worthy(frames: usize, raw_source: bool, age: Duration) -> bool {
+    frames > 0 && (!raw_source || (frames <= MAX_RAW_REPLAY_FRAMES && age <= RAW_GOP_FRESH))
 }
 
 /// Coalesces the keyframe requests of one stream.
@@ -66,12 +71,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_hosts_gop_is_replayed_whole_the_encoders_only_when_short() {
-        assert!(!replay_worthy(0, false));
-        assert!(!replay_worthy(0, true));
-        assert!(replay_worthy(300, false));
-        assert!(replay_worthy(MAX_RAW_REPLAY_FRAMES, true));
-        assert!(!replay_worthy(MAX_RAW_REPLAY_FRAMES + 1, true));
+    fn a_hosts_gop_is_replayed_whole_the_encoders_only_when_short_and_fresh() {
+        let fresh = Duration::from_millis(30);
+        assert!(!replay_worthy(0, false, fresh));
+        assert!(!replay_worthy(0, true, fresh));
+        assert!(replay_worthy(300, false, fresh));
+        assert!(replay_worthy(300, false, Duration::from_secs(60)));
+        assert!(replay_worthy(MAX_RAW_REPLAY_FRAMES, true, fresh));
+        assert!(!replay_worthy(MAX_RAW_REPLAY_FRAMES + 1, true, fresh));
+        assert!(replay_worthy(3, true, RAW_GOP_FRESH));
+        assert!(
+            !replay_worthy(3, true, RAW_GOP_FRESH + Duration::from_millis(1)),
+            "the encoder stopped: its last GOP is a picture of the past"
+        );
     }
 
     #[test]

@@ -415,6 +415,19 @@ struct RenditionState {
     gop: GopCache,
     history: PacketHistory,
     keyframes: KeyframePolicy,
+    /// When its newest video frame came.
+    newest_at: Option<Instant>,
+}
+
+impl RenditionState {
+    /// Whether a viewer starting now should get the cached GOP replayed (see
+    /// [`keyframe::replay_worthy`]).
+    fn replay_worthy(&self, now: Instant, raw_source: bool) -> bool {
+        let age = self
+            .newest_at
+            .map_or(Duration::MAX, |t| now.saturating_duration_since(t));
+        keyframe::replay_worthy(self.gop.frames().len(), raw_source, age)
+    }
 }
 
 struct StreamState {
@@ -651,9 +664,7 @@ impl MediaPlane {
             // Ask for the keyframe now rather than once connected: it is ready (in the GOP cache)
             // by the time ICE and DTLS are done, ~100 ms sooner for the built-in encoder.
             if let Some(r) = st.renditions.get_mut(rendition) {
-                if !keyframe::replay_worthy(r.gop.frames().len(), st.raw_source)
-                    && r.keyframes.request(now, st.raw_source)
-                {
+                if !r.replay_worthy(now, st.raw_source) && r.keyframes.request(now, st.raw_source) {
                     self.outputs
                         .push_back(Output::KeyframeWanted(req.stream, rendition));
                 }
@@ -931,14 +942,14 @@ impl MediaPlane {
         let Some(r) = st.renditions.get_mut(rendition) else {
             return;
         };
-        let gop = r.gop.frames();
-        if !keyframe::replay_worthy(gop.len(), st.raw_source) {
+        if !r.replay_worthy(now, st.raw_source) {
             if r.keyframes.request(now, st.raw_source) {
                 self.outputs
                     .push_back(Output::KeyframeWanted(st.info.id, rendition));
             }
             return;
         }
+        let gop = r.gop.frames();
         // Replay the frames since the last keyframe so the decoder reaches the current picture
         // now. Their timestamps are squeezed to one tick apart just below the newest one, so the
         // browser's jitter buffer treats them as already late and shows the result at once.
@@ -1257,6 +1268,7 @@ impl MediaPlane {
             if frame.keyframe {
                 r.keyframes.arrived();
             }
+            r.newest_at = Some(now);
             r.gop.push(&frame);
             first_index = packet_key(rendition, r.history.next_index());
             let last = frame.payloads.len().saturating_sub(1);

@@ -592,6 +592,29 @@ fn a_viewer_connected_before_the_encoders_idr_came_waits_for_it_without_asking_a
     assert_eq!(h.clients[first].video.len(), 2 + 20 + 3 + 20);
 }
 
+#[test]
+fn a_viewer_of_an_encoder_that_stopped_gets_a_new_idr_not_its_last_gop() {
+    let mut h = Harness::new(Limits::default());
+    let first = h.join();
+    h.raw_frame(video_frame(10, true, 2, 1));
+    h.raw_frame(video_frame(11, false, 1, 2));
+    // The encoder stops (nobody watched for a while, say): a short GOP, but two seconds old.
+    h.advance(Duration::from_secs(2));
+    let before = h.keyframe_requests();
+    let late = h.signal();
+    assert_eq!(h.keyframe_requests(), before + 1, "asked at signalling");
+    h.connect(late);
+    assert!(
+        h.clients[late].video.is_empty(),
+        "no replay of a picture two seconds old"
+    );
+    h.raw_frame(video_frame(100, true, 3, 7));
+    let video = &h.clients[late].video;
+    assert_eq!(video.len(), 3, "{video:?}");
+    assert_eq!(video[0].2[0], 7);
+    assert_eq!(h.clients[first].video.len(), 3 + 3);
+}
+
 /// A frame of `packets` full-size (1200-byte) payloads whose first byte is `tag`.
 fn big_frame(ts: u32, keyframe: bool, packets: usize, tag: u8) -> Arc<MediaFrame> {
     let payloads = (0..packets)

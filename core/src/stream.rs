@@ -200,6 +200,9 @@ pub(crate) struct StreamShared {
     raw_source: AtomicBool,
     /// Connected viewers per media loop.
     loop_viewers: Vec<AtomicUsize>,
+    /// Per media loop, its viewer sessions (connected or connecting): a loop without any is
+    /// not woken by each frame.
+    loop_sessions: Vec<AtomicUsize>,
     /// Per media loop: the bandwidth its slowest viewer can receive (0: none known), for an
     /// encoder that follows its viewers.
     loop_slowest: Vec<AtomicU64>,
@@ -269,6 +272,7 @@ impl StreamShared {
             force_keyframe: (0..count).map(|_| AtomicBool::new(false)).collect(),
             raw_source: AtomicBool::new(false),
             loop_viewers: (0..loops).map(|_| AtomicUsize::new(0)).collect(),
+            loop_sessions: (0..loops).map(|_| AtomicUsize::new(0)).collect(),
             loop_slowest: (0..loops).map(|_| AtomicU64::new(0)).collect(),
             closed: AtomicBool::new(false),
             host_requests: Mutex::new(vec![KeyframePolicy::default(); count]),
@@ -361,10 +365,14 @@ impl StreamShared {
         }
     }
 
-    /// Media loop `index`'s count of connected viewers.
-    pub(crate) fn set_viewers(&self, index: usize, connected: usize) {
+    /// Media loop `index`'s count of connected viewers, and of sessions (connected or
+    /// connecting).
+    pub(crate) fn set_viewers(&self, index: usize, connected: usize, sessions: usize) {
         if let Some(v) = self.loop_viewers.get(index) {
             v.store(connected, Relaxed);
+        }
+        if let Some(v) = self.loop_sessions.get(index) {
+            v.store(sessions, Relaxed);
         }
     }
 
@@ -459,7 +467,7 @@ impl StreamShared {
         let frame = Arc::new(frame);
         let mut dropped = false;
         let gaps = input.video_gap.iter_mut().skip(rendition).step_by(count);
-        for ((tx, gap), viewers) in self.media_tx.iter().zip(gaps).zip(&self.loop_viewers) {
+        for ((tx, gap), sessions) in self.media_tx.iter().zip(gaps).zip(&self.loop_sessions) {
             let msg = MediaInput {
                 stream: self.id,
                 frame: frame.clone(),
@@ -467,7 +475,7 @@ impl StreamShared {
                 raw_source,
             };
             // A loop without viewers of this stream only keeps its GOP: it need not wake now.
-            if tx.try_send(msg, viewers.load(Relaxed) > 0).is_err() {
+            if tx.try_send(msg, sessions.load(Relaxed) > 0).is_err() {
                 *gap |= video;
                 dropped = true;
             }
@@ -836,8 +844,8 @@ mod tests {
             Some(2_000_000),
             "no hint yet: the configured rate"
         );
-        s.set_viewers(0, 1);
-        s.set_viewers(1, 2);
+        s.set_viewers(0, 1, 1);
+        s.set_viewers(1, 2, 2);
         s.follow_viewers(0, 1_200_000);
         s.follow_viewers(1, 2_000_000);
         assert_eq!(
@@ -847,7 +855,7 @@ mod tests {
         );
         s.follow_viewers(0, 100_000);
         assert_eq!(s.target_bitrate(0), Some(300_000), "not under the floor");
-        s.set_viewers(0, 0);
+        s.set_viewers(0, 0, 0);
         assert_eq!(
             s.target_bitrate(0),
             Some(1_500_000),
@@ -942,7 +950,7 @@ mod tests {
     #[test]
     fn close_stops_the_encoder_thread_and_later_pushes_fail() {
         let (stream, rx) = stream_with_channel_of_one();
-        stream.shared.set_viewers(0, 1);
+        stream.shared.set_viewers(0, 1, 1);
         let pixels = vec![60u8; 64 * 48 * 4];
         let frame = RawFrame::packed(crate::PixelFormat::Rgba, 64, 48, &pixels).unwrap();
         stream.push_frame(&frame, None).unwrap();

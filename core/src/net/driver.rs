@@ -565,9 +565,13 @@ impl Driver {
                         s.follow_viewers(self.index, bps);
                     }
                 }
-                Output::Viewers { stream, connected } => {
+                Output::Viewers {
+                    stream,
+                    connected,
+                    sessions,
+                } => {
                     if let Some(s) = self.streams.get(&stream) {
-                        s.set_viewers(self.index, connected);
+                        s.set_viewers(self.index, connected, sessions);
                     }
                 }
                 Output::ClosePath(path) => {

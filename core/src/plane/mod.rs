@@ -182,8 +182,13 @@ pub(crate) enum Output {
     /// The slowest viewer of a stream can receive this many bits per second (the stream's
     /// bitrate hint, already limited in rate): for the host's event and the built-in encoder.
     BitrateHint { stream: u64, bps: u64 },
-    /// The number of connected viewers of a stream changed.
-    Viewers { stream: u64, connected: usize },
+    /// The number of viewers of a stream changed: `connected` ones, and `sessions` (connected
+    /// or connecting).
+    Viewers {
+        stream: u64,
+        connected: usize,
+        sessions: usize,
+    },
     /// No viewer uses this path any more: its TCP connection is to be closed.
     ClosePath(Path),
 }
@@ -661,6 +666,12 @@ impl MediaPlane {
         Metrics::add(&self.metrics.sessions, 1);
         if let Some(st) = self.streams.get_mut(&req.stream) {
             st.viewers.push(id);
+            // Its loop takes the stream's frames as they come from now on (see `net::frames`).
+            self.outputs.push_back(Output::Viewers {
+                stream: req.stream,
+                connected: st.connected,
+                sessions: st.viewers.len(),
+            });
             // Ask for the keyframe now rather than once connected: it is ready (in the GOP cache)
             // by the time ICE and DTLS are done, ~100 ms sooner for the built-in encoder.
             if let Some(r) = st.renditions.get_mut(rendition) {
@@ -918,6 +929,7 @@ impl MediaPlane {
             self.outputs.push_back(Output::Viewers {
                 stream,
                 connected: st.connected,
+                sessions: st.viewers.len(),
             });
             self.outputs.push_back(Output::Event(Event::ViewerJoined {
                 stream: st.info.spec.stream.clone(),
@@ -1737,10 +1749,13 @@ impl MediaPlane {
                 self.metrics
                     .viewers
                     .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-                self.outputs.push_back(Output::Viewers {
-                    stream: v.stream,
-                    connected: st.connected,
-                });
+            }
+            self.outputs.push_back(Output::Viewers {
+                stream: v.stream,
+                connected: st.connected,
+                sessions: st.viewers.len(),
+            });
+            if v.phase == Phase::Connected {
                 self.outputs.push_back(Output::Event(Event::ViewerLeft {
                     stream: st.info.spec.stream.clone(),
                     viewer: id,

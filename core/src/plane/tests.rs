@@ -538,14 +538,20 @@ fn a_late_joiner_of_an_encoded_stream_gets_the_gop_replayed_at_once() {
     assert_eq!(h.clients[first].video.len(), 4);
 }
 
-#[test]
-fn a_viewer_of_the_encoder_gets_its_keyframe_asked_for_at_signalling_and_starts_on_it() {
+/// A stream of the built-in encoder with one viewer and a GOP too long to replay (1 + 20 frames).
+fn watched_encoder_with_a_long_gop() -> (Harness, usize) {
     let mut h = Harness::new(Limits::default());
     let first = h.join();
     h.raw_frame(video_frame(10, true, 2, 1));
     for i in 0..20 {
         h.raw_frame(video_frame(20 + i, false, 1, 2));
     }
+    (h, first)
+}
+
+#[test]
+fn a_viewer_of_the_encoder_gets_its_keyframe_asked_for_at_signalling_and_starts_on_it() {
+    let (mut h, first) = watched_encoder_with_a_long_gop();
     let before = h.keyframe_requests();
     // The cached GOP is too long to replay: the encoder is asked as soon as the viewer comes.
     let late = h.signal();
@@ -564,12 +570,7 @@ fn a_viewer_of_the_encoder_gets_its_keyframe_asked_for_at_signalling_and_starts_
 
 #[test]
 fn a_viewer_connected_before_the_encoders_idr_came_waits_for_it_without_asking_again() {
-    let mut h = Harness::new(Limits::default());
-    let first = h.join();
-    h.raw_frame(video_frame(10, true, 2, 1));
-    for i in 0..20 {
-        h.raw_frame(video_frame(20 + i, false, 1, 2));
-    }
+    let (mut h, first) = watched_encoder_with_a_long_gop();
     let before = h.keyframe_requests();
     let late = h.signal();
     assert_eq!(h.keyframe_requests(), before + 1);

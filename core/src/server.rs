@@ -105,20 +105,29 @@ impl ServerShared {
         }
     }
 
-    /// Sends a signalling command to the media loop it concerns: a new viewer to the next loop in
-    /// turn, the rest to the loop of their viewer.
+    /// Sends a signalling command to the media loop it concerns: a new viewer to the loop
+    /// [`LoopLoad::place`] picks, the rest to the loop of their viewer.
     pub(crate) async fn control(&self, cmd: Control) -> Result<()> {
         let loops = self.control_tx.len();
-        let i = match &cmd {
+        let (i, placed) = match &cmd {
             Control::Answer { viewer, .. }
             | Control::RemoteCandidate { viewer, .. }
             | Control::CloseViewer { viewer, .. }
-            | Control::RequestRendition { viewer, .. } => loop_of_viewer(*viewer, loops),
-            Control::NewViewer { .. } => LoopLoad::place(&self.loop_load),
-            _ => self.next_loop.fetch_add(1, Relaxed) % loops.max(1),
+            | Control::RequestRendition { viewer, .. } => (loop_of_viewer(*viewer, loops), None),
+            Control::NewViewer { .. } => {
+                let i = LoopLoad::place(&self.loop_load);
+                (i, self.loop_load.get(i).map(|l| l.placed()))
+            }
+            _ => (self.next_loop.fetch_add(1, Relaxed) % loops.max(1), None),
         };
         let tx = self.control_tx.get(i).ok_or(Error::ServerStopped)?;
-        tx.send(cmd).await.map_err(|_| Error::ServerStopped)
+        tx.send(cmd).await.map_err(|_| Error::ServerStopped)?;
+        // Sent: the loop counts it from now on (a send that failed, or a signalling task
+        // dropped while it waited for room, takes its count back when `placed` drops).
+        if let Some(placed) = placed {
+            placed.delivered();
+        }
+        Ok(())
     }
 
     /// The command queue of the loop `viewer` lives on.

@@ -125,6 +125,39 @@ impl LoopLoad {
         }
         i
     }
+
+    /// The guard of a viewer just placed here (see [`Placed`]).
+    pub(crate) fn placed(&self) -> Placed<'_> {
+        Placed(Some(self))
+    }
+
+    /// A placed viewer reached the loop (or never will): it is no longer pending.
+    fn take_pending(&self) {
+        let _ = self.pending.fetch_update(
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+            |n| n.checked_sub(1),
+        );
+    }
+}
+
+/// A new viewer counted on a loop by [`LoopLoad::place`] and on its way there: dropped before
+/// [`Placed::delivered`], the count is taken back.
+pub(crate) struct Placed<'a>(Option<&'a LoopLoad>);
+
+impl Placed<'_> {
+    /// The command reached the loop, which takes the count over.
+    pub(crate) fn delivered(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Placed<'_> {
+    fn drop(&mut self) {
+        if let Some(l) = self.0 {
+            l.take_pending();
+        }
+    }
 }
 
 /// A frame pushed by a host.
@@ -473,11 +506,7 @@ impl Driver {
                 if let Ok(offer) = &res {
                     self.notices.insert(offer.id, notices);
                 }
-                let _ = self.load.pending.fetch_update(
-                    std::sync::atomic::Ordering::Relaxed,
-                    std::sync::atomic::Ordering::Relaxed,
-                    |n| n.checked_sub(1),
-                );
+                self.load.take_pending();
                 self.publish_load();
                 let _ = reply.send(res);
             }
@@ -677,6 +706,24 @@ mod tests {
             .pending
             .store(0, std::sync::atomic::Ordering::Relaxed);
         assert_eq!(LoopLoad::place(&loops), 0);
+    }
+
+    #[test]
+    fn a_viewer_that_never_reached_its_loop_is_not_counted_there() {
+        let load = LoopLoad::default();
+        let loops = [Arc::new(load)];
+        assert_eq!(LoopLoad::place(&loops), 0);
+        assert_eq!(loops[0].load(), 1);
+        // The signalling task was dropped while it waited for room in the loop's queue.
+        drop(loops[0].placed());
+        assert_eq!(loops[0].load(), 0);
+        LoopLoad::place(&loops);
+        loops[0].placed().delivered();
+        assert_eq!(
+            loops[0].load(),
+            1,
+            "delivered: the loop takes the count over"
+        );
     }
 
     #[test]

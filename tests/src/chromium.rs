@@ -440,8 +440,38 @@ impl Page {
             .ok()?
             .as_f64()?;
         let ms = report.first_frame_ms - start;
-        println!("time to first frame: {ms:.0} ms (signalling start to first presented frame)");
+        let marks = self
+            .eval("JSON.stringify(window.rtcastMarks ?? {})")
+            .await
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        println!(
+            "time to first frame: {ms:.0} ms (signalling start to first presented frame; \
+             phases in ms: {marks})"
+        );
         Some(ms)
+    }
+
+    /// The kinds of the live tracks the page's first `<video>` plays (`srcObject`), sorted:
+    /// `["audio", "video"]` for a stream with both.
+    pub async fn played_track_kinds(&self) -> Result<Vec<String>, Error> {
+        let kinds = self
+            .eval(
+                "(() => { const v = document.querySelector('video'); \
+                 return v && v.srcObject ? v.srcObject.getTracks()\
+                 .filter((t) => t.readyState === 'live').map((t) => t.kind).sort() : []; })()",
+            )
+            .await?;
+        Ok(kinds
+            .as_array()
+            .map(|kinds| {
+                kinds
+                    .iter()
+                    .filter_map(|k| k.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 
     /// The candidate pair the page's last peer connection sends media on (`getStats()`:

@@ -99,6 +99,8 @@ async fn embed_page_plays_the_demo_at_1280x720() {
     assert_eq!((report.width, report.height), (1280, 720), "{report:?}");
     let ttff = page.time_to_first_frame(&report).await;
     assert!(ttff.is_some_and(|ms| ms > 0.0), "{ttff:?} {report:?}");
+    // The page attaches the audio once the first video frame is shown.
+    assert_eq!(page.played_track_kinds().await.unwrap(), ["audio", "video"]);
     // A second viewer in the same (now warm) browser: Chromium's first peer connection of a
     // process costs it ~150 ms of setup that later ones do not pay.
     let second = chromium.open(&server.url("demo")).await.unwrap();

@@ -612,6 +612,8 @@ async fn embed_page_with_proto_whep_plays_the_demo() {
     assert_eq!((report.width, report.height), (1280, 720), "{report:?}");
     let ttff = page.time_to_first_frame(&report).await;
     assert!(ttff.is_some_and(|ms| ms > 0.0), "{ttff:?} {report:?}");
+    // The page attaches the audio once the first video frame is shown.
+    assert_eq!(page.played_track_kinds().await.unwrap(), ["audio", "video"]);
     assert_eq!(server.stats().viewers, 1);
     let joined = std::iter::from_fn(|| events.try_recv()).find_map(|e| match e {
         Event::ViewerJoined { protocol, .. } => Some(protocol),

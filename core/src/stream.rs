@@ -381,6 +381,11 @@ impl StreamShared {
         self.loop_viewers.iter().map(|v| v.load(Relaxed)).sum()
     }
 
+    /// Viewers connected or still connecting, over every loop.
+    pub(crate) fn sessions(&self) -> usize {
+        self.loop_sessions.iter().map(|v| v.load(Relaxed)).sum()
+    }
+
     fn count_keyframe_request(&self) {
         self.keyframe_requests.fetch_add(1, Relaxed);
         Metrics::add(&self.metrics.keyframe_requests, 1);
@@ -756,7 +761,10 @@ impl Stream {
         check_encoder_size(frame.width, frame.height)?;
         s.raw_source.store(true, Relaxed);
         s.video_frames.fetch_add(1, Relaxed);
-        if s.viewers() == 0 && !s.force_keyframe.iter().any(|f| f.load(Relaxed)) {
+        // Nobody watches: no encoding. A viewer that is still connecting already counts, so
+        // that the IDR asked for at its signalling is followed by the frames after it and the
+        // viewer starts on a short fresh GOP rather than on a lone IDR and a wait for the next.
+        if s.sessions() == 0 && !s.force_keyframe.iter().any(|f| f.load(Relaxed)) {
             return Ok(());
         }
         let pts = match pts {
@@ -945,6 +953,21 @@ mod tests {
         rx.try_recv().unwrap();
         stream.push_h264(P_SLICE, None).unwrap();
         assert!(!rx.try_recv().unwrap().after_gap);
+    }
+
+    #[test]
+    fn raw_frames_are_encoded_from_a_viewers_signalling_not_only_once_it_is_connected() {
+        let (stream, _rx) = stream_with_channel_of_one();
+        let pixels = vec![60u8; 64 * 48 * 4];
+        let frame = RawFrame::packed(crate::PixelFormat::Rgba, 64, 48, &pixels).unwrap();
+        // Nobody watches: the frame is not encoded, no encoder is started.
+        stream.push_frame(&frame, None).unwrap();
+        assert!(stream.shared.encode_worker_slot().is_none());
+        // A viewer signals (a session, not connected yet): frames go to the encoder.
+        stream.shared.set_viewers(0, 0, 1);
+        stream.push_frame(&frame, None).unwrap();
+        assert!(stream.shared.encode_worker_slot().is_some());
+        stream.shared.close();
     }
 
     #[test]

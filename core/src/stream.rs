@@ -621,7 +621,7 @@ impl Stream {
     /// [`Stream::push_h264_rendition`] instead.
     pub fn push_h264(&self, data: &[u8], pts: Option<Duration>) -> Result<()> {
         self.shared.check_single("push_h264")?;
-        self.push_h264_to(0, data, pts)
+        self.push_encoded(0, VideoCodec::H264, data, pts)
     }
 
     /// Pushes one H.264 access unit of the rendition named `rendition` (`v1`, `v2`, … in the
@@ -635,34 +635,7 @@ impl Stream {
         pts: Option<Duration>,
     ) -> Result<()> {
         let index = self.shared.rendition_index(rendition)?;
-        self.push_h264_to(index, data, pts)
-    }
-
-    fn push_h264_to(&self, rendition: usize, data: &[u8], pts: Option<Duration>) -> Result<()> {
-        let s = &*self.shared;
-        s.check_open()?;
-        s.check_codec(VideoCodec::H264, "push_h264")?;
-        let mut input = s.input();
-        let Input {
-            renditions,
-            video_clock,
-            start,
-            ..
-        } = &mut *input;
-        let r = renditions
-            .get_mut(rendition)
-            .ok_or_else(|| s.no_rendition(&Rendition::track_name(rendition)))?;
-        let au = r.params.access_unit(data)?;
-        let payloads = r.packetizer.packetize(&au)?;
-        s.raw_source.store(false, Relaxed);
-        if rendition == 0 {
-            s.video_frames.fetch_add(1, Relaxed);
-        }
-        let ts = video_clock.timestamp(pts.unwrap_or_else(|| start.elapsed()));
-        let frame =
-            MediaFrame::new(TrackKind::Video, ts, au.keyframe, payloads).of_rendition(rendition);
-        s.submit(&mut input, frame, false);
-        Ok(())
+        self.push_encoded(index, VideoCodec::H264, data, pts)
     }
 
     /// Pushes one VP8 frame (as an encoder produces it: frame tag first; an IVF or WebM frame
@@ -670,7 +643,7 @@ impl Stream {
     /// [`Stream::push_h264`].
     pub fn push_vp8(&self, data: &[u8], pts: Option<Duration>) -> Result<()> {
         self.shared.check_single("push_vp8")?;
-        self.push_vp8_to(0, data, pts)
+        self.push_encoded(0, VideoCodec::Vp8, data, pts)
     }
 
     /// Pushes one VP8 frame of the rendition named `rendition`, as
@@ -682,14 +655,25 @@ impl Stream {
         pts: Option<Duration>,
     ) -> Result<()> {
         let index = self.shared.rendition_index(rendition)?;
-        self.push_vp8_to(index, data, pts)
+        self.push_encoded(index, VideoCodec::Vp8, data, pts)
     }
 
-    fn push_vp8_to(&self, rendition: usize, data: &[u8], pts: Option<Duration>) -> Result<()> {
+    /// One pushed, already encoded video frame of `rendition`: parsed and packetized for
+    /// `codec` (which must be the stream's), then handed to the media loops.
+    fn push_encoded(
+        &self,
+        rendition: usize,
+        codec: VideoCodec,
+        data: &[u8],
+        pts: Option<Duration>,
+    ) -> Result<()> {
         let s = &*self.shared;
         s.check_open()?;
-        s.check_codec(VideoCodec::Vp8, "push_vp8")?;
-        let info = vp8::parse_frame(data)?;
+        let call = match codec {
+            VideoCodec::H264 => "push_h264",
+            VideoCodec::Vp8 => "push_vp8",
+        };
+        s.check_codec(codec, call)?;
         let mut input = s.input();
         let Input {
             renditions,
@@ -700,14 +684,23 @@ impl Stream {
         let r = renditions
             .get_mut(rendition)
             .ok_or_else(|| s.no_rendition(&Rendition::track_name(rendition)))?;
-        let payloads = r.vp8.packetize(data)?;
+        let (payloads, keyframe) = match codec {
+            VideoCodec::H264 => {
+                let au = r.params.access_unit(data)?;
+                (r.packetizer.packetize(&au)?, au.keyframe)
+            }
+            VideoCodec::Vp8 => {
+                let info = vp8::parse_frame(data)?;
+                (r.vp8.packetize(data)?, info.keyframe)
+            }
+        };
         s.raw_source.store(false, Relaxed);
         if rendition == 0 {
             s.video_frames.fetch_add(1, Relaxed);
         }
         let ts = video_clock.timestamp(pts.unwrap_or_else(|| start.elapsed()));
         let frame =
-            MediaFrame::new(TrackKind::Video, ts, info.keyframe, payloads).of_rendition(rendition);
+            MediaFrame::new(TrackKind::Video, ts, keyframe, payloads).of_rendition(rendition);
         s.submit(&mut input, frame, false);
         Ok(())
     }

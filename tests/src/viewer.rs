@@ -73,6 +73,11 @@ pub struct ViewerOptions {
     /// Vanish (as `Leave::Vanish`) at the moment the DTLS handshake would start: ICE done,
     /// DTLS never finished.
     pub vanish_before_dtls: bool,
+    /// After the first frame, stop reading the UDP socket (the kernel drops what overflows its
+    /// buffer) but keep the peer connection's timers, so its consent checks still go out until
+    /// its ICE agent gives up (~30 s without an answer): a viewer that costs its machine next to
+    /// nothing, for measuring how much a server can send. Its failure is not an error.
+    pub deaf_after_first_frame: bool,
 }
 
 impl ViewerOptions {
@@ -92,6 +97,7 @@ impl ViewerOptions {
             ice_tcp: false,
             stall_after_frames: None,
             vanish_before_dtls: false,
+            deaf_after_first_frame: false,
         }
     }
 }
@@ -380,6 +386,7 @@ pub async fn run_viewer(opts: ViewerOptions) -> Result<ViewerReport, String> {
                     if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) = ev {
                         match s {
                             RTCPeerConnectionState::Connected => report.connected = true,
+                            RTCPeerConnectionState::Failed if opts.deaf_after_first_frame && report.video_frames > 0 => {}
                             RTCPeerConnectionState::Failed => return Err("peer connection failed".into()),
                             _ => {}
                         }
@@ -514,7 +521,7 @@ pub async fn run_viewer(opts: ViewerOptions) -> Result<ViewerReport, String> {
                         _ => {}
                     }
                 }
-                res = socket.recv_from(&mut buf) => {
+                res = socket.recv_from(&mut buf), if !(opts.deaf_after_first_frame && report.video_frames > 0) => {
                     let (n, from) = res.map_err(|e| e.to_string())?;
                     if report.connected {
                         datagrams += 1;

@@ -29,7 +29,7 @@ use tokio::task::JoinHandle;
 const USAGE: &str = "usage: rtcast-bench [--viewers 1,50,200] [--seconds 15] [--batch 25] \
 [--connect-timeout SECS] [--settle SECS] [--warmup SECS] [--server-args \"--media-loops 2 ...\"] \
 [--h264 FILE [--h264-bitrate KBPS]] [--protocol ws|whep] [--transport udp|tcp] \
-[--whep URL [--server-pid PID]]
+[--whep URL [--server-pid PID]] [--deaf]
 
   --viewers LIST        viewer counts to measure, one server run each (default 1,50,200)
   --seconds S           measurement window once all viewers are connected (default 15)
@@ -48,7 +48,14 @@ const USAGE: &str = "usage: rtcast-bench [--viewers 1,50,200] [--seconds 15] [--
                         server's passive TCP candidate)
   --whep URL            start no server: the viewers play this WHEP endpoint of any server
                         (http://IP:PORT/PATH); its CPU and memory are read from --server-pid
-  --server-pid PID      the process serving --whep URL";
+  --server-pid PID      the process serving --whep URL
+  --deaf                each viewer stops reading its socket after its first frame (its consent
+                        checks go on for ~30 s): what the server sends costs this machine next to
+                        nothing, so the server alone can be loaded to its limit. Received-packet
+                        figures and loss mean nothing then; use packets sent per second. The
+                        receivers' kernel drops what overflows their buffers, so no copy to them
+                        is charged to the server either: a ceiling of the send path, not a real
+                        network. Needs --connect-timeout S, S + settle + seconds <= 25.";
 
 #[derive(Debug, Clone)]
 struct Options {
@@ -65,6 +72,7 @@ struct Options {
     ice_tcp: bool,
     whep: Option<String>,
     server_pid: Option<u32>,
+    deaf: bool,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -82,6 +90,7 @@ fn parse_args() -> Result<Options, String> {
         ice_tcp: false,
         whep: None,
         server_pid: None,
+        deaf: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -147,6 +156,7 @@ fn parse_args() -> Result<Options, String> {
                 }
             }
             "--whep" => o.whep = Some(value("--whep")?),
+            "--deaf" => o.deaf = true,
             "--server-pid" => {
                 o.server_pid = Some(
                     value("--server-pid")?
@@ -161,8 +171,23 @@ fn parse_args() -> Result<Options, String> {
             other => return Err(format!("unknown argument '{other}'\n{USAGE}")),
         }
     }
+    if o.deaf {
+        // A deaf viewer's ICE agent hears no answer to its consent checks and gives up after
+        // ~30 s (then the server reaps it 10 s later): the window must be over before that.
+        let end = o.connect_timeout.map(|c| c + o.settle + o.seconds);
+        if end.is_none_or(|end| end > DEAF_BUDGET_SECS) {
+            return Err(format!(
+                "--deaf: the window must end within {DEAF_BUDGET_SECS} s of the first viewer: \
+                 give --connect-timeout S with S + --settle + --seconds <= {DEAF_BUDGET_SECS} \
+                 (the window starts at the connect timeout)"
+            ));
+        }
+    }
     Ok(o)
 }
+
+/// How long after its first frame a `--deaf` viewer still counts as connected, with margin.
+const DEAF_BUDGET_SECS: f64 = 25.0;
 
 // ---------------------------------------------------------------------------------------------
 // One run
@@ -292,6 +317,7 @@ async fn run_one(binary: &PathBuf, o: &Options, n: usize, ticks: f64) -> Result<
         let left = viewers_end.saturating_duration_since(Instant::now());
         let mut opts = ViewerOptions::new(target.url.clone(), left);
         opts.ice_tcp = o.ice_tcp;
+        opts.deaf_after_first_frame = o.deaf;
         let frames = Arc::new(AtomicU64::new(0));
         opts.progress = Some(frames.clone());
         opts.packets = Some(delivered.clone());

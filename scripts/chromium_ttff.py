@@ -35,6 +35,7 @@ import time
 
 import aiohttp
 
+# The browser tests' flags (tests/src/chromium.rs: FLAGS and RESOLVER_RULES); keep them in step.
 FLAGS = [
     "--headless=new",
     "--no-sandbox",

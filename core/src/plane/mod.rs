@@ -92,6 +92,10 @@ const MAX_REPLAYED_FRAMES: usize = 300;
 /// Pacing of a viewer's backlog (catch-up replay): bytes per tick, and the tick.
 const BACKLOG_BYTES_PER_TICK: usize = 64 * 1024;
 const BACKLOG_TICK: Duration = Duration::from_millis(10);
+/// Most frames (video and audio) a viewer's backlog holds: a whole replayed GOP and seconds of
+/// live frames behind it. A loop too busy to drain it at the stream's rate would otherwise let
+/// it grow without end; past this the backlog is dropped and the viewer waits for a keyframe.
+const MAX_BACKLOG_FRAMES: usize = 2 * MAX_REPLAYED_FRAMES;
 /// Least time between two keyframe requests caused by one viewer's failed sends; meanwhile it
 /// waits for the stream's next keyframe like everyone else.
 const DROP_KEYFRAME_INTERVAL: Duration = Duration::from_secs(3);
@@ -1475,6 +1479,15 @@ impl MediaPlane {
                     if frame.kind == TrackKind::Video
                         && frame.rendition != v.rendition
                         && v.switch_to != Some(frame.rendition) => {}
+                // Behind a backlog too long to catch up with: drop it, start again from a
+                // keyframe.
+                Some(v) if v.backlog.len() >= MAX_BACKLOG_FRAMES => {
+                    tracing::debug!(viewer = id, "backlog full: dropped, waiting for a keyframe");
+                    v.backlog = VecDeque::new();
+                    v.backlog_next = None;
+                    self.handle_send_failed(now, id);
+                    self.send_frame(now, id, &frame, frame.rtp_timestamp, index);
+                }
                 // Behind its backlog: in order, after it.
                 Some(v) if !v.backlog.is_empty() => v.backlog.push_back(Backlogged {
                     timestamp: frame.rtp_timestamp,

@@ -674,6 +674,54 @@ fn a_long_replay_is_paced_and_live_frames_queue_behind_it() {
 }
 
 #[test]
+fn a_backlog_that_never_drains_is_dropped_at_its_cap_and_the_viewer_restarts_on_a_keyframe() {
+    let mut h = Harness::new(Limits::default());
+    h.join();
+    // A GOP whose replay takes several ticks: a 48 KB keyframe and two 48 KB deltas.
+    h.frame(big_frame(0, true, 40, 0));
+    h.frame(big_frame(3000, false, 40, 1));
+    h.frame(big_frame(6000, false, 40, 2));
+    let late = h.signal();
+    h.connect(late);
+    let id = h.clients[late].id;
+    assert!(
+        !h.plane.viewers[&id].backlog.is_empty(),
+        "the replay is paced"
+    );
+    let requests = h.keyframe_requests();
+    // Past the interval that coalesces keyframe requests, but the loop never gets to the
+    // backlog's ticks (no timeout is handled) while live frames keep coming: the backlog stops
+    // at its cap instead of growing.
+    h.now += Duration::from_secs(1);
+    for i in 0..(MAX_BACKLOG_FRAMES as u32 + 10) {
+        h.frame(video_frame(9000 + i * 3000, false, 1, 3));
+        assert!(h.plane.viewers[&id].backlog.len() <= MAX_BACKLOG_FRAMES);
+    }
+    assert!(
+        h.plane.viewers[&id].backlog.is_empty(),
+        "dropped at the cap"
+    );
+    assert_eq!(
+        h.keyframe_requests(),
+        requests + 1,
+        "a keyframe asked for once"
+    );
+    let before = h.clients[late].video.len();
+    h.frame(video_frame(5_000_000, false, 1, 4));
+    assert_eq!(
+        h.clients[late].video.len(),
+        before,
+        "deltas wait for the keyframe"
+    );
+    h.frame(video_frame(5_003_000, true, 1, 5));
+    assert_eq!(h.clients[late].video.len(), before + 1);
+    assert_eq!(
+        h.clients[late].video[before].2[0], 5,
+        "restarts on the keyframe"
+    );
+}
+
+#[test]
 fn a_lost_packet_of_a_catch_up_replay_is_resent_with_its_rewritten_timestamp() {
     let mut h = Harness::new(Limits::default());
     h.join();

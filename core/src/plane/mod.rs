@@ -1878,8 +1878,8 @@ fn rtp_header(track: &TrackOut, seq: u16, timestamp: u32, marker: bool) -> RtpHe
 }
 
 /// Bytes of send buffer allocated at once: packets are written and sealed one after the other
-/// in it, each then carved off as its own `BytesMut` (no allocation per packet). A slab is freed
-/// when the last of its packets was sent.
+/// in it, each then carved off as its own `BytesMut` (no allocation per packet). A full slab is
+/// reused once the last of its packets was sent, freed if it is replaced while some are queued.
 const SLAB: usize = 64 * 1024;
 
 /// Writes one RTP packet (header, the transport-wide-cc extension when `twcc` gives its id and
@@ -1893,7 +1893,9 @@ fn protect(
 ) -> Option<BytesMut> {
     let header_len = if twcc.is_some() { 20 } else { 12 };
     let len = header_len + payload.len() + srtp.rtp_overhead();
-    if slab.capacity() - slab.len() < len {
+    // Full: take the slab back whole if every packet carved from it is gone (the driver sends
+    // what it polled before it polls again), else start a fresh one.
+    if slab.capacity() - slab.len() < len && !slab.try_reclaim(SLAB.max(len)) {
         *slab = BytesMut::with_capacity(SLAB.max(len));
     }
     slab.put_u8(if twcc.is_some() { 0x90 } else { 0x80 });

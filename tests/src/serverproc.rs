@@ -36,6 +36,15 @@ pub fn stat_cpu(path: &str, ticks: f64) -> Option<(String, f64)> {
     Some((comm, (utime + stime) / ticks))
 }
 
+/// Nanoseconds a thread has run, from `/proc/.../task/TID/schedstat` (its first field): exact,
+/// where `utime`/`stime` come in clock ticks (10 ms), too coarse for a loop that runs ~10 ms a
+/// second.
+fn schedstat_cpu(task: &std::path::Path) -> Option<f64> {
+    let s = std::fs::read_to_string(task.join("schedstat")).ok()?;
+    let ns: u64 = s.split_whitespace().next()?.parse().ok()?;
+    Some(ns as f64 / 1e9)
+}
+
 /// One reading of a process: total CPU seconds, CPU seconds per thread name, RSS in KB.
 #[derive(Debug, Clone, Default)]
 pub struct ProcSample {
@@ -44,19 +53,37 @@ pub struct ProcSample {
     pub rss_kb: u64,
 }
 
+/// Reads a process. CPU is the sum of its live threads' exact run times where the kernel keeps
+/// them (`schedstat`), else its clock ticks; a thread that ends between two samples takes its
+/// time with it, so compare samples of a process whose threads last (a server under load).
 pub fn proc_sample(pid: u32, ticks: f64) -> ProcSample {
-    let mut s = ProcSample {
-        cpu: stat_cpu(&format!("/proc/{pid}/stat"), ticks).map_or(0.0, |x| x.1),
-        ..Default::default()
-    };
+    let mut s = ProcSample::default();
+    let mut exact = true;
+    let mut exact_sum = 0.0;
     if let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) {
         for e in dir.flatten() {
             let path = format!("{}/stat", e.path().display());
-            if let Some((comm, cpu)) = stat_cpu(&path, ticks) {
-                *s.threads.entry(comm).or_default() += cpu;
-            }
+            let Some((comm, ticked)) = stat_cpu(&path, ticks) else {
+                continue;
+            };
+            let cpu = match schedstat_cpu(&e.path()) {
+                Some(cpu) => {
+                    exact_sum += cpu;
+                    cpu
+                }
+                None => {
+                    exact = false;
+                    ticked
+                }
+            };
+            *s.threads.entry(comm).or_default() += cpu;
         }
     }
+    s.cpu = if exact && !s.threads.is_empty() {
+        exact_sum
+    } else {
+        stat_cpu(&format!("/proc/{pid}/stat"), ticks).map_or(0.0, |x| x.1)
+    };
     if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
         for line in status.lines() {
             if let Some(v) = line.strip_prefix("VmRSS:") {

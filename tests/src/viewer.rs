@@ -78,6 +78,8 @@ pub struct ViewerOptions {
     /// its ICE agent gives up (~30 s without an answer): a viewer that costs its machine next to
     /// nothing, for measuring how much a server can send. Its failure is not an error.
     pub deaf_after_first_frame: bool,
+    /// Leave (as at `max_duration`) once this turns true: a run that ends when its caller says.
+    pub stop: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl ViewerOptions {
@@ -98,6 +100,7 @@ impl ViewerOptions {
             stall_after_frames: None,
             vanish_before_dtls: false,
             deaf_after_first_frame: false,
+            stop: None,
         }
     }
 }
@@ -317,6 +320,7 @@ pub(crate) fn host_candidate(local: SocketAddr) -> Result<RTCIceCandidateInit, S
 pub async fn run_viewer(opts: ViewerOptions) -> Result<ViewerReport, String> {
     let started = Instant::now();
     let deadline = tokio::time::Instant::from_std(started + opts.max_duration);
+    let mut stop = opts.stop.clone();
     let connector = match &opts.tls_ca_der {
         None => None,
         Some(der) => {
@@ -548,6 +552,7 @@ pub async fn run_viewer(opts: ViewerOptions) -> Result<ViewerReport, String> {
                         });
                     }
                 }
+                () = stopped(&mut stop) => return Ok(()),
                 _ = tokio::time::sleep_until(timeout) => {
                     if tokio::time::Instant::now() >= deadline {
                         return Ok(());
@@ -615,6 +620,16 @@ pub async fn run_viewer(opts: ViewerOptions) -> Result<ViewerReport, String> {
     }
     report.video_packets_lost = missing.len() as u64;
     result.map(|()| report)
+}
+
+/// Resolves once the caller says stop or drops its sender; never without a stop signal.
+async fn stopped(stop: &mut Option<tokio::sync::watch::Receiver<bool>>) {
+    match stop {
+        Some(rx) => {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 type WsStream =

@@ -55,7 +55,8 @@ const USAGE: &str = "usage: rtcast-bench [--viewers 1,50,200] [--seconds 15] [--
                         figures and loss mean nothing then; use packets sent per second. The
                         receivers' kernel drops what overflows their buffers, so no copy to them
                         is charged to the server either: a ceiling of the send path, not a real
-                        network. Needs --connect-timeout S, S + settle + seconds <= 25.";
+                        network. The window must end within 25 s of the first viewer (connection
+                        time + settle + seconds).";
 
 #[derive(Debug, Clone)]
 struct Options {
@@ -171,17 +172,12 @@ fn parse_args() -> Result<Options, String> {
             other => return Err(format!("unknown argument '{other}'\n{USAGE}")),
         }
     }
-    if o.deaf {
-        // A deaf viewer's ICE agent hears no answer to its consent checks and gives up after
-        // ~30 s (then the server reaps it 10 s later): the window must be over before that.
-        let end = o.connect_timeout.map(|c| c + o.settle + o.seconds);
-        if end.is_none_or(|end| end > DEAF_BUDGET_SECS) {
-            return Err(format!(
-                "--deaf: the window must end within {DEAF_BUDGET_SECS} s of the first viewer: \
-                 give --connect-timeout S with S + --settle + --seconds <= {DEAF_BUDGET_SECS} \
-                 (the window starts at the connect timeout)"
-            ));
-        }
+    if o.deaf && o.settle + o.seconds >= DEAF_BUDGET_SECS {
+        return Err(format!(
+            "--deaf: the window must end within {DEAF_BUDGET_SECS} s of the first viewer (its \
+             ICE agent gives up after ~30 s without answers): --settle + --seconds must leave \
+             time to connect"
+        ));
     }
     Ok(o)
 }
@@ -306,9 +302,10 @@ async fn run_one(binary: &PathBuf, o: &Options, n: usize, ticks: f64) -> Result<
     let connect_timeout = o.connect_timeout.unwrap_or(5.0 + n as f64 / 20.0);
     let started = Instant::now();
     let connect_until = started + Duration::from_secs_f64(connect_timeout);
-    let window_start = connect_until + Duration::from_secs_f64(o.settle);
-    let window_end = window_start + Duration::from_secs_f64(o.seconds);
-    let viewers_end = window_end + Duration::from_secs(1);
+    // The viewers play until told to stop at the end of the window, which starts once they all
+    // play (or at the connect timeout); this is their deadline if that stop never comes.
+    let viewers_end = connect_until + Duration::from_secs_f64(o.settle + o.seconds + 1.0);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // RTP packets received by all viewers, and per viewer its complete frames.
     let delivered = Arc::new(AtomicU64::new(0));
     let mut progress: Vec<Arc<AtomicU64>> = Vec::with_capacity(n);
@@ -318,6 +315,7 @@ async fn run_one(binary: &PathBuf, o: &Options, n: usize, ticks: f64) -> Result<
         let mut opts = ViewerOptions::new(target.url.clone(), left);
         opts.ice_tcp = o.ice_tcp;
         opts.deaf_after_first_frame = o.deaf;
+        opts.stop = Some(stop_rx.clone());
         let frames = Arc::new(AtomicU64::new(0));
         opts.progress = Some(frames.clone());
         opts.packets = Some(delivered.clone());
@@ -351,6 +349,20 @@ async fn run_one(binary: &PathBuf, o: &Options, n: usize, ticks: f64) -> Result<
             "    only {} of {n} viewers played within {connect_timeout:.0} s ({spawned} started); measuring those",
             row.connected
         );
+    }
+    let window_start = Instant::now() + Duration::from_secs_f64(o.settle);
+    let window_end = window_start + Duration::from_secs_f64(o.seconds);
+    if o.deaf {
+        let end = window_end.duration_since(started).as_secs_f64();
+        if end > DEAF_BUDGET_SECS {
+            let _ = stop_tx.send(true);
+            return Err(format!(
+                "--deaf: the viewers took {:.1} s to connect, so the window would end {end:.1} s \
+                 after the first one, past the {DEAF_BUDGET_SECS} s its ICE agent lasts deaf: \
+                 fewer viewers, a larger --batch, or a shorter --settle/--seconds",
+                row.connect_secs
+            ));
+        }
     }
     tokio::time::sleep_until(tokio::time::Instant::from_std(window_start)).await;
 
@@ -430,8 +442,9 @@ async fn run_one(binary: &PathBuf, o: &Options, n: usize, ticks: f64) -> Result<
         row.machine_busy_pct = (k1.0 - k0.0) as f64 / (k1.1 - k0.1) as f64 * 100.0;
     }
 
+    let _ = stop_tx.send(true);
     let mut reports = Vec::with_capacity(viewers.len());
-    let collect_until = tokio::time::Instant::from_std(viewers_end + Duration::from_secs(10));
+    let collect_until = tokio::time::Instant::now() + Duration::from_secs(10);
     for h in viewers {
         let abort = h.abort_handle();
         match tokio::time::timeout_at(collect_until, h).await {

@@ -33,7 +33,10 @@ const USAGE: &str = "usage: rtcast-bench [--viewers 1,50,200] [--seconds 15] [--
 
   --viewers LIST        viewer counts to measure, one server run each (default 1,50,200)
   --seconds S           measurement window once all viewers are connected (default 15)
-  --batch B             viewers started at once; the next batch waits for this one (default 25)
+  --batch B             viewers started at once; the next batch waits for this one (default 25).
+                        All viewers come from 127.0.0.1, and rtcast lets one address have at most
+                        64 connections not yet past their request head and 64 viewers still
+                        connecting (anti-abuse limits): above 64, viewers are refused
   --connect-timeout S   most seconds to wait for all viewers to connect (default 5 + N/20)
   --settle S            seconds between the last connection and the window (default 2)
   --warmup S            seconds after the server starts before the idle baseline (default 2)
@@ -171,6 +174,14 @@ fn parse_args() -> Result<Options, String> {
             }
             other => return Err(format!("unknown argument '{other}'\n{USAGE}")),
         }
+    }
+    if o.batch > 64 {
+        eprintln!(
+            "rtcast-bench: --batch {} is over rtcast's limits per address (64 half-open \
+             connections, 64 viewers connecting; every viewer comes from 127.0.0.1): expect \
+             refused viewers",
+            o.batch
+        );
     }
     if o.deaf && o.settle + o.seconds >= DEAF_BUDGET_SECS {
         return Err(format!(

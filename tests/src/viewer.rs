@@ -284,6 +284,10 @@ fn new_peer(local: SocketAddr) -> Result<RTCPeerConnection, String> {
         // Browsers answer `a=setup:active`.
         .with_answering_dtls_role(RTCDtlsRole::Client)
         .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
+        // A check every 50 ms as a browser paces them (webrtc-rs's default is 200 ms, and it
+        // nominates and starts DTLS on those ticks: ~400 ms to the first frame on loopback),
+        // for as long in all as its default (7 x 200 ms).
+        .with_ice_connection_attempts(Some(Duration::from_millis(50)), Some(28))
         .build();
     // NACK generator and receiver reports, as a browser has.
     let registry = register_default_interceptors(Registry::new(), &mut media).map_err(e)?;

@@ -59,28 +59,21 @@ pub struct ProcSample {
 pub fn proc_sample(pid: u32, ticks: f64) -> ProcSample {
     let mut s = ProcSample::default();
     let mut exact = true;
-    let mut exact_sum = 0.0;
     if let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) {
         for e in dir.flatten() {
             let path = format!("{}/stat", e.path().display());
             let Some((comm, ticked)) = stat_cpu(&path, ticks) else {
                 continue;
             };
-            let cpu = match schedstat_cpu(&e.path()) {
-                Some(cpu) => {
-                    exact_sum += cpu;
-                    cpu
-                }
-                None => {
-                    exact = false;
-                    ticked
-                }
-            };
+            let cpu = schedstat_cpu(&e.path()).unwrap_or_else(|| {
+                exact = false;
+                ticked
+            });
             *s.threads.entry(comm).or_default() += cpu;
         }
     }
     s.cpu = if exact && !s.threads.is_empty() {
-        exact_sum
+        s.threads.values().sum()
     } else {
         stat_cpu(&format!("/proc/{pid}/stat"), ticks).map_or(0.0, |x| x.1)
     };

@@ -175,11 +175,12 @@ fn parse_args() -> Result<Options, String> {
             other => return Err(format!("unknown argument '{other}'\n{USAGE}")),
         }
     }
-    if o.batch > 64 {
+    let per_address = rtcast::Limits::default().max_connecting_per_address;
+    if o.batch > per_address {
         eprintln!(
-            "rtcast-bench: --batch {} is over rtcast's limits per address (64 half-open \
-             connections, 64 viewers connecting; every viewer comes from 127.0.0.1): expect \
-             refused viewers",
+            "rtcast-bench: --batch {} is over rtcast's default limit of {per_address} viewers \
+             connecting from one address (every viewer comes from 127.0.0.1; half-open HTTP \
+             connections per address are capped alike): expect refused viewers",
             o.batch
         );
     }
@@ -366,7 +367,7 @@ async fn run_one(binary: &PathBuf, o: &Options, n: usize, ticks: f64) -> Result<
     if o.deaf {
         let end = window_end.duration_since(started).as_secs_f64();
         if end > DEAF_BUDGET_SECS {
-            let _ = stop_tx.send(true);
+            // Returning drops `stop_tx`: the viewers stop.
             return Err(format!(
                 "--deaf: the viewers took {:.1} s to connect, so the window would end {end:.1} s \
                  after the first one, past the {DEAF_BUDGET_SECS} s its ICE agent lasts deaf: \
